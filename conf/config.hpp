@@ -1,0 +1,153 @@
+#pragma once
+// sidecache's whole configuration as plain structs. conf/loader.cpp fills them
+// from one YAML file; nothing outside conf/ sees YAML. Every field's default
+// here is the default documented in conf/sidecache.example.yaml.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sidecache::conf {
+
+using duration = std::chrono::milliseconds;
+
+// "host:port"; port 0 lets the kernel choose.
+struct endpoint {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 0;
+};
+
+// An absolute http:// or https:// base URL, split.
+struct base_url {
+    std::string scheme = "http";  // "http" or "https"
+    std::string host;
+    std::uint16_t port = 80;
+    std::string path;  // without trailing '/', may be empty
+    std::string text;  // as written, for messages
+};
+
+struct server_config {
+    endpoint listen{"127.0.0.1", 8080};
+    unsigned threads = 0;                      // 0: one per core
+    std::size_t max_header_bytes = 16 * 1024;  // larger header block: 431
+    std::size_t max_body_bytes = 64 * 1024 * 1024;  // larger request body: 413
+    duration header_timeout{10'000};  // request head not received in time: 408
+    duration idle_timeout{60'000};    // keep-alive connection idle: closed
+    duration body_timeout{60'000};    // a request or response body stalls: closed
+    duration drain_timeout{10'000};   // SIGTERM: in-flight requests get this long
+    std::size_t max_pipelined = 16;   // requests read ahead on one connection
+    std::size_t max_connections = 10'000;
+};
+
+struct admin_config {
+    endpoint listen{"127.0.0.1", 9901};
+    bool enabled = true;
+};
+
+struct upstream_config {
+    base_url url;  // the legacy backend
+    std::size_t max_connections = 256;
+    std::size_t max_idle_connections = 64;
+    duration connect_timeout{2'000};
+    duration response_timeout{30'000};  // until the response head arrives: 504
+    duration idle_timeout{60'000};      // pooled idle connection closed after
+};
+
+struct auth_config {
+    std::string jwt_secret;  // empty: no request is verified, so nothing is cached
+    duration leeway{0};      // tolerance on exp
+    std::size_t token_cache_entries = 10'000;
+};
+
+// How one cached route is filled.
+enum class fill_kind {
+    upstream,  // forward to the legacy backend and keep its 200 answer
+    postgres,  // compute from PostgreSQL with db/queries/<query>.sql
+};
+
+struct route_config {
+    std::string name;  // "overview", used in tags and stats
+    std::string path;  // exact path, "/api/dashboard/overview"
+    std::vector<std::string> query_params;  // the query parameters in the key
+    duration ttl{30'000};
+    duration stale_while_revalidate{30'000};
+    duration stale_if_error{300'000};
+    bool utc_day_bound = true;  // not fresh past the UTC midnight after computation
+    fill_kind fill = fill_kind::upstream;
+    std::string query;  // postgres fill: the SQL file's name in db/queries/
+    bool enrich_agents = false;  // complete the answer with the external agent API
+    std::size_t max_waiters = 1'000;  // coalesced waiters per key
+    duration wait_timeout{5'000};     // a waiter gives up: stale, else 503
+    duration degraded_ttl{10'000};    // ttl of an answer with degraded parts
+};
+
+struct cache_config {
+    bool enabled = true;
+    std::size_t max_bytes = 256 * 1024 * 1024;
+    unsigned shards = 16;
+    std::vector<route_config> routes;
+};
+
+struct database_config {
+    std::string url;  // empty: no PostgreSQL; postgres fills use the upstream fill
+    std::size_t pool_size = 4;
+    duration connect_timeout{3'000};
+    duration query_timeout{2'000};
+    duration reconnect_backoff_max{10'000};
+    bool migrate_on_start = false;
+    duration refresh_interval{300'000};  // materialized views; 0: never on a schedule
+    std::string queries_dir = "db/queries";
+    std::string migrations_dir = "db/migrations";
+    std::string notify_channel = "sidecache_invalidate";
+};
+
+struct retry_profile {
+    unsigned attempts = 3;
+    duration base{50};
+    duration max{200};
+    double multiplier = 2.0;
+};
+
+struct breaker_config {
+    unsigned consecutive_failures = 5;
+    double failure_rate = 0.5;  // over window, with at least min_requests
+    duration window{10'000};
+    unsigned min_requests = 20;
+    duration cool_down{5'000};
+};
+
+struct external_config {
+    base_url url;  // https://api.elevenlabs.io
+    std::string api_key;
+    bool verify_tls = true;
+    std::size_t max_connections = 64;
+    std::size_t concurrency = 16;   // parallel fetches per fill
+    duration try_timeout{400};      // one attempt
+    duration deadline{800};         // the whole enrichment of one answer
+    retry_profile foreground{3, duration{50}, duration{200}, 2.0};
+    retry_profile background{3, duration{1'000}, duration{4'000}, 2.0};
+    breaker_config breaker;
+    duration config_ttl{600'000};   // per-agent configuration cache
+    duration max_stale{3'600'000};  // last good configuration served as "stale"
+};
+
+struct log_config {
+    std::string level = "info";  // debug, info, warn, error
+    bool access_log = false;
+};
+
+struct config {
+    std::string source_file;  // the YAML file it came from
+    server_config server;
+    admin_config admin;
+    upstream_config upstream;
+    auth_config auth;
+    cache_config cache;
+    database_config database;
+    external_config external;
+    log_config log;
+};
+
+}  // namespace sidecache::conf
