@@ -1,0 +1,68 @@
+-- GET /api/dashboard/analytics for user $1 (text), the whole response body.
+-- NULL (no row) when $1 is not an active user. One statement; W30 and W7 read
+-- live through sidecache_calls_user_created (see docs/freshness.md).
+WITH u AS (
+    SELECT id FROM users WHERE id = sidecache.try_uuid($1) AND is_active
+),
+c AS (  -- the user's calls in W30 (W7 is a part of it), with their lead's score
+    SELECT c.id, c.agent_id, c.status, c.created_at, la.total_score
+    FROM u
+    JOIN calls c ON c.user_id = u.id AND c.created_at >= sidecache.utc_day(-30)
+    LEFT JOIN lead_analytics la ON la.call_id = c.id
+),
+days AS (  -- leadsOverTime: today-6 .. today, zero-filled; future calls in no point
+    SELECT json_agg(json_build_object(
+               'date', to_char(d.day AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+               'calls', (SELECT count(*) FROM c WHERE c.created_at >= d.day AND c.created_at < d.day + interval '1 day'),
+               'leads', (SELECT count(c.total_score) FROM c WHERE c.created_at >= d.day AND c.created_at < d.day + interval '1 day'),
+               'qualified', (SELECT count(*) FROM c WHERE c.total_score >= 70
+                             AND c.created_at >= d.day AND c.created_at < d.day + interval '1 day'))
+           ORDER BY d.day) AS items
+    FROM (SELECT sidecache.utc_day(-i) AS day FROM generate_series(0, 6) i) d
+),
+f AS (
+    SELECT count(*) FILTER (WHERE total_score >= 80)              AS hot,
+           count(*) FILTER (WHERE total_score BETWEEN 50 AND 79)  AS warm,
+           count(*) FILTER (WHERE total_score < 50)               AS cold,
+           count(*) FILTER (WHERE status = 'completed')           AS completed,
+           count(*) FILTER (WHERE status = 'failed')              AS failed,
+           count(*) FILTER (WHERE status = 'in_progress')         AS in_progress,
+           count(*) FILTER (WHERE status = 'cancelled')           AS cancelled
+    FROM c
+),
+perf AS (  -- agents with a call in W7: at most 10, calls desc, name (bytes), id
+    SELECT ag.id, ag.name, p.calls, p.completed, p.leads, p.score_sum
+    FROM (SELECT agent_id, count(*) AS calls,
+                 count(*) FILTER (WHERE status = 'completed') AS completed,
+                 count(total_score) AS leads, coalesce(sum(total_score), 0) AS score_sum
+          FROM c WHERE created_at >= sidecache.utc_day(-6)
+          GROUP BY agent_id) p
+    JOIN agents ag ON ag.id = p.agent_id
+    ORDER BY p.calls DESC, ag.name COLLATE "C", ag.id
+    LIMIT 10
+),
+perf_json AS (
+    SELECT json_agg(json_build_object(
+               'agentId', id, 'name', name, 'calls', calls, 'completed', completed,
+               'successRate', sidecache.pct(completed, calls),
+               'avgLeadScore', sidecache.avg2(score_sum, leads, NULL))
+           ORDER BY calls DESC, name COLLATE "C", id) AS items
+    FROM perf
+),
+hours AS (
+    SELECT json_agg((SELECT count(*) FROM c WHERE c.created_at >= sidecache.utc_day(-6)
+                     AND extract(hour FROM c.created_at AT TIME ZONE 'UTC') = h) ORDER BY h) AS items
+    FROM generate_series(0, 23) h
+)
+SELECT json_build_object('success', true, 'data', json_build_object(
+    'leadsOverTime', days.items,
+    'leadQualityDistribution', json_build_array(
+        json_build_object('label', 'hot', 'min', 80, 'max', 100, 'count', f.hot),
+        json_build_object('label', 'warm', 'min', 50, 'max', 79, 'count', f.warm),
+        json_build_object('label', 'cold', 'min', 0, 'max', 49, 'count', f.cold)),
+    'callOutcomes', json_build_object('completed', f.completed, 'failed', f.failed,
+                                      'inProgress', f.in_progress, 'cancelled', f.cancelled),
+    'agentPerformance', coalesce(perf_json.items, '[]'::json),
+    'hourlyDistribution', hours.items
+))::text
+FROM u, days, f, perf_json, hours;

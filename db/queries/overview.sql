@@ -1,0 +1,77 @@
+-- GET /api/dashboard/overview for user $1 (text), the whole response body.
+-- NULL when $1 is not an active user: the request is then forwarded (403).
+-- One statement, every figure as api.md defines it; W30 read live through
+-- sidecache_calls_user_created (exact by construction, see docs/freshness.md).
+WITH u AS (
+    SELECT id, credits FROM users WHERE id = sidecache.try_uuid($1) AND is_active
+),
+c AS (  -- C: the user's calls in W30, with their lead's score (NULL: no lead)
+    SELECT c.id, c.agent_id, c.status, c.duration_minutes, c.credits_used, c.created_at,
+           la.total_score
+    FROM u
+    JOIN calls c ON c.user_id = u.id AND c.created_at >= sidecache.utc_day(-30)
+    LEFT JOIN lead_analytics la ON la.call_id = c.id
+),
+f AS (
+    SELECT count(*)                                          AS calls,
+           count(*) FILTER (WHERE status = 'completed')      AS completed,
+           count(*) FILTER (WHERE status = 'failed')         AS failed,
+           count(*) FILTER (WHERE status = 'in_progress')    AS in_progress,
+           count(*) FILTER (WHERE status = 'cancelled')      AS cancelled,
+           coalesce(sum(duration_minutes), 0)                AS duration_sum,
+           coalesce(sum(credits_used), 0)                    AS credits_30,
+           coalesce(sum(credits_used) FILTER (WHERE created_at >= sidecache.utc_month()), 0) AS credits_month,
+           count(total_score)                                AS leads,
+           count(*) FILTER (WHERE total_score >= 70)         AS qualified,
+           count(*) FILTER (WHERE total_score >= 80)         AS hot,
+           count(*) FILTER (WHERE total_score BETWEEN 50 AND 79) AS warm,
+           count(*) FILTER (WHERE total_score < 50)          AS cold,
+           coalesce(sum(total_score), 0)                     AS score_sum
+    FROM c
+),
+a AS (
+    SELECT count(*)                                   AS total,
+           count(*) FILTER (WHERE status = 'active')  AS active,
+           count(*) FILTER (WHERE status = 'draft')   AS draft,
+           count(*) FILTER (WHERE status = 'paused')  AS paused
+    FROM u JOIN agents ag ON ag.user_id = u.id
+),
+recent AS (  -- the 10 newest calls of W7
+    SELECT json_agg(json_build_object(
+               'callId', r.id, 'agentId', r.agent_id, 'agentName', ag.name, 'status', r.status,
+               'durationMinutes', trim_scale(r.duration_minutes), 'leadScore', la.total_score,
+               'createdAt', sidecache.iso_ms(r.created_at))
+           ORDER BY r.created_at DESC, r.id) AS items
+    FROM (SELECT c.id, c.agent_id, c.status, c.duration_minutes, c.created_at
+          FROM u JOIN calls c ON c.user_id = u.id AND c.created_at >= sidecache.utc_day(-6)
+          ORDER BY c.created_at DESC, c.id
+          LIMIT 10) r
+    JOIN agents ag ON ag.id = r.agent_id
+    LEFT JOIN lead_analytics la ON la.call_id = r.id
+)
+SELECT json_build_object('success', true, 'data', json_build_object(
+    'kpis', json_build_array(
+        json_build_object('id', 'total_leads', 'label', 'Total Leads', 'value', f.leads, 'unit', 'count'),
+        json_build_object('id', 'total_interactions', 'label', 'Total Interactions', 'value', f.calls, 'unit', 'count'),
+        json_build_object('id', 'leads_converted', 'label', 'Leads Converted', 'value', f.qualified, 'unit', 'count'),
+        json_build_object('id', 'conversion_rate', 'label', 'Conversion Rate',
+                          'value', sidecache.pct(f.qualified, f.leads), 'unit', 'percent'),
+        json_build_object('id', 'avg_conversations_per_hour', 'label', 'Avg Conversations/Hour',
+                          'value', trim_scale(round(f.calls::numeric / 720, 2)), 'unit', 'count'),
+        json_build_object('id', 'avg_lead_score', 'label', 'Avg Lead Score',
+                          'value', sidecache.avg2(f.score_sum, f.leads), 'unit', 'score'),
+        json_build_object('id', 'call_success_rate', 'label', 'Call Success Rate',
+                          'value', sidecache.pct(f.completed, f.calls), 'unit', 'percent')),
+    'credits', json_build_object('current', u.credits, 'usedThisMonth', f.credits_month,
+                                 'usedLast30Days', f.credits_30),
+    'agents', json_build_object('total', a.total, 'active', a.active, 'draft', a.draft, 'paused', a.paused),
+    'conversations', json_build_object('total', f.calls, 'completed', f.completed, 'failed', f.failed,
+                                       'inProgress', f.in_progress, 'cancelled', f.cancelled,
+                                       'totalDurationMinutes', trim_scale(f.duration_sum),
+                                       'avgDurationMinutes', sidecache.avg2(f.duration_sum, f.calls)),
+    'leads', json_build_object('total', f.leads, 'qualified', f.qualified, 'hot', f.hot, 'warm', f.warm,
+                               'cold', f.cold, 'avgScore', sidecache.avg2(f.score_sum, f.leads)),
+    'recentActivity', coalesce(recent.items, '[]'::json),
+    'cacheInfo', json_build_object('cached', false, 'calculatedAt', sidecache.iso_ms(clock_timestamp()))
+))::text
+FROM u, f, a, recent;
