@@ -9,7 +9,8 @@ const path = require('node:path');
 const readline = require('node:readline');
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const pg = require(require.resolve('pg', { paths: [path.join(ROOT, 'test')] }));
+// `pg` is loaded on first use, so the mock's tests run without node_modules.
+const load_pg = () => require(require.resolve('pg', { paths: [path.join(ROOT, 'test')] }));
 
 // The DSN of the throwaway PostgreSQL, or null (the caller then warns and passes).
 function test_database_url() {
@@ -24,7 +25,7 @@ function with_database(url, db) {
 
 // Drops and creates database `db` on the server of `admin_url`; returns its URL.
 async function create_database(admin_url, db) {
-  const c = new pg.Client({ connectionString: admin_url });
+  const c = new (load_pg().Client)({ connectionString: admin_url });
   await c.connect();
   try {
     await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
@@ -36,7 +37,7 @@ async function create_database(admin_url, db) {
 }
 
 async function drop_database(admin_url, db) {
-  const c = new pg.Client({ connectionString: admin_url });
+  const c = new (load_pg().Client)({ connectionString: admin_url });
   await c.connect();
   try {
     await c.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
@@ -117,5 +118,5 @@ function request(port, method, urlpath, { headers = {}, body, timeout_ms = 30000
 }
 
 module.exports = {
-  ROOT, pg, test_database_url, with_database, create_database, drop_database, start_node, request, agent,
+  ROOT, get pg() { return load_pg(); }, test_database_url, with_database, create_database, drop_database, start_node, request, agent,
 };
