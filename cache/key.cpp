@@ -1,0 +1,53 @@
+#include "cache/key.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include <boost/url/encode.hpp>
+#include <boost/url/params_view.hpp>
+#include <boost/url/parse_query.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+
+namespace sidecache::cache {
+
+std::optional<std::string> normalize_query(std::string_view raw_query,
+                                           const std::vector<std::string>& params)
+{
+    if (params.empty() || raw_query.empty())
+        return std::string{};
+    auto parsed = boost::urls::parse_query(raw_query);
+    if (!parsed)
+        return std::nullopt;
+    boost::urls::encoding_opts opts;
+    opts.space_as_plus = true;  // form encoding: '+' is a space
+    boost::urls::params_view view(*parsed, opts);
+
+    std::vector<std::pair<std::string, std::string>> kept;
+    for (auto param : view) {
+        if (std::find(params.begin(), params.end(), param.key) == params.end())
+            continue;
+        kept.emplace_back(std::move(param.key), std::move(param.value));
+    }
+    std::sort(kept.begin(), kept.end());
+
+    std::string out;
+    for (const auto& [name, value] : kept) {
+        if (!out.empty())
+            out.push_back('&');
+        out += boost::urls::encode(name, boost::urls::unreserved_chars);
+        out.push_back('=');
+        out += boost::urls::encode(value, boost::urls::unreserved_chars);
+    }
+    return out;
+}
+
+std::string make_key(std::string_view route, std::string_view user_id,
+                     std::string_view normalized_query)
+{
+    std::string key;
+    key.reserve(route.size() + user_id.size() + normalized_query.size() + 2);
+    append_key(key, route, user_id, normalized_query);
+    return key;
+}
+
+}  // namespace sidecache::cache

@@ -1,0 +1,150 @@
+#include "cache/response.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstring>
+
+#include <boost/beast/http/status.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
+#include <fmt/format.h>
+
+namespace sidecache::cache {
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b)
+{
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
+               return std::tolower(x) == std::tolower(y);
+           });
+}
+
+bool dropped(std::string_view name)
+{
+    static constexpr std::array<std::string_view, 13> names{
+        "connection", "keep-alive",   "proxy-connection", "transfer-encoding", "te",
+        "trailer",    "upgrade",      "content-length",   "age",               "cache-status",
+        "x-cache",    "set-cookie",   "proxy-authenticate"};
+    return std::any_of(names.begin(), names.end(), [&](std::string_view n) { return iequals(n, name); });
+}
+
+// A header field value must not carry CR or LF (response splitting).
+bool clean(std::string_view s)
+{
+    return s.find_first_of("\r\n") == std::string_view::npos;
+}
+
+// The per-response header block of one answer, with the blank line.
+struct answer_owner {
+    response_bytes response;
+    std::array<char, 192> block;
+    std::size_t block_size = 0;
+};
+
+}  // namespace
+
+response_bytes make_response_bytes(std::string_view key, unsigned status,
+                                   const header_list& headers, std::string_view body)
+{
+    fmt::memory_buffer head;
+    auto reason = boost::beast::http::obsolete_reason(static_cast<boost::beast::http::status>(status));
+    fmt::format_to(std::back_inserter(head), "HTTP/1.1 {} {}\r\n", status,
+                   std::string_view{reason.data(), reason.size()});
+    for (const auto& [name, value] : headers) {
+        if (name.empty() || dropped(name) || !clean(name) || !clean(value))
+            continue;
+        fmt::format_to(std::back_inserter(head), "{}: {}\r\n", name, value);
+    }
+    fmt::format_to(std::back_inserter(head), "Content-Length: {}\r\n", body.size());
+
+    response_bytes out;
+    out.key_size = static_cast<std::uint32_t>(key.size());
+    out.head_size = static_cast<std::uint32_t>(head.size());
+    out.body_size = static_cast<std::uint32_t>(body.size());
+    out.status = status;
+    auto data = std::make_shared_for_overwrite<char[]>(out.size());
+    char* p = data.get();
+    std::memcpy(p, key.data(), key.size());
+    std::memcpy(p + key.size(), head.data(), head.size());
+    std::memcpy(p + key.size() + head.size(), body.data(), body.size());
+    out.data = std::move(data);
+    return out;
+}
+
+response_bytes make_error_response(unsigned status, std::string_view code,
+                                   std::string_view message)
+{
+    auto body = fmt::format(R"({{"success":false,"error":{{"code":{},"message":{}}}}})",
+                            boost::json::serialize(boost::json::string(code)),
+                            boost::json::serialize(boost::json::string(message)));
+    header_list headers{{"Content-Type", "application/json; charset=utf-8"},
+                        {"Cache-Control", "no-store"}};
+    return make_response_bytes({}, status, headers, body);
+}
+
+std::string_view cache_status(answer_kind kind)
+{
+    switch (kind) {
+    case answer_kind::hit: return "sidecache; hit";
+    case answer_kind::stale: return "sidecache; hit; fwd=stale";
+    case answer_kind::stale_if_error: return "sidecache; hit; fwd=stale; detail=stale-if-error";
+    case answer_kind::stale_timeout: return "sidecache; hit; fwd=stale; detail=wait-timeout";
+    case answer_kind::miss_stored: return "sidecache; fwd=miss; stored";
+    case answer_kind::miss: return "sidecache; fwd=miss";
+    case answer_kind::collapsed: return "sidecache; fwd=miss; collapsed";
+    case answer_kind::timeout: return "sidecache; fwd=miss; detail=wait-timeout";
+    case answer_kind::overloaded: return "sidecache; fwd=miss; detail=too-many-waiters";
+    case answer_kind::fill_error: return "sidecache; fwd=miss; detail=fill-error";
+    }
+    return "sidecache";
+}
+
+std::string_view x_cache(answer_kind kind)
+{
+    switch (kind) {
+    case answer_kind::hit: return "HIT";
+    case answer_kind::stale:
+    case answer_kind::stale_if_error:
+    case answer_kind::stale_timeout: return "STALE";
+    default: return "MISS";
+    }
+}
+
+cache_answer render(const response_bytes& response, answer_kind kind, std::chrono::seconds age,
+                    bool keep_alive)
+{
+    auto owner = std::make_shared<answer_owner>();
+    owner->response = response;
+    auto r = fmt::format_to_n(owner->block.data(), owner->block.size(),
+                              "Age: {}\r\nCache-Status: {}\r\nX-Cache: {}\r\nConnection: {}\r\n\r\n",
+                              std::max<std::int64_t>(0, age.count()), cache_status(kind),
+                              x_cache(kind), keep_alive ? "keep-alive" : "close");
+    owner->block_size = std::min(r.size, owner->block.size());  // cannot overflow: bounded fields
+
+    cache_answer answer;
+    answer.keep_alive = keep_alive;
+    answer.status = response.status;
+    answer.kind = kind;
+    answer.buffers.reserve(3);
+    auto head = response.head();
+    auto body = response.body();
+    answer.buffers.emplace_back(head.data(), head.size());
+    answer.buffers.emplace_back(owner->block.data(), owner->block_size);
+    if (!body.empty())
+        answer.buffers.emplace_back(body.data(), body.size());
+    answer.owner = std::move(owner);
+    return answer;
+}
+
+std::chrono::seconds age_of(std::chrono::system_clock::time_point computed_at,
+                            std::chrono::system_clock::time_point now)
+{
+    if (now <= computed_at)
+        return std::chrono::seconds{0};
+    return std::chrono::floor<std::chrono::seconds>(now - computed_at);
+}
+
+}  // namespace sidecache::cache

@@ -1,0 +1,443 @@
+#include "cache/store.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <unordered_set>
+
+#include <boost/intrusive/list.hpp>
+#include <boost/intrusive/unordered_set.hpp>
+#include <fmt/format.h>
+
+namespace sidecache::cache {
+
+namespace bi = boost::intrusive;
+
+namespace {
+
+using list_hook = bi::list_member_hook<bi::link_mode<bi::normal_link>>;
+using set_hook = bi::unordered_set_member_hook<bi::link_mode<bi::normal_link>>;
+
+struct tag_record;
+struct node;
+
+// An entry's link into the record of one of its extra tags.
+struct extra_link {
+    list_hook hook;
+    node* owner = nullptr;
+    tag_record* record = nullptr;
+};
+
+// One entry. Everything but the shared response buffer lives here; the
+// key is the start of that buffer.
+struct node {
+    list_hook lru_hook;
+    set_hook hash_hook;
+    list_hook user_hook;   // in the user:<id> record's list
+    list_hook route_hook;  // in the shard's list for route:<name>
+    response_bytes response;
+    std::chrono::steady_clock::time_point fresh_until;
+    std::chrono::system_clock::time_point computed_at;
+    tag_record* user_record = nullptr;
+    std::unique_ptr<extra_link[]> extras;
+    std::uint16_t route = 0;
+    std::uint16_t extra_count = 0;
+
+    std::string_view key() const { return response.key(); }
+};
+
+using lru_list = bi::list<node, bi::member_hook<node, list_hook, &node::lru_hook>>;
+using user_list = bi::list<node, bi::member_hook<node, list_hook, &node::user_hook>>;
+using route_list = bi::list<node, bi::member_hook<node, list_hook, &node::route_hook>>;
+using extra_list = bi::list<extra_link, bi::member_hook<extra_link, list_hook, &extra_link::hook>>;
+
+struct key_hash {
+    std::size_t operator()(std::string_view k) const { return std::hash<std::string_view>{}(k); }
+    std::size_t operator()(const node& n) const { return (*this)(n.key()); }
+};
+struct key_equal {
+    bool operator()(const node& a, const node& b) const { return a.key() == b.key(); }
+    bool operator()(std::string_view a, const node& b) const { return a == b.key(); }
+};
+
+using node_set = bi::unordered_set<node, bi::member_hook<node, set_hook, &node::hash_hook>,
+                                   bi::hash<key_hash>, bi::equal<key_equal>,
+                                   bi::power_2_buckets<true>>;
+
+// The entries of one shard carrying a tag, and when it was last invalidated.
+struct tag_record {
+    std::string name;
+    mutable user_list users;    // entries whose user tag this is
+    mutable extra_list extras;  // entries carrying it as an extra tag
+    mutable std::uint64_t invalidated_epoch = 0;
+
+    explicit tag_record(std::string_view n) : name(n) {}
+    bool empty() const { return users.empty() && extras.empty(); }
+};
+
+struct record_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view k) const { return std::hash<std::string_view>{}(k); }
+    std::size_t operator()(const tag_record& r) const { return (*this)(r.name); }
+};
+struct record_equal {
+    using is_transparent = void;
+    bool operator()(const tag_record& a, const tag_record& b) const { return a.name == b.name; }
+    bool operator()(std::string_view a, const tag_record& b) const { return a == b.name; }
+    bool operator()(const tag_record& a, std::string_view b) const { return a.name == b; }
+};
+
+struct route_record {
+    route_list members;
+    std::uint64_t invalidated_epoch = 0;
+};
+
+// "user:<id>" without allocating for ids of usual length.
+fmt::basic_memory_buffer<char, 128> user_tag(std::string_view user_id)
+{
+    fmt::basic_memory_buffer<char, 128> out;
+    out.append(std::string_view{"user:"});
+    out.append(user_id);
+    return out;
+}
+
+constexpr std::size_t min_buckets = 64;
+
+}  // namespace
+
+struct store::shard {
+    std::mutex mutex;
+    std::unique_ptr<node_set::bucket_type[]> buckets;
+    std::size_t bucket_count = min_buckets;
+    node_set set;
+    lru_list lru;
+    std::unordered_set<tag_record, record_hash, record_equal> tags;
+    std::unique_ptr<route_record[]> routes;
+    std::vector<std::string> pending;  // empty records kept for in-flight fills
+    std::size_t bytes = 0;
+    std::size_t route_count;
+
+    explicit shard(std::size_t routes_)
+        : buckets(new node_set::bucket_type[min_buckets]),
+          set(node_set::bucket_traits(buckets.get(), min_buckets)),
+          routes(new route_record[routes_]),
+          route_count(routes_)
+    {
+    }
+
+    ~shard()
+    {
+        // Unlink everything before the containers die (normal_link hooks).
+        for (auto& r : tags) {
+            r.users.clear();
+            r.extras.clear();
+        }
+        for (std::size_t i = 0; i < route_count; ++i)
+            routes[i].members.clear();
+        set.clear();
+        lru.clear_and_dispose([](node* n) { delete n; });
+    }
+};
+
+struct store_access {
+    // Grows the bucket array so that the load factor stays <= 1.
+    static void maybe_rehash(store::shard& s)
+    {
+        if (s.set.size() < s.bucket_count)
+            return;
+        auto count = s.bucket_count * 2;
+        std::unique_ptr<node_set::bucket_type[]> fresh(new node_set::bucket_type[count]);
+        s.set.rehash(node_set::bucket_traits(fresh.get(), count));
+        s.buckets = std::move(fresh);
+        s.bucket_count = count;
+    }
+
+    static void drop_record_if_unused(store& st, store::shard& s, const tag_record& r)
+    {
+        if (!r.empty())
+            return;
+        if (r.invalidated_epoch != 0 &&
+            r.invalidated_epoch > st.oldest_active_.load(std::memory_order_acquire)) {
+            // A fill that began before this invalidation may still try to
+            // store: keep the record (and its epoch) until it ends.
+            s.pending.push_back(r.name);
+            return;
+        }
+        auto cost = store::tag_cost(r.name.size());
+        s.tags.erase(s.tags.find(std::string_view{r.name}));
+        s.bytes -= cost;
+        st.bytes_.fetch_sub(cost, std::memory_order_relaxed);
+    }
+
+    static void prune_pending(store& st, store::shard& s)
+    {
+        if (s.pending.empty())
+            return;
+        auto oldest = st.oldest_active_.load(std::memory_order_acquire);
+        std::vector<std::string> keep;
+        for (auto& name : s.pending) {
+            auto it = s.tags.find(std::string_view{name});
+            if (it == s.tags.end() || !it->empty())
+                continue;
+            if (it->invalidated_epoch > oldest) {
+                keep.push_back(std::move(name));
+                continue;
+            }
+            auto cost = store::tag_cost(it->name.size());
+            s.tags.erase(it);
+            s.bytes -= cost;
+            st.bytes_.fetch_sub(cost, std::memory_order_relaxed);
+        }
+        s.pending = std::move(keep);
+    }
+
+    static const tag_record& record(store& st, store::shard& s, std::string_view name)
+    {
+        auto it = s.tags.find(name);
+        if (it != s.tags.end())
+            return *it;
+        auto cost = store::tag_cost(name.size());
+        s.bytes += cost;
+        st.bytes_.fetch_add(cost, std::memory_order_relaxed);
+        return *s.tags.emplace(name).first;
+    }
+
+    // Unlinks and frees one entry (shard lock held).
+    static void remove(store& st, store::shard& s, node* n)
+    {
+        auto cost = store::entry_cost(n->response.size(), n->extra_count);
+        s.lru.erase(s.lru.iterator_to(*n));
+        s.set.erase(s.set.iterator_to(*n));
+        s.routes[n->route].members.erase(route_list::s_iterator_to(*n));
+        n->user_record->users.erase(user_list::s_iterator_to(*n));
+        drop_record_if_unused(st, s, *n->user_record);
+        for (std::size_t i = 0; i < n->extra_count; ++i) {
+            auto& link = n->extras[i];
+            link.record->extras.erase(extra_list::s_iterator_to(link));
+            drop_record_if_unused(st, s, *link.record);
+        }
+        s.bytes -= cost;
+        st.bytes_.fetch_sub(cost, std::memory_order_relaxed);
+        st.entries_.fetch_sub(1, std::memory_order_relaxed);
+        auto& c = st.stats_[n->route];
+        c.entries.fetch_sub(1, std::memory_order_relaxed);
+        c.bytes.fetch_sub(static_cast<std::int64_t>(cost), std::memory_order_relaxed);
+        delete n;
+    }
+
+    // Soft-invalidates or removes one entry.
+    static void hit(store& st, store::shard& s, node* n, invalidation mode,
+                    std::chrono::steady_clock::time_point now)
+    {
+        st.stats_[n->route].invalidated.fetch_add(1, std::memory_order_relaxed);
+        if (mode == invalidation::hard)
+            remove(st, s, n);
+        else
+            n->fresh_until = std::min(n->fresh_until, now);
+    }
+};
+
+std::size_t store::entry_cost(std::size_t buffer_size, std::size_t extra_tags)
+{
+    // node + its hash bucket + the shared buffer's control block.
+    return sizeof(node) + sizeof(node_set::bucket_type) + 2 * sizeof(void*) + buffer_size +
+           extra_tags * sizeof(extra_link) + (extra_tags ? 2 * sizeof(void*) : 0);
+}
+
+std::size_t store::tag_cost(std::size_t tag_size)
+{
+    // The record, its hash node (next pointer + cached hash) and bucket, its
+    // name when longer than the small-string buffer.
+    return sizeof(tag_record) + 3 * sizeof(void*) + (tag_size > 15 ? tag_size + 1 : 0);
+}
+
+store::store(const conf::cache_config& config, const time_source& clock, stats_table& stats)
+    : config_(config),
+      clock_(clock),
+      stats_(stats),
+      shard_count_(std::max(1u, config.shards)),
+      shard_budget_(config.max_bytes / shard_count_)
+{
+    shards_.reserve(shard_count_);
+    for (std::size_t i = 0; i < shard_count_; ++i)
+        shards_.push_back(std::make_unique<shard>(config.routes.size()));
+}
+
+store::~store() = default;
+
+store::shard& store::shard_for(std::string_view user_id)
+{
+    return *shards_[std::hash<std::string_view>{}(user_id) % shard_count_];
+}
+
+std::optional<lookup> store::get(std::size_t route, std::string_view user_id, std::string_view key)
+{
+    auto& s = shard_for(user_id);
+    const auto& rc = config_.routes[route];
+    auto now = clock_.steady_now();
+    std::lock_guard lock(s.mutex);
+    auto it = s.set.find(key, key_hash{}, key_equal{});
+    if (it == s.set.end())
+        return std::nullopt;
+    node* n = &*it;
+    auto state = classify(now, n->fresh_until, rc.stale_while_revalidate, rc.stale_if_error);
+    if (state == freshness::dead) {
+        store_access::remove(*this, s, n);
+        return std::nullopt;
+    }
+    s.lru.splice(s.lru.begin(), s.lru, s.lru.iterator_to(*n));
+    return lookup{n->response, state, n->computed_at};
+}
+
+std::uint64_t store::begin_fill()
+{
+    std::lock_guard lock(active_mutex_);
+    auto e = epoch_.load();
+    active_.insert(e);
+    oldest_active_.store(*active_.begin(), std::memory_order_release);
+    return e;
+}
+
+void store::end_fill(std::uint64_t epoch)
+{
+    std::lock_guard lock(active_mutex_);
+    auto it = active_.find(epoch);
+    if (it != active_.end())
+        active_.erase(it);
+    oldest_active_.store(active_.empty() ? UINT64_MAX : *active_.begin(),
+                         std::memory_order_release);
+}
+
+put_result store::put(std::size_t route, std::string_view user_id, const response_bytes& response,
+                      const std::vector<std::string>& extra_tags,
+                      std::chrono::steady_clock::time_point fresh_until,
+                      std::chrono::system_clock::time_point computed_at, std::uint64_t fill_epoch)
+{
+    auto utag = user_tag(user_id);
+    std::string_view utag_view{utag.data(), utag.size()};
+    auto route_tag = "route:" + config_.routes[route].name;
+
+    // Extra tags that are not the implicit ones, without duplicates.
+    std::vector<std::string_view> extras;
+    for (const auto& t : extra_tags) {
+        if (t == utag_view || t == route_tag ||
+            std::find(extras.begin(), extras.end(), t) != extras.end())
+            continue;
+        extras.push_back(t);
+    }
+    auto cost = entry_cost(response.size(), extras.size());
+    if (cost + tag_cost(utag.size()) > shard_budget_)
+        return put_result::too_large;
+
+    auto& s = shard_for(user_id);
+    std::lock_guard lock(s.mutex);
+
+    // Versions: refuse an answer computed before an invalidation of its tags.
+    if (s.routes[route].invalidated_epoch > fill_epoch)
+        return put_result::invalidated;
+    for (auto name : extras) {
+        auto it = s.tags.find(name);
+        if (it != s.tags.end() && it->invalidated_epoch > fill_epoch)
+            return put_result::invalidated;
+    }
+    if (auto it = s.tags.find(utag_view); it != s.tags.end() && it->invalidated_epoch > fill_epoch)
+        return put_result::invalidated;
+
+    if (auto it = s.set.find(response.key(), key_hash{}, key_equal{}); it != s.set.end())
+        store_access::remove(*this, s, &*it);
+
+    auto* n = new node;
+    n->response = response;
+    n->fresh_until = fresh_until;
+    n->computed_at = computed_at;
+    n->route = static_cast<std::uint16_t>(route);
+    n->extra_count = static_cast<std::uint16_t>(extras.size());
+    if (!extras.empty())
+        n->extras.reset(new extra_link[extras.size()]);
+
+    store_access::maybe_rehash(s);
+    s.set.insert(*n);
+    s.lru.push_front(*n);
+    s.routes[route].members.push_back(*n);
+    n->user_record = const_cast<tag_record*>(&store_access::record(*this, s, utag_view));
+    n->user_record->users.push_back(*n);
+    for (std::size_t i = 0; i < extras.size(); ++i) {
+        auto& link = n->extras[i];
+        link.owner = n;
+        link.record = const_cast<tag_record*>(&store_access::record(*this, s, extras[i]));
+        link.record->extras.push_back(link);
+    }
+    s.bytes += cost;
+    bytes_.fetch_add(cost, std::memory_order_relaxed);
+    entries_.fetch_add(1, std::memory_order_relaxed);
+    auto& c = stats_[route];
+    c.entries.fetch_add(1, std::memory_order_relaxed);
+    c.bytes.fetch_add(static_cast<std::int64_t>(cost), std::memory_order_relaxed);
+
+    // Least recently used first, never the entry just stored.
+    while (s.bytes > shard_budget_ && &s.lru.back() != n) {
+        node* victim = &s.lru.back();
+        stats_[victim->route].evictions.fetch_add(1, std::memory_order_relaxed);
+        store_access::remove(*this, s, victim);
+    }
+    store_access::prune_pending(*this, s);
+    return put_result::stored;
+}
+
+std::size_t store::invalidate(std::string_view tag, invalidation mode)
+{
+    auto e = epoch_.fetch_add(1) + 1;
+    auto now = clock_.steady_now();
+    std::size_t count = 0;
+
+    std::optional<std::size_t> route;
+    if (tag.starts_with("route:")) {
+        for (std::size_t i = 0; i < config_.routes.size(); ++i)
+            if (tag.substr(6) == config_.routes[i].name)
+                route = i;
+    }
+
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+        auto& s = *shards_[i];
+        std::lock_guard lock(s.mutex);
+        if (route) {
+            auto& r = s.routes[*route];
+            r.invalidated_epoch = e;
+            if (mode == invalidation::hard) {
+                while (!r.members.empty()) {
+                    store_access::hit(*this, s, &r.members.front(), mode, now);
+                    ++count;
+                }
+            } else {
+                for (auto& n : r.members) {
+                    store_access::hit(*this, s, &n, mode, now);
+                    ++count;
+                }
+            }
+            continue;
+        }
+        auto it = s.tags.find(tag);
+        if (it == s.tags.end()) {
+            // No entry carries it here; only a fill in flight could store one.
+            if (oldest_active_.load(std::memory_order_acquire) < e) {
+                auto& r = store_access::record(*this, s, tag);
+                r.invalidated_epoch = e;
+                s.pending.emplace_back(tag);
+            }
+            continue;
+        }
+        const tag_record& r = *it;
+        r.invalidated_epoch = e;
+        // Collect first: a hard removal may drop the record itself.
+        std::vector<node*> hits;
+        for (auto& n : r.users)
+            hits.push_back(&n);
+        for (auto& link : r.extras)
+            hits.push_back(link.owner);
+        for (auto* n : hits)
+            store_access::hit(*this, s, n, mode, now);
+        count += hits.size();
+    }
+    return count;
+}
+
+}  // namespace sidecache::cache
