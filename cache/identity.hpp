@@ -1,0 +1,91 @@
+#pragma once
+// Verified identity: `Authorization: Bearer <JWT>`, HS256 only. A request
+// that cannot be verified is never served from or stored in the cache (the
+// proxy forwards it unchanged and the legacy answers 401/403).
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+
+#include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
+
+#include "cache/time_source.hpp"
+#include "conf/config.hpp"
+
+namespace sidecache::cache {
+
+enum class auth_error {
+    missing = 1,    // no Authorization header
+    not_bearer,     // not "Bearer <token>"
+    malformed,      // not three dot-separated base64url parts
+    bad_base64,     // a part is not strict base64url (no padding, canonical)
+    bad_json,       // header or claims are not a JSON object
+    bad_alg,        // alg is not HS256 (none, RS256, ...)
+    bad_signature,  // the HMAC does not match
+    no_exp,         // exp missing or not a number
+    expired,        // now >= exp + leeway
+    not_yet_valid,  // nbf in the future
+    no_sub,         // sub missing, empty or not a string
+    disabled,       // no secret configured: nothing is verified
+};
+
+const boost::system::error_category& auth_category();
+boost::system::error_code make_error_code(auth_error e);
+
+struct verified_user {
+    std::string user_id;  // the `sub` claim
+    std::chrono::system_clock::time_point expires;  // exp
+};
+
+class identity_verifier {
+public:
+    // `config` and `clock` must outlive the verifier. Thread-safe.
+    identity_verifier(const conf::auth_config& config, const time_source& clock);
+
+    // `authorization` is the header's value. A token verified before is
+    // answered from a bounded cache, never past its exp (+ leeway).
+    boost::system::result<std::shared_ptr<const verified_user>> verify(
+        std::string_view authorization) const;
+
+    std::size_t cached_tokens() const;
+
+private:
+    boost::system::result<std::shared_ptr<const verified_user>> verify_token(
+        std::string_view token) const;
+
+    struct token_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
+
+    const conf::auth_config& config_;
+    const time_source& clock_;
+    mutable std::mutex mutex_;
+    mutable std::unordered_map<std::string, std::shared_ptr<const verified_user>, token_hash,
+                               std::equal_to<>>
+        tokens_;
+};
+
+// Strict base64url (RFC 4648 §5, no padding, unused bits zero).
+std::optional<std::string> base64url_decode(std::string_view in);
+std::string base64url_encode(std::string_view in);
+
+// A compact JWS of `claims_json` with header {"alg":"HS256","typ":"JWT"}.
+std::string sign_hs256(std::string_view claims_json, std::string_view secret);
+// As above with a header of your own (tests of alg confusion).
+std::string sign_hs256(std::string_view header_json, std::string_view claims_json,
+                       std::string_view secret);
+
+}  // namespace sidecache::cache
+
+namespace boost::system {
+template <>
+struct is_error_code_enum<sidecache::cache::auth_error> : std::true_type {};
+}  // namespace boost::system

@@ -1,0 +1,89 @@
+#pragma once
+// The front door of the cache: one call per cacheable request. Fresh hits
+// are answered from the store; stale ones are served while one background
+// fill refreshes them; misses of one key share one fill (coalescing), whose
+// waiters sleep on a timer of their own executor until it ends or their
+// wait_timeout passes (then: stale if any, else 503).
+//
+// Lifetime: the service and the fillers passed to serve() must outlive every
+// fill they started (fills outlive the requests that caused them); destroy
+// them after the io_context has stopped, or once fills_in_flight() is 0.
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
+
+#include "cache/filler.hpp"
+#include "cache/response.hpp"
+#include "cache/stats.hpp"
+#include "cache/store.hpp"
+#include "cache/time_source.hpp"
+#include "conf/config.hpp"
+
+namespace sidecache::cache {
+
+struct cache_request {
+    std::size_t route = 0;        // from service::route_index(path)
+    std::string_view user_id;     // verified `sub`, never the raw token
+    std::string_view raw_query;   // the target's query, without '?'
+    bool keep_alive = true;       // what to answer in Connection
+};
+
+class service {
+public:
+    // `config` and `clock` must outlive the service.
+    service(const conf::cache_config& config, const time_source& clock);
+    ~service();
+    service(const service&) = delete;
+    service& operator=(const service&) = delete;
+
+    // The cached route of an exact path, if any.
+    std::optional<std::size_t> route_index(std::string_view path) const;
+    const conf::route_config& route(std::size_t index) const { return config_.routes[index]; }
+
+    // The hit path without a coroutine: a fresh entry's answer, else nullopt
+    // (then call serve). Counts a hit only when it answers.
+    std::optional<cache_answer> try_hit(const cache_request& request);
+
+    // Any request of a cached route. `request`'s views must stay valid until
+    // this completes (co_await it at once); `client_headers` go to the fill.
+    // The calling coroutine's executor must be a strand or a single-threaded
+    // io_context (waiters are woken by posting to it).
+    boost::asio::awaitable<cache_answer> serve(cache_request request, header_list client_headers,
+                                               filler& fill);
+
+    // Soft by default: entries carrying `tag` ("user:<id>", "agent:<id>",
+    // "route:<name>") turn stale; hard: evicted. Fills in flight that began
+    // before are not stored. Returns the entries hit.
+    std::size_t invalidate(std::string_view tag, invalidation mode = invalidation::soft);
+
+    // Per route counters plus totals, for /stats.
+    boost::json::object stats() const;
+
+    std::size_t fills_in_flight() const { return fills_in_flight_.load(); }
+    store& entries() { return store_; }
+
+    struct flight;
+    struct flight_table;
+
+private:
+    const conf::cache_config& config_;
+    const time_source& clock_;
+    stats_table stats_;
+    store store_;
+    std::unique_ptr<flight_table> flights_;
+    std::atomic<std::size_t> fills_in_flight_{0};
+    response_bytes timeout_response_;
+    response_bytes overloaded_response_;
+    response_bytes fill_error_response_;
+
+    friend struct service_access;
+};
+
+}  // namespace sidecache::cache
