@@ -1,0 +1,355 @@
+#include "db/pool.hpp"
+
+#include "db/error.hpp"
+#include "db/migrate.hpp"
+#include "db/pg_connection.hpp"
+#include "db/policy.hpp"
+#include "db/refresh.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace sidecache::db {
+
+namespace net = boost::asio;
+using boost::system::result;
+using net::awaitable;
+
+namespace {
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+// A refresh may take long on a big history; it never blocks readers.
+constexpr auto refresh_deadline = std::chrono::minutes(30);
+}  // namespace
+
+struct pool::impl {
+    struct slot {
+        std::unique_ptr<pg_connection> conn;
+        bool busy = false;
+        std::optional<net::steady_timer> wake;  // the maintainer sleeps on it
+    };
+    struct waiter {
+        explicit waiter(net::any_io_executor ex) : timer(ex) {}
+        net::steady_timer timer;
+        int slot = -1;  // set when a connection is handed over
+    };
+
+    conf::database_config cfg;
+    conf::config migrate_cfg;  // for run_migrate on start
+    std::map<std::string, std::string, std::less<>> queries;  // name -> SQL
+    net::io_context ioc{1};
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+    std::thread thread;
+    std::vector<slot> slots;
+    std::deque<waiter*> waiters;
+    std::vector<net::steady_timer*> ready_waiters;
+    std::optional<net::steady_timer> refresh_timer;
+    bool stopping = false;  // db thread only
+    bool refresh_requested = false;  // db thread only
+    pg_connection* refreshing = nullptr;  // the refresh's connection, while it runs
+
+    std::atomic<bool> is_ready{false};
+    std::atomic<unsigned long> refresh_count{0};
+    mutable std::mutex reason_mutex;
+    std::string reason_text = "not started";
+
+    void set_reason(std::string r) {
+        std::lock_guard lock(reason_mutex);
+        reason_text = std::move(r);
+    }
+
+    void update_ready() {
+        bool any = false;
+        for (auto& s : slots) any = any || s.conn != nullptr;
+        is_ready = any;
+        if (any) {
+            set_reason("");
+            for (auto* t : ready_waiters) t->cancel();
+            ready_waiters.clear();
+        }
+    }
+
+    // ---- connections ----
+
+    awaitable<void> maintain(std::size_t i) {
+        unsigned failures = 0;
+        auto& s = slots[i];
+        while (!stopping) {
+            if (!s.conn) {
+                std::string why;
+                auto deadline = steady_clock::now() + cfg.connect_timeout;
+                auto c = co_await pg_connection::connect(ioc.get_executor(), cfg.url, deadline, &why);
+                if (c) {
+                    auto ok = co_await setup(**c, deadline);
+                    if (ok) {
+                        s.conn = std::move(*c);
+                        s.busy = false;
+                        failures = 0;
+                        update_ready();
+                        release(static_cast<int>(i), false);
+                        continue;
+                    }
+                    why = (*c)->last_error();
+                }
+                ++failures;
+                set_reason_if_down(fmt::format("postgresql: {}", why));
+                s.wake->expires_after(reconnect_backoff(failures, cfg.reconnect_backoff_max));
+            } else {
+                s.wake->expires_at(net::steady_timer::time_point::max());
+            }
+            co_await s.wake->async_wait(use_tuple);  // backoff, or until broken/stopping
+        }
+    }
+
+    void set_reason_if_down(std::string why) {
+        update_ready();
+        if (!is_ready) set_reason(std::move(why));
+    }
+
+    // Every new connection: UTC, then each query prepared under its name.
+    awaitable<bool> setup(pg_connection& c, time_point deadline) {
+        if (!co_await c.execute("SET TIME ZONE 'UTC'", deadline)) co_return false;
+        for (const auto& [name, sql] : queries)
+            if (!co_await c.prepare(name, sql, 1, deadline)) co_return false;
+        co_return true;
+    }
+
+    awaitable<result<int>> acquire(time_point deadline) {
+        for (std::size_t i = 0; i < slots.size(); ++i) {
+            if (slots[i].conn && !slots[i].busy) {
+                slots[i].busy = true;
+                co_return static_cast<int>(i);
+            }
+        }
+        if (!is_ready) co_return errc::not_ready;
+        waiter w(ioc.get_executor());
+        w.timer.expires_at(deadline);
+        waiters.push_back(&w);
+        co_await w.timer.async_wait(use_tuple);
+        if (w.slot >= 0) co_return w.slot;
+        std::erase(waiters, &w);
+        co_return stopping ? errc::shutting_down : errc::timeout;
+    }
+
+    // Back to the pool; a broken connection is dropped and its maintainer
+    // woken to replace it. A usable one goes to the oldest waiter first.
+    void release(int i, bool broken) {
+        auto& s = slots[i];
+        if (broken || !s.conn) {
+            s.conn.reset();
+            s.busy = false;
+            update_ready();
+            s.wake->cancel();
+            if (!is_ready) {
+                // Nobody can serve the waiters now: let them fall back.
+                for (auto* w : waiters) w->timer.cancel();
+                waiters.clear();
+            }
+            return;
+        }
+        if (!waiters.empty() && !stopping) {
+            auto* w = waiters.front();
+            waiters.pop_front();
+            s.busy = true;
+            w->slot = i;
+            w->timer.cancel();
+            return;
+        }
+        s.busy = false;
+    }
+
+    awaitable<result<std::string>> run_query(std::string name, std::string user, time_point deadline) {
+        if (stopping) co_return errc::shutting_down;
+        if (!queries.contains(name)) co_return errc::unknown_query;
+        auto slot = co_await acquire(deadline);
+        if (!slot) co_return slot.error();
+        auto& conn = *slots[*slot].conn;
+        std::string params[] = {std::move(user)};
+        auto r = co_await conn.query_prepared(name, params, deadline);
+        bool broken = !conn.usable();
+        if (broken) set_reason_if_down(fmt::format("postgresql: {}", conn.last_error()));
+        release(*slot, broken);
+        if (!r) co_return r.error();
+        if (!*r) co_return errc::no_such_user;
+        co_return std::move(**r);
+    }
+
+    // ---- views ----
+
+    awaitable<void> refresher() {
+        bool first = true;
+        while (!stopping) {
+            if (!first && !refresh_requested) {
+                auto at = next_refresh_at(std::chrono::system_clock::now(), cfg.refresh_interval);
+                refresh_timer->expires_after(at - std::chrono::system_clock::now());
+                co_await refresh_timer->async_wait(use_tuple);  // or request_refresh()
+                if (stopping) break;
+            }
+            first = false;
+            refresh_requested = false;
+            co_await refresh_once();
+        }
+    }
+
+    awaitable<void> refresh_once() {
+        auto deadline = steady_clock::now() + refresh_deadline;
+        auto c = co_await pg_connection::connect(ioc.get_executor(), cfg.url,
+                                                 steady_clock::now() + cfg.connect_timeout);
+        if (!c) co_return;
+        auto& conn = **c;
+        refreshing = &conn;
+        struct forget {
+            pg_connection*& p;
+            ~forget() { p = nullptr; }
+        } forget_on_exit{refreshing};
+        if (!co_await conn.execute("SET TIME ZONE 'UTC'", deadline)) co_return;
+        auto locked = co_await conn.execute(refresh_try_lock_sql, deadline);
+        if (!locked || *locked != "t") co_return;  // another sidecar refreshes
+        for (auto step : refresh_steps_sql) {
+            if (!co_await conn.execute(step, deadline)) {
+                if (conn.usable()) co_await conn.execute(refresh_abort_sql, deadline);
+                co_return;
+            }
+        }
+        co_await conn.execute(refresh_unlock_sql, deadline);
+        ++refresh_count;
+    }
+
+    void load_queries() {
+        namespace fs = std::filesystem;
+        std::error_code ec;
+        fs::directory_iterator it(cfg.queries_dir, ec);
+        if (ec)
+            throw std::runtime_error(fmt::format("database.queries_dir '{}': {}", cfg.queries_dir,
+                                                 ec.message()));
+        for (const auto& e : it) {
+            if (e.path().extension() != ".sql") continue;
+            std::ifstream in(e.path(), std::ios::binary);
+            std::ostringstream text;
+            text << in.rdbuf();
+            if (!in) throw std::runtime_error(fmt::format("cannot read {}", e.path().string()));
+            queries.emplace(e.path().stem().string(), text.str());
+        }
+    }
+};
+
+pool::pool(const conf::database_config& cfg) : impl_(std::make_unique<impl>()) {
+    impl_->cfg = cfg;
+    impl_->migrate_cfg.database = cfg;
+    if (cfg.url.empty()) {
+        impl_->set_reason("database.url is empty: no PostgreSQL fills");
+        return;
+    }
+    impl_->load_queries();
+}
+
+pool::~pool() { stop(); }
+
+void pool::start() {
+    auto& m = *impl_;
+    if (m.cfg.url.empty() || m.thread.joinable()) return;
+    m.set_reason("connecting to postgresql");
+    m.work.emplace(m.ioc.get_executor());
+    m.slots.resize(std::max<std::size_t>(1, m.cfg.pool_size));
+    for (auto& s : m.slots) s.wake.emplace(m.ioc.get_executor());
+    m.refresh_timer.emplace(m.ioc.get_executor());
+    net::post(m.ioc, [&m] {
+        if (m.cfg.migrate_on_start) {
+            // Blocking, but on the db thread: no I/O thread waits for it.
+            if (run_migrate(m.migrate_cfg, false) != 0) m.set_reason("postgresql: migrations failed");
+        }
+        for (std::size_t i = 0; i < m.slots.size(); ++i)
+            net::co_spawn(m.ioc, m.maintain(i), net::detached);
+        net::co_spawn(m.ioc, m.refresher(), net::detached);
+    });
+    m.thread = std::thread([&m] { m.ioc.run(); });
+}
+
+void pool::stop() {
+    auto& m = *impl_;
+    if (!m.thread.joinable()) return;
+    net::post(m.ioc, [&m] {
+        m.stopping = true;
+        m.is_ready = false;
+        m.set_reason("stopped");
+        for (auto* w : m.waiters) w->timer.cancel();
+        m.waiters.clear();
+        for (auto* t : m.ready_waiters) t->cancel();
+        m.ready_waiters.clear();
+        for (auto& s : m.slots) s.wake->cancel();
+        m.refresh_timer->cancel();
+        if (m.refreshing) m.refreshing->abandon();  // the server rolls it back
+        m.work.reset();
+    });
+    // Coroutines end as their waits are cancelled; a statement in flight
+    // ends by its own deadline.
+    m.thread.join();
+    for (auto& s : m.slots) s.conn.reset();
+}
+
+awaitable<result<std::string>> pool::query_json(std::string_view query_name,
+                                                std::string_view user_id, time_point deadline) {
+    auto& m = *impl_;
+    if (m.cfg.url.empty()) co_return errc::not_configured;
+    if (!m.thread.joinable()) co_return errc::not_ready;
+    // Runs on the db thread; the completion comes back to our executor.
+    co_return co_await net::co_spawn(
+        m.ioc, m.run_query(std::string(query_name), std::string(user_id), deadline),
+        net::use_awaitable);
+}
+
+awaitable<bool> pool::wait_ready(time_point deadline) {
+    auto& m = *impl_;
+    if (m.is_ready) co_return true;
+    if (!m.thread.joinable()) co_return false;
+    co_return co_await net::co_spawn(
+        m.ioc,
+        [&m, deadline]() -> awaitable<bool> {
+            if (m.is_ready || m.stopping) co_return m.is_ready.load();
+            net::steady_timer t(m.ioc.get_executor(), deadline);
+            m.ready_waiters.push_back(&t);
+            co_await t.async_wait(use_tuple);
+            std::erase(m.ready_waiters, &t);
+            co_return m.is_ready.load();
+        },
+        net::use_awaitable);
+}
+
+bool pool::ready() const noexcept { return impl_->is_ready; }
+
+std::string pool::reason() const {
+    std::lock_guard lock(impl_->reason_mutex);
+    return impl_->reason_text;
+}
+
+void pool::request_refresh() {
+    auto& m = *impl_;
+    if (!m.thread.joinable()) return;
+    net::post(m.ioc, [&m] {
+        m.refresh_requested = true;
+        if (m.refresh_timer) m.refresh_timer->cancel();
+    });
+}
+
+unsigned long pool::refreshes() const noexcept { return impl_->refresh_count; }
+
+}  // namespace sidecache::db

@@ -1,0 +1,71 @@
+#pragma once
+// A pool of PostgreSQL connections that runs the fill queries of db/queries
+// and keeps the materialized views fresh.
+//
+// The pool owns one thread with its own single-threaded io_context: every
+// libpq call happens there, never on an I/O thread (see pg_connection.cpp for
+// why a single reactor thread). query_json() hops there and back.
+
+#include "conf/config.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/result.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace sidecache::db {
+
+class pool {
+public:
+    using time_point = std::chrono::steady_clock::time_point;
+
+    // Reads every <name>.sql of cfg.queries_dir (throws std::runtime_error,
+    // naming the file, when one cannot be read). Does not connect yet.
+    explicit pool(const conf::database_config& cfg);
+    ~pool();  // stop()s
+    pool(const pool&) = delete;
+    pool& operator=(const pool&) = delete;
+
+    // Starts the db thread: migrations first if cfg.migrate_on_start (a
+    // failure is reported through reason(), the pool still runs), then
+    // pool_size connections replaced with exponential backoff when they
+    // break, and the view refresher. Returns at once: PostgreSQL being down
+    // never stops sidecache from starting.
+    void start();
+    // Cancels everything, waits for the db thread. Pending queries complete
+    // with errc::shutting_down.
+    void stop();
+
+    // Runs db/queries/<query_name>.sql with $1 = user_id on a pooled
+    // connection: the single text column of its answer (the whole response
+    // body). Errors (all mean "fall back to the upstream fill"): not_configured,
+    // not_ready, timeout, connection_failed, query_failed, unknown_query,
+    // no_such_user (the SQL found no active user), shutting_down.
+    // Never blocks the caller's thread; completes on the caller's executor.
+    boost::asio::awaitable<boost::system::result<std::string>> query_json(
+        std::string_view query_name, std::string_view user_id, time_point deadline);
+
+    // At least one connection is up and its statements prepared.
+    bool ready() const noexcept;
+    // Completes when ready() (true) or at the deadline (false); for start-up
+    // checks and tests, which must not sleep.
+    boost::asio::awaitable<bool> wait_ready(time_point deadline);
+    // Why not ready ("" when ready), for the admin /ready page.
+    std::string reason() const;
+
+    // Asks for a view refresh now (one sidecar at a time: skipped while
+    // another holds the refresh lock). Call it when PostgreSQL reports a
+    // change that the views should fold in early; safe from any thread.
+    void request_refresh();
+    // How many refreshes this pool completed (tests, metrics).
+    unsigned long refreshes() const noexcept;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace sidecache::db
