@@ -59,3 +59,15 @@ std::optional<conf::duration> parse_retry_after(std::string_view value) {
 }
 
 }  // namespace sidecache::upstream
+
+namespace sidecache::upstream {
+
+try_outcome outcome_of_status(unsigned status) {
+    if (status == 200) return try_outcome::ok;
+    if (status == 404) return try_outcome::not_found;
+    if (status == 429) return try_outcome::rate_limited;
+    if (status >= 500 && status <= 599) return try_outcome::server_error;
+    return try_outcome::client_error;
+}
+
+}  // namespace sidecache::upstream

@@ -53,3 +53,11 @@ retry_decision decide_retry(const conf::retry_profile& profile, try_outcome outc
 std::optional<conf::duration> parse_retry_after(std::string_view value);
 
 }  // namespace sidecache::upstream
+
+namespace sidecache::upstream {
+
+// The outcome of a try that got an HTTP answer with this status: 200 ok,
+// 404 not_found, 429 rate_limited, 5xx server_error, anything else client_error.
+try_outcome outcome_of_status(unsigned status);
+
+}  // namespace sidecache::upstream

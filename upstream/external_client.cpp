@@ -1,0 +1,365 @@
+#include "upstream/external_client.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "upstream/agent_config_cache.hpp"
+#include "upstream/external_http.hpp"
+#include "upstream/retry.hpp"
+
+namespace sidecache::upstream {
+
+namespace net = boost::asio;
+namespace json = boost::json;
+using net::experimental::awaitable_operators::operator||;
+
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+constexpr std::size_t max_known_agent_ids = 100'000;
+
+// What one single flight came to.
+struct fetch_result {
+    try_outcome outcome = try_outcome::timeout;
+    std::optional<json::object> config;  // mapped, when ok
+};
+
+fetch_result make_result(try_outcome outcome, std::optional<json::object> config = std::nullopt) {
+    fetch_result r;
+    r.outcome = outcome;
+    r.config = std::move(config);
+    return r;
+}
+
+using result_channel = net::experimental::concurrent_channel<void(boost::system::error_code, fetch_result)>;
+
+// A path segment: unreserved characters as is, the rest percent-encoded.
+std::string encode_segment(std::string_view s) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(s.size());
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+            out.push_back(static_cast<char>(c));
+        } else {
+            out.push_back('%');
+            out.push_back(hex[c >> 4]);
+            out.push_back(hex[c & 15]);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+struct external_client::impl {
+    net::any_io_executor executor;
+    conf::external_config config;
+    unit_rng rng;
+    external_http http;
+    agent_config_cache cache;
+
+    mutable std::mutex mutex;  // breaker, flights, known_ids
+    circuit_breaker breaker;
+    // Waiters of each flight in progress, by ElevenLabs agent id.
+    std::unordered_map<std::string, std::vector<std::shared_ptr<result_channel>>> flights;
+    std::unordered_map<std::string, std::string> known_ids;  // agent id -> ElevenLabs agent id
+
+    std::atomic<std::uint64_t> tries{0}, fetches{0}, coalesced{0}, cache_hits{0}, rejected{0}, degraded{0};
+
+    impl(net::any_io_executor ex, conf::external_config c, unit_rng r)
+        : executor(ex),
+          config(std::move(c)),
+          rng(std::move(r)),
+          http(ex, config),
+          cache(config.config_ttl, config.max_stale),
+          breaker(config.breaker) {}
+
+    // Reports an admitted try to the breaker exactly once, failure if the
+    // coroutine ends (or is destroyed) before it did.
+    struct breaker_report {
+        impl* self;
+        bool probe;
+        bool done = false;
+        void operator()(bool failure) {
+            if (done) return;
+            done = true;
+            std::lock_guard lock(self->mutex);
+            const auto now = clock::now();
+            failure ? self->breaker.on_failure(now, probe) : self->breaker.on_success(now, probe);
+        }
+        ~breaker_report() { (*this)(true); }
+    };
+
+    // Tries, with retries per profile, until an answer that settles it or the deadline.
+    net::awaitable<fetch_result> fetch_with_retries(const std::string& agent_id, clock::time_point deadline,
+                                                    const conf::retry_profile& profile) {
+        const std::string target = "/v1/convai/agents/" + encode_segment(agent_id);
+        fetch_result last = make_result(try_outcome::timeout);
+        for (unsigned tries = 0;;) {
+            const auto now = clock::now();
+            if (now >= deadline) co_return last;
+            circuit_breaker::admission admission;
+            {
+                std::lock_guard lock(mutex);
+                admission = breaker.admit(now);
+            }
+            if (admission == circuit_breaker::admission::rejected) {
+                ++rejected;
+                // The failure that opened it says more than "rejected".
+                co_return tries == 0 ? make_result(try_outcome::rejected) : last;
+            }
+            breaker_report report{this, admission == circuit_breaker::admission::probe};
+            http_answer answer = co_await http.get(target, std::min(now + config.try_timeout, deadline));
+            ++tries;
+            ++this->tries;
+            last = make_result(answer.outcome);
+            if (answer.outcome == try_outcome::ok) {
+                auto mapped = parse_agent_config(answer.body);
+                if (mapped) last.config = std::move(*mapped);
+                else last.outcome = try_outcome::bad_response;
+            }
+            report(is_host_failure(last.outcome));
+            if (!is_retryable(last.outcome)) co_return last;
+            const auto left = std::chrono::duration_cast<conf::duration>(deadline - clock::now());
+            const auto decision = decide_retry(profile, last.outcome, tries, answer.retry_after, left, rng());
+            if (!decision.retry) co_return last;
+            net::steady_timer timer(co_await net::this_coro::executor);
+            timer.expires_after(decision.delay);
+            co_await timer.async_wait(use_tuple);
+        }
+    }
+
+    // Removes the flight and hands its result to the waiters, exactly once,
+    // also when the leader's coroutine is destroyed.
+    struct flight_publisher {
+        impl* self;
+        std::string agent_id;
+        bool done = false;
+        void operator()(const fetch_result& result) {
+            if (done) return;
+            done = true;
+            std::vector<std::shared_ptr<result_channel>> waiters;
+            {
+                std::lock_guard lock(self->mutex);
+                auto it = self->flights.find(agent_id);
+                if (it != self->flights.end()) {
+                    waiters = std::move(it->second);
+                    self->flights.erase(it);
+                }
+            }
+            // Capacity 1 and one send each: never blocks; a waiter gone
+            // (its deadline passed) just leaves the message in its channel.
+            for (auto& w : waiters) w->try_send(boost::system::error_code{}, result);
+        }
+        ~flight_publisher() { (*this)(make_result(try_outcome::timeout)); }
+    };
+
+    // The agent's fetch result: from the cache if fresh, else from the flight
+    // in progress for it, else from a new flight this call leads.
+    net::awaitable<fetch_result> fetch_shared(const std::string& agent_id, clock::time_point deadline,
+                                              retry_mode mode) {
+        std::shared_ptr<result_channel> channel;
+        {
+            // Under the lock a flight ends only after its result is in the
+            // cache: a lookup sees one or the other.
+            std::lock_guard lock(mutex);
+            auto it = flights.find(agent_id);
+            if (it != flights.end()) {
+                channel = std::make_shared<result_channel>(executor, 1);
+                it->second.push_back(channel);
+            } else if (auto fresh = cache.fresh(agent_id, clock::now())) {
+                ++cache_hits;
+                co_return fresh->found ? make_result(try_outcome::ok, std::move(fresh->config))
+                                       : make_result(try_outcome::not_found);
+            } else {
+                flights.emplace(agent_id, std::vector<std::shared_ptr<result_channel>>{});
+            }
+        }
+        if (channel) {
+            ++coalesced;
+            net::steady_timer timer(executor);
+            timer.expires_at(deadline);
+            auto r = co_await (channel->async_receive(use_tuple) || timer.async_wait(use_tuple));
+            if (r.index() == 0) {
+                auto [ec, result] = std::get<0>(std::move(r));
+                if (!ec) co_return result;
+            }
+            co_return make_result(try_outcome::timeout);
+        }
+
+        ++fetches;
+        flight_publisher publish{this, agent_id};
+        const auto& profile = mode == retry_mode::foreground ? config.foreground : config.background;
+        fetch_result result = co_await fetch_with_retries(agent_id, deadline, profile);
+        if (result.outcome == try_outcome::ok) cache.store_found(agent_id, *result.config, clock::now());
+        else if (result.outcome == try_outcome::not_found) cache.store_missing(agent_id, clock::now());
+        publish(result);
+        co_return result;
+    }
+
+    agent_outcome outcome_of(const std::string& agent_id, fetch_result r) {
+        agent_outcome o;
+        if (r.outcome == try_outcome::ok) {
+            o.status = config_status::ok;
+            o.config = std::move(r.config);
+        } else if (r.outcome == try_outcome::not_found) {
+            o.status = config_status::missing;
+        } else if (auto good = cache.last_good(agent_id, clock::now())) {
+            o.status = config_status::stale;
+            o.config = std::move(*good);
+        } else {
+            o.status = config_status::unavailable;
+        }
+        if (is_degraded(o.status)) ++degraded;
+        return o;
+    }
+
+    net::awaitable<agent_outcome> lookup(std::string agent_id, clock::time_point deadline, retry_mode mode) {
+        fetch_result r = co_await fetch_shared(agent_id, deadline, mode);
+        co_return outcome_of(agent_id, std::move(r));
+    }
+
+    // One of the fan-out's workers: takes the next id until none is left.
+    net::awaitable<void> worker(const std::vector<std::string>& ids, std::vector<agent_outcome>& outcomes,
+                                std::atomic<std::size_t>& next, clock::time_point deadline, retry_mode mode) {
+        for (std::size_t i; (i = next.fetch_add(1)) < ids.size();) {
+            try {
+                outcomes[i] = co_await lookup(ids[i], deadline, mode);
+            } catch (const std::exception&) {
+                // Left "unavailable": one agent's surprise must not sink the answer.
+                outcomes[i] = agent_outcome{config_status::unavailable, std::nullopt};
+            }
+        }
+    }
+
+    void remember_ids(const json::value& body) {
+        const auto* root = body.if_object();
+        const json::array* data = nullptr;
+        if (root) {
+            auto it = root->find("data");
+            if (it != root->end()) data = it->value().if_array();
+        }
+        if (!data) return;
+        std::lock_guard lock(mutex);
+        if (known_ids.size() > max_known_agent_ids) known_ids.clear();
+        for (const auto& a : *data) {
+            const auto* agent = a.if_object();
+            if (!agent) continue;
+            const auto* id = agent->if_contains("id");
+            const auto* el = agent->if_contains("elevenLabsAgentId");
+            if (id && id->is_string() && el && el->is_string())
+                known_ids[std::string(id->get_string())] = std::string(el->get_string());
+        }
+    }
+
+    net::awaitable<enrich_result> enrich(json::value& body, clock::time_point deadline, retry_mode mode) {
+        enrich_result out;
+        out.agent_ids = collect_agent_ids(body);
+        remember_ids(body);
+        std::vector<agent_outcome> outcomes(out.agent_ids.size());
+        if (!out.agent_ids.empty()) {
+            auto ex = co_await net::this_coro::executor;
+            std::atomic<std::size_t> next{0};
+            const std::size_t workers = std::clamp<std::size_t>(config.concurrency, 1, out.agent_ids.size());
+            using op_type = decltype(net::co_spawn(ex, std::declval<net::awaitable<void>>(), net::deferred));
+            std::vector<op_type> ops;
+            ops.reserve(workers);
+            for (std::size_t w = 0; w < workers; ++w)
+                ops.push_back(net::co_spawn(ex, worker(out.agent_ids, outcomes, next, deadline, mode), net::deferred));
+            // Every worker ends by the deadline on its own (each wait is
+            // bounded by it), so waiting for all of them is bounded too.
+            co_await net::experimental::make_parallel_group(std::move(ops))
+                .async_wait(net::experimental::wait_for_all(), net::use_awaitable);
+        }
+        std::unordered_map<std::string, agent_outcome> by_id;
+        for (std::size_t i = 0; i < outcomes.size(); ++i) by_id.emplace(out.agent_ids[i], std::move(outcomes[i]));
+        out.degraded = apply_outcomes(body, by_id);
+        co_return out;
+    }
+};
+
+external_client::external_client(net::any_io_executor executor, conf::external_config config, unit_rng rng)
+    : impl_(std::make_shared<impl>(std::move(executor), std::move(config), std::move(rng))) {}
+
+external_client::~external_client() { impl_->http.close_idle(); }
+
+net::awaitable<enrich_result> external_client::enrich(std::string agents_body, clock::time_point deadline,
+                                                      retry_mode mode) {
+    auto self = impl_;
+    boost::system::error_code ec;
+    json::value body = json::parse(agents_body, ec);
+    if (ec || !body.is_object() || !body.get_object().contains("data")) {
+        enrich_result unchanged;
+        unchanged.body = std::move(agents_body);
+        co_return unchanged;
+    }
+    enrich_result out = co_await self->enrich(body, deadline, mode);
+    out.body = json::serialize(body);
+    co_return out;
+}
+
+net::awaitable<enrich_result> external_client::enrich_value(json::value& body, clock::time_point deadline,
+                                                            retry_mode mode) {
+    auto self = impl_;
+    co_return co_await self->enrich(body, deadline, mode);
+}
+
+net::awaitable<agent_outcome> external_client::agent_config(std::string agent_id, clock::time_point deadline,
+                                                            retry_mode mode) {
+    auto self = impl_;
+    co_return co_await self->lookup(std::move(agent_id), deadline, mode);
+}
+
+external_client::clock::time_point external_client::deadline_for(retry_mode mode) const {
+    const auto& c = impl_->config;
+    if (mode == retry_mode::foreground) return clock::now() + c.deadline;
+    conf::duration total = c.try_timeout * static_cast<long>(std::max(1u, c.background.attempts));
+    for (unsigned k = 1; k < c.background.attempts; ++k) total += backoff_ceiling(c.background, k);
+    return clock::now() + std::max(total, c.deadline);
+}
+
+bool external_client::invalidate(std::string_view agent_id) {
+    std::string id(agent_id);
+    {
+        std::lock_guard lock(impl_->mutex);
+        if (auto it = impl_->known_ids.find(id); it != impl_->known_ids.end()) id = it->second;
+    }
+    return impl_->cache.invalidate(id);
+}
+
+external_stats external_client::stats() const {
+    external_stats s;
+    s.tries = impl_->tries;
+    s.fetches = impl_->fetches;
+    s.coalesced = impl_->coalesced;
+    s.cache_hits = impl_->cache_hits;
+    s.rejected = impl_->rejected;
+    s.degraded_agents = impl_->degraded;
+    {
+        std::lock_guard lock(impl_->mutex);
+        s.breaker = impl_->breaker.current(clock::now());
+        s.breaker_opened = impl_->breaker.times_opened();
+    }
+    s.open_connections = impl_->http.open_connections();
+    return s;
+}
+
+const conf::external_config& external_client::config() const { return impl_->config; }
+
+}  // namespace sidecache::upstream
