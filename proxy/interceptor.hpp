@@ -1,0 +1,54 @@
+#pragma once
+// The seam where the cache plugs into the proxy. The session offers every
+// GET/HEAD request without body to the interceptor after reading its head,
+// before forwarding it; the interceptor answers it whole, or declines.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace sidecache::proxy {
+
+// A request head as read from the client. Valid only until the interceptor's
+// coroutine returns: copy what must outlive it.
+struct request_view {
+    boost::beast::http::verb method;  // get or head
+    std::string_view target;          // as sent, "/api/agents?x=1"
+    unsigned version;                 // 10 or 11
+    const boost::beast::http::fields& headers;
+    std::string_view client_address;  // "127.0.0.1"
+    std::uint16_t client_port;
+};
+
+// A complete response (status line, header fields, body; no body for HEAD),
+// written as one scatter-gather write of `buffers`. `storage` owns the bytes
+// they point to, so a cache hit can share bytes it already holds.
+//
+// The bytes are written as they are: the session adds no header. A response
+// with keep_alive true must therefore frame its body (Content-Length) and the
+// session keeps the connection only if the client also asked for it (HTTP/1.1
+// without "Connection: close"); an HTTP/1.0 client is closed after the write.
+struct response_buffers {
+    std::vector<boost::asio::const_buffer> buffers;
+    std::shared_ptr<const void> storage;
+    bool keep_alive = true;
+};
+
+class interceptor {
+public:
+    virtual ~interceptor() = default;
+
+    // std::nullopt: not mine, the session forwards the request to the
+    // upstream. Runs on the session's strand; may wait (a cache fill). Must
+    // not throw for a bad request: answer it (e.g. 401) or decline.
+    virtual boost::asio::awaitable<std::optional<response_buffers>> handle(request_view request) = 0;
+};
+
+}  // namespace sidecache::proxy

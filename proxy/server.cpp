@@ -1,0 +1,204 @@
+#include "proxy/server.hpp"
+
+#include "proxy/server_state.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fmt/core.h>
+
+#include <future>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace sidecache::proxy {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+// Where a coroutine was spawned is where its exceptions end: logged, never
+// out of io_context::run.
+void log_exception(const char* what, std::exception_ptr e) {
+    if (!e) return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        fmt::print(stderr, "sidecache: {} failed: {}\n", what, ex.what());
+    } catch (...) {
+        fmt::print(stderr, "sidecache: {} failed\n", what);
+    }
+}
+
+tcp::acceptor bind(net::io_context& ioc, const conf::endpoint& at) {
+    tcp::acceptor acceptor(net::make_strand(ioc));
+    const tcp::endpoint ep(net::ip::make_address(at.host), at.port);
+    acceptor.open(ep.protocol());
+    acceptor.set_option(net::socket_base::reuse_address(true));
+    acceptor.bind(ep);
+    acceptor.listen(net::socket_base::max_listen_connections);
+    return acceptor;
+}
+
+net::awaitable<void> accept_loop(std::shared_ptr<server_state> state, tcp::acceptor& acceptor,
+                                 net::io_context& ioc, bool admin) {
+    net::steady_timer backoff(acceptor.get_executor());
+    while (acceptor.is_open()) {
+        auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(ioc), use_tuple);
+        if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
+        if (ec) {
+            // Out of descriptors and the like: let sessions end, then retry.
+            backoff.expires_after(std::chrono::milliseconds(50));
+            co_await backoff.async_wait(use_tuple);
+            continue;
+        }
+        if (admin) {
+            net::co_spawn(socket.get_executor(), run_admin_session(state, std::move(socket)),
+                          [](std::exception_ptr e) { log_exception("admin session", e); });
+            continue;
+        }
+        ++state->stats.connections_accepted;
+        {
+            std::lock_guard lock(state->mutex);
+            if (state->sessions.size() >= state->cfg.server.max_connections) {
+                ++state->stats.connections_rejected;
+                continue;  // the socket closes here
+            }
+        }
+        net::co_spawn(socket.get_executor(), run_session(state, std::move(socket)),
+                      [](std::exception_ptr e) { log_exception("session", e); });
+    }
+}
+
+// Runs `f` on `ex` and waits for it.
+template <class F>
+void run_on(const net::any_io_executor& ex, F f) {
+    std::promise<void> done;
+    net::post(ex, [&] {
+        f();
+        done.set_value();
+    });
+    done.get_future().wait();
+}
+
+}  // namespace
+
+struct server::impl {
+    explicit impl(conf::config cfg)
+        : ioc(cfg.server.threads ? static_cast<int>(cfg.server.threads) : BOOST_ASIO_CONCURRENCY_HINT_DEFAULT),
+          state(std::make_shared<server_state>(ioc.get_executor(), std::move(cfg))) {}
+
+    // Declared first: destroyed last, after everything that uses it.
+    net::io_context ioc;
+    std::shared_ptr<server_state> state;
+    std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+    std::optional<tcp::acceptor> acceptor;
+    std::optional<tcp::acceptor> admin_acceptor;
+    std::uint16_t port = 0;
+    std::uint16_t admin_port = 0;
+    std::vector<std::thread> threads;
+    bool stopped = false;
+
+    bool wait_sessions_until(std::chrono::steady_clock::time_point deadline) {
+        std::unique_lock lock(state->mutex);
+        return state->sessions_changed.wait_until(lock, deadline, [&] { return state->sessions.empty(); });
+    }
+
+    // Posts `f(handle)` to every live session's strand.
+    template <class F>
+    void for_each_session(F f) {
+        std::lock_guard lock(state->mutex);
+        for (auto& [ptr, weak] : state->sessions) {
+            if (auto h = weak.lock()) {
+                net::post(h->stream.get_executor(), [weak, f] {
+                    if (auto h = weak.lock()) f(*h);
+                });
+            }
+        }
+    }
+};
+
+server::server(conf::config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {}
+
+server::~server() { stop(); }
+
+void server::set_interceptor(std::shared_ptr<interceptor> i) { impl_->state->intercept = std::move(i); }
+
+void server::start() {
+    auto& m = *impl_;
+    const auto& cfg = m.state->cfg;
+    m.acceptor.emplace(bind(m.ioc, cfg.server.listen));
+    m.port = m.acceptor->local_endpoint().port();
+    if (cfg.admin.enabled) {
+        m.admin_acceptor.emplace(bind(m.ioc, cfg.admin.listen));
+        m.admin_port = m.admin_acceptor->local_endpoint().port();
+    }
+    m.work.emplace(m.ioc.get_executor());
+    net::co_spawn(m.acceptor->get_executor(), accept_loop(m.state, *m.acceptor, m.ioc, false),
+                  [](std::exception_ptr e) { log_exception("listener", e); });
+    if (m.admin_acceptor) {
+        net::co_spawn(m.admin_acceptor->get_executor(), accept_loop(m.state, *m.admin_acceptor, m.ioc, true),
+                      [](std::exception_ptr e) { log_exception("admin listener", e); });
+    }
+    const unsigned n = cfg.server.threads ? cfg.server.threads : std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < n; ++i) m.threads.emplace_back([&ioc = m.ioc] { ioc.run(); });
+}
+
+std::uint16_t server::port() const { return impl_->port; }
+std::uint16_t server::admin_port() const { return impl_->admin_port; }
+
+bool server::drain(std::chrono::milliseconds timeout) {
+    auto& m = *impl_;
+    if (m.stopped) return true;
+    m.stopped = true;
+    if (m.threads.empty()) return true;  // never started
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+
+    m.state->draining = true;
+    for (auto* a : {&m.acceptor, &m.admin_acceptor}) {
+        if (*a) run_on((*a)->get_executor(), [a] { (*a)->close(); });
+    }
+    // Idle keep-alive connections go now; busy ones end after their answer.
+    m.for_each_session([](session_handle& h) {
+        if (!h.busy) h.stream.socket().cancel();
+    });
+    bool in_time = m.wait_sessions_until(deadline);
+    if (!in_time) {
+        // Out of time: cut the client side of what is left, give the
+        // coroutines a moment to unwind, then stop regardless.
+        m.for_each_session([](session_handle& h) { h.stream.close(); });
+        m.wait_sessions_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(500));
+    }
+    m.work.reset();
+    m.ioc.stop();
+    for (auto& t : m.threads) t.join();
+    m.threads.clear();
+    return in_time;
+}
+
+void server::wait_for_signal() {
+    net::signal_set signals(impl_->ioc, SIGTERM, SIGINT);
+    std::promise<int> got;
+    signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+        if (!ec) got.set_value(signo);
+    });
+    got.get_future().wait();
+}
+
+net::io_context& server::context() { return impl_->ioc; }
+upstream::pool& server::upstream_pool() { return impl_->state->pool; }
+admin_registry& server::admin() { return impl_->state->admin; }
+const conf::config& server::config() const { return impl_->state->cfg; }
+
+}  // namespace sidecache::proxy

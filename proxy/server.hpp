@@ -1,0 +1,61 @@
+#pragma once
+// The HTTP/1.1 front of sidecache: the client listener (one coroutine per
+// connection, keep-alive, pipelined requests answered in order), the admin
+// listener, and the pass-through to the legacy backend.
+
+#include "conf/config.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+
+namespace boost::asio {
+class io_context;
+}
+namespace sidecache::upstream {
+class pool;
+}
+
+namespace sidecache::proxy {
+
+class admin_registry;
+class interceptor;
+
+class server {
+public:
+    explicit server(conf::config cfg);
+    ~server();  // stop()
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+
+    // Before start(): the cache. Without one, every request is forwarded.
+    void set_interceptor(std::shared_ptr<interceptor> i);
+
+    // Binds server.listen (and admin.listen when enabled) and runs
+    // server.threads io threads (0: one per core). Throws std::system_error
+    // if a listener cannot bind.
+    void start();
+
+    std::uint16_t port() const;        // the bound client port
+    std::uint16_t admin_port() const;  // 0 when the admin listener is off
+
+    // Stops accepting, closes idle connections, lets in-flight requests
+    // finish (their connections close after), and cuts what is left after
+    // `timeout`. Then stops the io threads. True if everything ended in time.
+    bool drain(std::chrono::milliseconds timeout);
+    void stop() { drain(std::chrono::milliseconds{0}); }
+
+    // Blocks the caller until SIGTERM or SIGINT.
+    void wait_for_signal();
+
+    boost::asio::io_context& context();
+    upstream::pool& upstream_pool();
+    admin_registry& admin();
+    const conf::config& config() const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace sidecache::proxy

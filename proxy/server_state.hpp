@@ -1,0 +1,70 @@
+#pragma once
+// What the listeners and sessions of one proxy::server share. Internal to
+// proxy/: it pulls in Asio and Beast.
+
+#include "conf/config.hpp"
+#include "proxy/admin.hpp"
+#include "proxy/interceptor.hpp"
+#include "upstream/pool.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/json/object.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+namespace sidecache::proxy {
+
+// One client connection as the server sees it. Touched only on the
+// session's strand (drain posts there).
+struct session_handle {
+    explicit session_handle(boost::asio::ip::tcp::socket socket) : stream(std::move(socket)) {}
+    boost::beast::tcp_stream stream;
+    bool busy = false;  // a request is being read or answered
+};
+
+struct proxy_stats {
+    std::atomic<std::uint64_t> connections_accepted{0};
+    std::atomic<std::uint64_t> connections_rejected{0};  // over server.max_connections
+    std::atomic<std::uint64_t> requests{0};
+    std::atomic<std::uint64_t> intercepted{0};  // answered by the interceptor (the cache)
+    std::atomic<std::uint64_t> forwarded{0};
+    std::atomic<std::uint64_t> rejected_400{0}, rejected_408{0}, rejected_413{0}, rejected_431{0};
+    std::atomic<std::uint64_t> upstream_502{0}, upstream_504{0};
+
+    boost::json::object to_json() const;
+};
+
+struct server_state {
+    server_state(boost::asio::any_io_executor ex, conf::config c)
+        : cfg(std::move(c)), pool(std::move(ex), cfg.upstream) {}
+
+    const conf::config cfg;
+    upstream::pool pool;
+    std::shared_ptr<interceptor> intercept;
+    admin_registry admin;
+    proxy_stats stats;
+    std::atomic<bool> draining{false};
+
+    // Live sessions, so drain() can reach them.
+    std::mutex mutex;
+    std::condition_variable sessions_changed;
+    std::unordered_map<session_handle*, std::weak_ptr<session_handle>> sessions;
+};
+
+// One client connection: requests read, answered (by the interceptor or the
+// upstream) and written in order until the connection closes.
+boost::asio::awaitable<void> run_session(std::shared_ptr<server_state> state,
+                                         boost::asio::ip::tcp::socket socket);
+
+// One admin connection: /live, /ready, /stats.
+boost::asio::awaitable<void> run_admin_session(std::shared_ptr<server_state> state,
+                                               boost::asio::ip::tcp::socket socket);
+
+}  // namespace sidecache::proxy

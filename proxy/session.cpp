@@ -1,0 +1,291 @@
+#include "proxy/error.hpp"
+#include "proxy/server_state.hpp"
+#include "upstream/forward.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <fmt/core.h>
+
+#include <array>
+#include <vector>
+
+namespace sidecache::proxy {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using boost::system::error_code;
+using namespace net::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+using request_parser = http::request_parser<http::buffer_body>;
+
+// Registers a session for drain() and unregisters it when the coroutine
+// frame goes, however it goes.
+class registration {
+public:
+    registration(server_state& s, const std::shared_ptr<session_handle>& h) : state_(s), handle_(h.get()) {
+        std::lock_guard lock(state_.mutex);
+        state_.sessions.emplace(handle_, h);
+    }
+    ~registration() {
+        std::lock_guard lock(state_.mutex);
+        state_.sessions.erase(handle_);
+        state_.sessions_changed.notify_all();
+    }
+    registration(const registration&) = delete;
+    registration& operator=(const registration&) = delete;
+
+private:
+    server_state& state_;
+    session_handle* handle_;
+};
+
+struct error_answer {
+    http::status status;
+    const char* code;
+};
+
+error_answer answer_for(error e) {
+    switch (e) {
+        case error::header_too_large: return {http::status::request_header_fields_too_large, "HEADER_TOO_LARGE"};
+        case error::body_too_large: return {http::status::payload_too_large, "PAYLOAD_TOO_LARGE"};
+        case error::header_timeout: return {http::status::request_timeout, "REQUEST_TIMEOUT"};
+        case error::bad_request:
+        case error::ambiguous_framing: return {http::status::bad_request, "BAD_REQUEST"};
+        case error::upstream_unavailable: return {http::status::bad_gateway, "UPSTREAM_UNAVAILABLE"};
+        case error::upstream_timeout: return {http::status::gateway_timeout, "UPSTREAM_TIMEOUT"};
+    }
+    return {http::status::internal_server_error, "INTERNAL"};
+}
+
+void count(proxy_stats& s, error e) {
+    switch (e) {
+        case error::header_too_large: ++s.rejected_431; break;
+        case error::body_too_large: ++s.rejected_413; break;
+        case error::header_timeout: ++s.rejected_408; break;
+        case error::bad_request:
+        case error::ambiguous_framing: ++s.rejected_400; break;
+        case error::upstream_unavailable: ++s.upstream_502; break;
+        case error::upstream_timeout: ++s.upstream_504; break;
+    }
+}
+
+// Writes the JSON error envelope of the API contract for `e`.
+net::awaitable<error_code> write_error(beast::tcp_stream& stream, error e, bool keep_alive,
+                                       std::chrono::milliseconds timeout) {
+    const auto answer = answer_for(e);
+    http::response<http::string_body> res{answer.status, 11};
+    res.set(http::field::content_type, "application/json; charset=utf-8");
+    res.body() = boost::json::serialize(boost::json::object{
+        {"success", false},
+        {"error", {{"code", answer.code}, {"message", make_error_code(e).message()}}}});
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    stream.expires_after(timeout);
+    auto [ec, n] = co_await http::async_write(stream, res, use_tuple);
+    co_return ec;
+}
+
+// Ends a connection after a final answer: stop sending, then read and drop
+// what the client still sends for a moment, so that our answer is not lost
+// to a reset caused by unread bytes.
+net::awaitable<void> linger_close(beast::tcp_stream& stream) {
+    error_code ec;
+    stream.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+    std::array<char, 4096> sink;
+    stream.expires_after(std::chrono::seconds(1));
+    for (;;) {
+        auto [rec, n] = co_await stream.async_read_some(net::buffer(sink), use_tuple);
+        if (rec) break;
+    }
+    stream.close();
+}
+
+// Content-Length with Transfer-Encoding, several Transfer-Encoding fields,
+// or a coding other than a single `chunked`: the request's end is ambiguous
+// and a proxy must refuse it (RFC 9112 §6.1, request smuggling).
+bool ambiguous_framing(const http::fields& f) {
+    std::size_t te_fields = 0;
+    bool te_is_chunked = false;
+    for (const auto& field : f) {
+        if (field.name() != http::field::transfer_encoding) continue;
+        ++te_fields;
+        auto v = field.value();
+        while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+        te_is_chunked = beast::iequals(v, "chunked");
+    }
+    if (te_fields == 0) return false;
+    return te_fields > 1 || !te_is_chunked || f.find(http::field::content_length) != f.end();
+}
+
+// Maps a failed head read to the answer, or nothing (close quietly).
+std::optional<error> classify_head_error(const error_code& ec) {
+    if (ec == http::error::header_limit) return error::header_too_large;
+    if (ec == http::error::body_limit) return error::body_too_large;
+    if (ec == http::error::bad_transfer_encoding) return error::ambiguous_framing;
+    if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message) {
+        return error::bad_request;
+    }
+    return std::nullopt;  // the client closed, reset, or we are draining
+}
+
+// Reads one request head into `parser`, within `timeout` once called. What is
+// already buffered is parsed first, so a pipelined request costs no timer.
+net::awaitable<error_code> read_head(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                     request_parser& parser, net::steady_timer& timer,
+                                     std::chrono::milliseconds timeout) {
+    if (buffer.size() != 0) {
+        error_code ec;
+        const auto used = parser.put(buffer.data(), ec);
+        buffer.consume(used);
+        if (!ec) co_return ec;
+        if (ec != http::error::need_more) co_return ec;
+    }
+    // Beast's stream timeout closes the socket; a 408 must still be written,
+    // so the head read races a separate timer instead.
+    stream.expires_never();
+    timer.expires_after(timeout);
+    auto result = co_await (http::async_read_header(stream, buffer, parser, use_tuple) ||
+                            timer.async_wait(use_tuple));
+    if (result.index() == 1) co_return make_error_code(error::header_timeout);
+    co_return std::get<0>(std::get<0>(result));
+}
+
+}  // namespace
+
+net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::tcp::socket socket) {
+    auto handle = std::make_shared<session_handle>(std::move(socket));
+    registration registered(*state, handle);
+    auto& stream = handle->stream;
+    const auto& cfg = state->cfg.server;
+
+    error_code ec;
+    const auto remote = stream.socket().remote_endpoint(ec);
+    if (ec) co_return;
+    const auto address = remote.address().to_string();
+    stream.socket().set_option(net::ip::tcp::no_delay(true), ec);
+
+    beast::flat_buffer buffer;
+    net::steady_timer timer(stream.get_executor());
+    std::vector<char> scratch;  // relay buffer, allocated on the first forwarded body
+
+    for (bool first = true;; first = false) {
+        handle->busy = false;
+        if (state->draining) break;
+
+        // Keep-alive: wait for the next request's first bytes, quietly
+        // closing after idle_timeout. The first request's head is bounded
+        // by header_timeout from the accept.
+        if (!first && buffer.size() == 0) {
+            stream.expires_after(cfg.idle_timeout);
+            auto [rec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
+            if (rec) co_return;
+            buffer.commit(n);
+        }
+        handle->busy = true;
+
+        request_parser parser;
+        parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
+        parser.body_limit(cfg.max_body_bytes);
+        ec = co_await read_head(stream, buffer, parser, timer, cfg.header_timeout);
+        std::optional<error> refusal;
+        if (ec == error::header_timeout) {
+            refusal = error::header_timeout;
+        } else if (ec) {
+            refusal = classify_head_error(ec);
+            if (!refusal) co_return;
+        } else if (ambiguous_framing(parser.get())) {
+            refusal = error::ambiguous_framing;
+        } else if (parser.get().version() >= 11 && parser.get().find(http::field::host) == parser.get().end()) {
+            refusal = error::bad_request;  // RFC 9112 §3.2: Host is required
+        }
+        if (refusal) {
+            count(state->stats, *refusal);
+            co_await write_error(stream, *refusal, false, cfg.body_timeout);
+            co_await linger_close(stream);
+            co_return;
+        }
+
+        ++state->stats.requests;
+        auto& req = parser.get();
+        bool keep_alive = req.keep_alive() && !state->draining;
+
+        // The cache's turn: GET/HEAD without body.
+        if (state->intercept && parser.is_done() &&
+            (req.method() == http::verb::get || req.method() == http::verb::head)) {
+            auto answer = co_await state->intercept->handle(request_view{
+                req.method(), req.target(), req.version(), req, address, remote.port()});
+            if (answer) {
+                ++state->stats.intercepted;
+                stream.expires_after(cfg.body_timeout);
+                auto [wec, n] = co_await net::async_write(stream, answer->buffers, use_tuple);
+                if (wec) co_return;
+                if (!(keep_alive && answer->keep_alive && req.version() >= 11)) break;
+                continue;
+            }
+        }
+
+        ++state->stats.forwarded;
+        if (scratch.empty()) scratch.resize(16 * 1024);
+        const auto result = co_await upstream::forward(
+            upstream::client_side{stream, buffer, parser, address, cfg.body_timeout, scratch, keep_alive},
+            state->pool);
+        if (result.ec && !result.response_started) {
+            std::optional<error> refusal;
+            if (result.upstream_fault) {
+                refusal = result.ec == upstream::error::response_timeout ? error::upstream_timeout
+                                                                         : error::upstream_unavailable;
+            } else if (result.ec == http::error::body_limit) {
+                refusal = error::body_too_large;
+            } else {
+                refusal = classify_head_error(result.ec);
+            }
+            if (!refusal) co_return;
+            count(state->stats, *refusal);
+            // The connection survives an upstream failure only if the request
+            // was read whole (nothing of it is left in the stream).
+            const bool survive = keep_alive && result.upstream_fault && parser.is_done();
+            if (co_await write_error(stream, *refusal, survive, cfg.body_timeout)) co_return;
+            if (!survive) {
+                co_await linger_close(stream);
+                co_return;
+            }
+            continue;
+        }
+        if (result.ec || !result.keep_alive) break;
+    }
+    // Keep-alive ends here: send FIN, and let the peer see all we wrote.
+    stream.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+}
+
+boost::json::object proxy_stats::to_json() const {
+    return {
+        {"connections_accepted", connections_accepted.load()},
+        {"connections_rejected", connections_rejected.load()},
+        {"requests", requests.load()},
+        {"intercepted", intercepted.load()},
+        {"forwarded", forwarded.load()},
+        {"rejected_400", rejected_400.load()},
+        {"rejected_408", rejected_408.load()},
+        {"rejected_413", rejected_413.load()},
+        {"rejected_431", rejected_431.load()},
+        {"upstream_502", upstream_502.load()},
+        {"upstream_504", upstream_504.load()},
+    };
+}
+
+}  // namespace sidecache::proxy

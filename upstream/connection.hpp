@@ -1,0 +1,20 @@
+#pragma once
+// One upstream connection as the pool lends it (include only where the
+// stream is used: it pulls in Beast's tcp_stream).
+
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include <chrono>
+
+namespace sidecache::upstream {
+
+struct connection {
+    explicit connection(boost::asio::any_io_executor strand) : stream(std::move(strand)) {}
+
+    boost::beast::tcp_stream stream;  // on its own strand: its timer and socket never race
+    boost::beast::flat_buffer buffer;  // bytes read from the upstream, not yet parsed
+    std::chrono::steady_clock::time_point idle_since{};
+};
+
+}  // namespace sidecache::upstream

@@ -1,0 +1,258 @@
+#include "upstream/forward.hpp"
+
+#include "upstream/connection.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace sidecache::upstream {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using boost::system::error_code;
+
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+bool is_idempotent(http::verb v) {
+    switch (v) {
+        case http::verb::get:
+        case http::verb::head:
+        case http::verb::options:
+        case http::verb::trace:
+        case http::verb::put:
+        case http::verb::delete_: return true;
+        default: return false;
+    }
+}
+
+// The upstream closed or reset a connection: on a pooled one, it was stale.
+bool is_closed_error(const error_code& ec) {
+    return ec == http::error::end_of_stream || ec == http::error::partial_message ||
+           ec == net::error::eof || ec == net::error::connection_reset ||
+           ec == net::error::broken_pipe || ec == net::error::connection_aborted;
+}
+
+error_code upstream_error_for(const error_code& ec) {
+    if (ec == beast::error::timeout) return error::response_timeout;
+    if (is_closed_error(ec) || ec.category() == net::error::get_system_category())
+        return error::closed;
+    return error::bad_response;
+}
+
+void append_field(http::fields& f, std::string_view name, std::string_view value) {
+    const auto it = f.find(name);
+    if (it == f.end()) {
+        f.set(name, value);
+        return;
+    }
+    std::string joined(it->value());
+    joined += ", ";
+    joined += value;
+    f.set(name, joined);
+}
+
+// Relays one message body from `in` to `out` a chunk at a time (Beast's
+// "HTTP relay" example); the serializer writes the head with the first chunk.
+// Returns the error and whether it came from the reading side.
+template <bool is_request>
+net::awaitable<std::pair<error_code, bool>> relay(beast::tcp_stream& in, beast::flat_buffer& in_buffer,
+                                                  http::parser<is_request, http::buffer_body>& parser,
+                                                  beast::tcp_stream& out,
+                                                  http::serializer<is_request, http::buffer_body>& sr,
+                                                  std::span<char> scratch,
+                                                  std::chrono::milliseconds timeout,
+                                                  std::uint64_t& bytes) {
+    auto& body = parser.get().body();
+    do {
+        if (!parser.is_done()) {
+            body.data = scratch.data();
+            body.size = scratch.size();
+            in.expires_after(timeout);
+            auto [ec, n] = co_await http::async_read(in, in_buffer, parser, use_tuple);
+            if (ec && ec != http::error::need_buffer) co_return std::pair{ec, true};
+            body.size = scratch.size() - body.size;
+            body.data = scratch.data();
+            body.more = !parser.is_done();
+        } else {
+            body.data = nullptr;
+            body.size = 0;
+            body.more = false;
+        }
+        bytes += body.size;
+        out.expires_after(timeout);
+        auto [ec, n] = co_await http::async_write(out, sr, use_tuple);
+        if (ec && ec != http::error::need_buffer) co_return std::pair{ec, false};
+    } while (!parser.is_done() || !sr.is_done());
+    co_return std::pair{error_code{}, false};
+}
+
+}  // namespace
+
+void strip_hop_by_hop(http::fields& fields) {
+    std::vector<std::string> named;
+    for (const auto& f : fields) {
+        if (f.name() != http::field::connection) continue;
+        for (auto token : http::token_list{f.value()}) named.emplace_back(token);
+    }
+    for (const auto& name : named) fields.erase(name);
+    for (auto name : {"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer",
+                      "Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Proxy-Authorization"}) {
+        fields.erase(name);
+    }
+}
+
+net::awaitable<forward_result> forward(client_side client, pool& upstream) {
+    forward_result out;
+    auto& parser = client.request;
+    auto& req = parser.get();
+    const bool head = req.method() == http::verb::head;
+    const bool has_body = !parser.is_done();
+    const bool chunked = parser.chunked();
+    const bool client_http11 = req.version() >= 11;
+    const bool expect_continue = has_body && beast::iequals(req[http::field::expect], "100-continue");
+
+    strip_hop_by_hop(req);
+    req.erase(http::field::expect);  // answered here, below
+    append_field(req, "X-Forwarded-For", client.address);
+    req.set("X-Forwarded-Proto", "http");
+    append_field(req, "Via", "1.1 sidecache");
+    req.version(11);
+    if (chunked) req.chunked(true);  // else Content-Length, if any, stays as sent
+
+    if (expect_continue) {
+        static constexpr std::string_view continue_100 = "HTTP/1.1 100 Continue\r\n\r\n";
+        client.stream.expires_after(client.body_timeout);
+        auto [ec, n] = co_await net::async_write(client.stream, net::buffer(continue_100), use_tuple);
+        if (ec) {
+            out.ec = ec;
+            co_return out;
+        }
+    }
+
+    const auto deadline = clock::now() + upstream.config().response_timeout;
+    for (int attempt = 0;; ++attempt) {
+        auto leased = co_await upstream.acquire(deadline);
+        if (!leased) {
+            out.ec = leased.error();
+            out.upstream_fault = true;
+            co_return out;
+        }
+        auto& up = leased->conn();
+
+        // The request: head (and body, relayed from the client).
+        error_code ec;
+        bool write_failed = false;
+        {
+            http::request_serializer<http::buffer_body> sr{req};
+            if (!has_body) {
+                req.body().data = nullptr;
+                req.body().size = 0;
+                req.body().more = false;
+                up.stream.expires_at(deadline);
+                auto [wec, n] = co_await http::async_write(up.stream, sr, use_tuple);
+                ec = wec;
+                write_failed = bool(ec);
+            } else {
+                std::uint64_t sent = 0;
+                auto [rec, from_client] = co_await relay(client.stream, client.buffer, parser, up.stream,
+                                                         sr, client.scratch, client.body_timeout, sent);
+                if (rec && from_client) {
+                    out.ec = rec;  // body_limit, bad chunk, client gone: the upstream connection is dropped
+                    co_return out;
+                }
+                ec = rec;
+            }
+        }
+
+        // The response head; interim 1xx answers are skipped.
+        std::optional<http::response_parser<http::buffer_body>> rp;
+        while (!ec) {
+            rp.emplace();
+            rp->body_limit(std::numeric_limits<std::uint64_t>::max());
+            rp->header_limit(64 * 1024);
+            if (head) rp->skip(true);
+            up.stream.expires_at(deadline);
+            auto [hec, n] = co_await http::async_read_header(up.stream, up.buffer, *rp, use_tuple);
+            ec = hec;
+            if (ec || rp->get().result_int() / 100 != 1 || rp->get().result_int() == 101) break;
+        }
+        if (ec) {
+            if (attempt == 0 && leased->reused() && !has_body && is_closed_error(ec) &&
+                (is_idempotent(req.method()) || write_failed)) {
+                upstream.note_stale_retry();
+                continue;  // the failed lease closes its connection
+            }
+            out.ec = upstream_error_for(ec);
+            out.upstream_fault = true;
+            co_return out;
+        }
+
+        // The response: head as the upstream sent it minus hop-by-hop
+        // fields, body relayed with its own framing re-applied.
+        auto& res = rp->get();
+        out.status = res.result_int();
+        const bool bodyless = head || out.status == 204 || out.status == 304;
+        const bool upstream_keep_alive = rp->keep_alive();
+        const bool until_eof = !bodyless && !rp->chunked() && !rp->content_length();
+        bool keep_alive = client.keep_alive;
+        strip_hop_by_hop(res);
+        res.version(11);
+        if (!bodyless) {
+            if (rp->chunked() || (until_eof && client_http11)) {
+                res.chunked(true);
+            } else if (until_eof) {
+                keep_alive = false;  // an HTTP/1.0 client: the end of the body is the close
+            }
+        }
+        if (!keep_alive) {
+            res.set(http::field::connection, "close");
+        } else if (!client_http11) {
+            res.set(http::field::connection, "keep-alive");
+        }
+
+        http::response_serializer<http::buffer_body> sr{res};
+        out.response_started = true;
+        if (bodyless) {
+            res.body().data = nullptr;
+            res.body().size = 0;
+            res.body().more = false;
+            client.stream.expires_after(client.body_timeout);
+            auto [wec, n] = co_await http::async_write(client.stream, sr, use_tuple);
+            ec = wec;
+        } else {
+            auto [rec, from_upstream] = co_await relay(up.stream, up.buffer, *rp, client.stream, sr,
+                                                       client.scratch, client.body_timeout,
+                                                       out.body_bytes);
+            ec = rec;
+            if (ec && from_upstream) {
+                out.ec = upstream_error_for(ec);
+                out.upstream_fault = true;
+                co_return out;
+            }
+        }
+        if (ec) {
+            out.ec = ec;  // the client went away
+            co_return out;
+        }
+        leased->release(upstream_keep_alive && !until_eof && rp->is_done());
+        out.keep_alive = keep_alive;
+        co_return out;
+    }
+}
+
+}  // namespace sidecache::upstream

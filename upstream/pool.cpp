@@ -1,0 +1,270 @@
+#include "upstream/pool.hpp"
+
+#include "upstream/connection.hpp"
+#include "upstream/forward.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+namespace sidecache::upstream {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+// A coroutine waiting for a free connection slot. Its timer lives on the
+// waiter's own executor; others wake it by posting a cancel there.
+struct waiter {
+    explicit waiter(net::any_io_executor ex) : timer(std::move(ex)) {}
+    net::steady_timer timer;
+    bool notified = false;  // guarded by pool_core::mutex
+};
+
+// Whether an idle connection still looks usable: the upstream has not closed
+// it and sent nothing unasked. A non-blocking peek, no wait.
+bool looks_alive(connection& c) {
+    auto& sock = c.stream.socket();
+    if (!sock.is_open() || c.buffer.size() != 0) return false;
+    char byte;
+    const auto n = ::recv(sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+bool is_stale_error(const error_code& ec) {
+    return ec == http::error::end_of_stream || ec == net::error::eof ||
+           ec == net::error::connection_reset || ec == net::error::broken_pipe ||
+           ec == net::error::connection_aborted;
+}
+
+}  // namespace
+
+struct pool_core : std::enable_shared_from_this<pool_core> {
+    pool_core(net::any_io_executor ex, conf::upstream_config cfg)
+        : executor(std::move(ex)), config(std::move(cfg)) {}
+
+    net::any_io_executor executor;
+    const conf::upstream_config config;
+
+    std::mutex mutex;
+    std::vector<std::unique_ptr<connection>> idle;  // most recently used last
+    std::size_t open = 0;                           // idle + leased + connecting
+    std::deque<std::shared_ptr<waiter>> waiters;
+
+    std::atomic<std::uint64_t> connects{0}, connect_failures{0}, reuses{0}, stale_retries{0};
+
+    // Wakes the oldest waiter, if any. Called with `mutex` held.
+    void wake_one() {
+        if (waiters.empty()) return;
+        auto w = std::move(waiters.front());
+        waiters.pop_front();
+        w->notified = true;
+        net::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+    }
+
+    void release(std::unique_ptr<connection> c, bool reusable) {
+        std::unique_ptr<connection> doomed;
+        std::lock_guard lock(mutex);
+        if (reusable && c->stream.socket().is_open() && c->buffer.size() == 0 &&
+            idle.size() < config.max_idle_connections) {
+            c->stream.expires_never();
+            c->idle_since = clock::now();
+            idle.push_back(std::move(c));
+        } else {
+            doomed = std::move(c);  // closed by its destructor, outside no lock needed
+            --open;
+        }
+        wake_one();
+    }
+
+    net::awaitable<boost::system::result<lease>> acquire(clock::time_point deadline) {
+        for (;;) {
+            std::shared_ptr<waiter> me;
+            {
+                std::unique_lock lock(mutex);
+                const auto now = clock::now();
+                while (!idle.empty()) {
+                    auto c = std::move(idle.back());
+                    idle.pop_back();
+                    if (now - c->idle_since < config.idle_timeout && looks_alive(*c)) {
+                        ++reuses;
+                        co_return lease{shared_from_this(), std::move(c), true};
+                    }
+                    --open;  // expired or closed by the upstream: drop it
+                }
+                if (open < config.max_connections) {
+                    ++open;
+                } else {
+                    me = std::make_shared<waiter>(co_await net::this_coro::executor);
+                    me->timer.expires_at(deadline);
+                    waiters.push_back(me);
+                }
+            }
+            if (!me) co_return co_await connect(deadline);
+
+            co_await me->timer.async_wait(use_tuple);  // woken (cancelled) or the deadline
+            std::lock_guard lock(mutex);
+            if (me->notified) continue;  // woken: a slot or an idle connection is free
+            std::erase(waiters, me);
+            co_return make_error_code(error::pool_exhausted);
+        }
+    }
+
+    // Opens a connection for a slot already counted in `open`.
+    net::awaitable<boost::system::result<lease>> connect(clock::time_point deadline) {
+        auto c = std::make_unique<connection>(net::make_strand(executor));
+        tcp::resolver resolver(c->stream.get_executor());
+        auto [rec, endpoints] = co_await resolver.async_resolve(
+            config.url.host, std::to_string(config.url.port), use_tuple);
+        error_code ec = rec;
+        if (!ec) {
+            const auto left = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                std::min<clock::duration>(config.connect_timeout, deadline - clock::now()));
+            c->stream.expires_after(std::max(left, clock::duration::zero()));
+            auto [cec, ep] = co_await c->stream.async_connect(endpoints, use_tuple);
+            ec = cec;
+        }
+        if (ec) {
+            ++connect_failures;
+            {
+                std::lock_guard lock(mutex);
+                --open;
+                wake_one();
+            }
+            co_return make_error_code(ec == beast::error::timeout ? error::connect_timeout
+                                                                  : error::refused);
+        }
+        c->stream.socket().set_option(tcp::no_delay(true));
+        ++connects;
+        co_return lease{shared_from_this(), std::move(c), false};
+    }
+};
+
+lease::lease(std::shared_ptr<pool_core> core, std::unique_ptr<connection> c, bool reused)
+    : core_(std::move(core)), conn_(std::move(c)), reused_(reused) {}
+
+lease::lease(lease&&) noexcept = default;
+
+lease& lease::operator=(lease&& other) noexcept {
+    if (this != &other) {
+        release(false);
+        core_ = std::move(other.core_);
+        conn_ = std::move(other.conn_);
+        reused_ = other.reused_;
+    }
+    return *this;
+}
+
+lease::~lease() { release(false); }
+
+void lease::release(bool reusable) {
+    if (core_ && conn_) core_->release(std::move(conn_), reusable);
+    core_.reset();
+}
+
+pool::pool(net::any_io_executor ex, conf::upstream_config cfg)
+    : core_(std::make_shared<pool_core>(std::move(ex), std::move(cfg))) {}
+
+pool::~pool() = default;
+
+const conf::upstream_config& pool::config() const { return core_->config; }
+
+void pool::note_stale_retry() { ++core_->stale_retries; }
+
+pool_stats pool::stats() const {
+    pool_stats s;
+    s.connects = core_->connects;
+    s.connect_failures = core_->connect_failures;
+    s.reuses = core_->reuses;
+    s.stale_retries = core_->stale_retries;
+    std::lock_guard lock(core_->mutex);
+    s.open = core_->open;
+    s.idle = core_->idle.size();
+    return s;
+}
+
+net::awaitable<boost::system::result<lease>> pool::acquire(clock::time_point deadline) {
+    return core_->acquire(deadline);
+}
+
+net::awaitable<boost::system::result<buffered_response>> pool::fetch(
+    request_head req, clock::time_point deadline, std::size_t body_cap) {
+    http::request<http::empty_body> msg{req.method, req.target, 11};
+    static_cast<http::fields&>(msg) = std::move(req.headers);
+    strip_hop_by_hop(msg);
+    msg.erase(http::field::content_length);
+    msg.erase(http::field::expect);
+    if (msg.find(http::field::host) == msg.end()) {
+        msg.set(http::field::host, core_->config.url.host + ":" + std::to_string(core_->config.url.port));
+    }
+    msg.keep_alive(true);
+
+    for (int attempt = 0;; ++attempt) {
+        auto leased = co_await acquire(deadline);
+        if (!leased) co_return leased.error();
+        auto& c = leased->conn();
+
+        c.stream.expires_at(deadline);
+        auto [wec, wn] = co_await http::async_write(c.stream, msg, use_tuple);
+        error_code ec = wec;
+        std::optional<http::response_parser<http::string_body>> parser;
+        if (!ec) {
+            // Skip interim 1xx answers: read heads until a final one.
+            do {
+                parser.emplace();
+                parser->body_limit(body_cap);
+                if (req.method == http::verb::head) parser->skip(true);
+                auto [hec, hn] = co_await http::async_read_header(c.stream, c.buffer, *parser, use_tuple);
+                ec = hec;
+            } while (!ec && parser->get().result_int() / 100 == 1);
+        }
+        if (!ec) {
+            auto [bec, bn] = co_await http::async_read(c.stream, c.buffer, *parser, use_tuple);
+            ec = bec;
+        }
+        if (ec) {
+            if (attempt == 0 && leased->reused() && is_stale_error(ec)) {
+                note_stale_retry();
+                continue;  // the failed lease closes its connection
+            }
+            if (ec == beast::error::timeout) co_return make_error_code(error::response_timeout);
+            if (ec == http::error::body_limit) co_return make_error_code(error::body_too_large);
+            if (is_stale_error(ec) || ec.category() == net::error::get_system_category())
+                co_return make_error_code(error::closed);
+            co_return make_error_code(error::bad_response);
+        }
+        auto& res = parser->get();
+        buffered_response out;
+        out.status = res.result_int();
+        const bool keep = res.keep_alive();
+        out.body = std::move(res.body());
+        strip_hop_by_hop(res);
+        out.headers = std::move(static_cast<http::fields&>(res));
+        leased->release(keep && !parser->need_eof());
+        co_return out;
+    }
+}
+
+}  // namespace sidecache::upstream
