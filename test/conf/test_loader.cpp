@@ -1,0 +1,415 @@
+// conf::load_string / load_file: the YAML layout, defaults, ${NAME} expansion,
+// and every kind of error with its exact "FILE:LINE:COL: key.path: what" text.
+
+#include "conf/loader.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <sstream>
+#include <vector>
+
+using namespace sidecache::conf;
+using namespace std::chrono_literals;
+
+namespace {
+
+env_lookup fake_env(std::map<std::string, std::string, std::less<>> vars = {}) {
+    return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
+        auto it = vars.find(name);
+        if (it == vars.end()) return std::nullopt;
+        return it->second;
+    };
+}
+
+// A known-good file; each SECTION below changes one line of it.
+const std::string good =
+    "server:\n"                               // 1
+    "  listen: 127.0.0.1:8080\n"              // 2
+    "  threads: 2\n"                          // 3
+    "upstream:\n"                             // 4
+    "  url: http://127.0.0.1:3000\n"          // 5
+    "cache:\n"                                // 6
+    "  routes:\n"                             // 7
+    "    - name: overview\n"                  // 8
+    "      path: /api/dashboard/overview\n"   // 9
+    "      fill: postgres\n"                  // 10
+    "      query: overview\n"                 // 11
+    "    - name: agents\n"                    // 12
+    "      path: /api/agents\n"               // 13
+    "      fill: postgres\n"                  // 14
+    "      query: agents\n"                   // 15
+    "      enrich_agents: true\n"             // 16
+    "      ttl: 10s\n";                       // 17
+
+// good with its line `line` (1-based) replaced by text.
+std::string with_line(int line, const std::string& text) {
+    std::istringstream in(good);
+    std::string out;
+    std::string current;
+    for (int n = 1; std::getline(in, current); ++n) out += (n == line ? text : current) + "\n";
+    return out;
+}
+
+// The message load_string throws for yaml, or "loaded" if it loads.
+std::string error_of(const std::string& yaml, const env_lookup& env = fake_env()) {
+    try {
+        load_string(yaml, "test.yaml", env);
+    } catch (const error& e) {
+        return e.what();
+    }
+    return "loaded";
+}
+
+}  // namespace
+
+TEST_CASE("the known-good fixture loads as written", "[unit]") {
+    config cfg = load_string(good, "test.yaml", fake_env());
+    CHECK(cfg.source_file == "test.yaml");
+    CHECK(cfg.server.listen.host == "127.0.0.1");
+    CHECK(cfg.server.listen.port == 8080);
+    CHECK(cfg.server.threads == 2);
+    CHECK(cfg.upstream.url.host == "127.0.0.1");
+    CHECK(cfg.upstream.url.port == 3000);
+    REQUIRE(cfg.cache.routes.size() == 2);
+    CHECK(cfg.cache.routes[0].name == "overview");
+    CHECK(cfg.cache.routes[0].path == "/api/dashboard/overview");
+    CHECK(cfg.cache.routes[0].fill == fill_kind::postgres);
+    CHECK(cfg.cache.routes[0].query == "overview");
+    CHECK(cfg.cache.routes[0].ttl == 30s);  // the default
+    CHECK_FALSE(cfg.cache.routes[0].enrich_agents);
+    CHECK(cfg.cache.routes[1].name == "agents");
+    CHECK(cfg.cache.routes[1].enrich_agents);
+    CHECK(cfg.cache.routes[1].ttl == 10s);
+}
+
+TEST_CASE("absent keys take the defaults of conf/config.hpp", "[unit]") {
+    config cfg = load_string("upstream:\n  url: http://legacy\n", "min.yaml", fake_env());
+    CHECK(cfg.upstream.url.port == 80);
+    CHECK(cfg.server.listen.port == 8080);
+    CHECK(cfg.server.max_header_bytes == 16 * 1024);
+    CHECK(cfg.admin.listen.port == 9901);
+    CHECK(cfg.cache.routes.empty());
+    CHECK(cfg.database.url.empty());
+    CHECK(cfg.external.url.scheme == "https");
+    CHECK(cfg.external.url.host == "api.elevenlabs.io");
+    CHECK(cfg.external.url.port == 443);
+    CHECK(cfg.external.background.base == 1s);
+    CHECK(cfg.log.level == "info");
+
+    // An empty section is all defaults too.
+    config empty_sections = load_string("server:\nupstream:\n  url: http://legacy\nlog:\n", "min.yaml", fake_env());
+    CHECK(empty_sections.server.listen.port == 8080);
+}
+
+TEST_CASE("${NAME} expands in values before they are parsed", "[unit]") {
+    std::string yaml = with_line(5, "  url: ${LEGACY_URL:-http://127.0.0.1:3000}");
+    CHECK(load_string(yaml, "test.yaml", fake_env()).upstream.url.port == 3000);
+    config cfg = load_string(yaml, "test.yaml", fake_env({{"LEGACY_URL", "https://legacy.internal:4443/app/"}}));
+    CHECK(cfg.upstream.url.scheme == "https");
+    CHECK(cfg.upstream.url.host == "legacy.internal");
+    CHECK(cfg.upstream.url.port == 4443);
+    CHECK(cfg.upstream.url.path == "/app");
+
+    // Only values are expanded: a key named like a variable is just unknown.
+    CHECK(error_of(good + "${X}: 1\n", fake_env({{"X", "log"}})) ==
+          "test.yaml:18:1: ${X}: unknown key (expected one of: server, admin, upstream, auth, cache, database, external, log)");
+}
+
+TEST_CASE("errors name the file, line, column and key path", "[unit]") {
+    SECTION("the fixture itself") { CHECK(error_of(good) == "loaded"); }
+    SECTION("unknown top-level key") {
+        CHECK(error_of(with_line(1, "serverr:")) ==
+              "test.yaml:1:1: serverr: unknown key (expected one of: server, admin, upstream, auth, cache, database, "
+              "external, log)");
+    }
+    SECTION("unknown nested key") {
+        CHECK(error_of(with_line(3, "  thread: 2")) ==
+              "test.yaml:3:3: server.thread: unknown key (expected one of: listen, threads, max_header_bytes, "
+              "max_body_bytes, header_timeout, idle_timeout, body_timeout, drain_timeout, max_pipelined, "
+              "max_connections)");
+    }
+    SECTION("duplicate key") {
+        CHECK(error_of(with_line(3, "  listen: 127.0.0.1:9")) ==
+              "test.yaml:3:3: server.listen: duplicate key (first at line 2)");
+    }
+    SECTION("not a whole number") {
+        CHECK(error_of(with_line(3, "  threads: many")) == "test.yaml:3:12: server.threads: \"many\" is not a whole number");
+    }
+    SECTION("integer out of range") {
+        CHECK(error_of(with_line(3, "  threads: 5000")) ==
+              "test.yaml:3:12: server.threads: 5000 is out of range: must be from 0 to 1024");
+    }
+    SECTION("a list where a value is expected") {
+        CHECK(error_of(with_line(3, "  threads: [1, 2]")) ==
+              "test.yaml:3:12: server.threads: expected a single value, got a list");
+    }
+    SECTION("a key without a value") {
+        CHECK(error_of(with_line(3, "  threads:")) ==
+              "test.yaml:3:3: server.threads: a value is required (write \"\" for an empty string)");
+    }
+    SECTION("duration out of range") {
+        CHECK(error_of(with_line(3, "  header_timeout: 2h")) ==
+              "test.yaml:3:19: server.header_timeout: 2h is out of range: must be from 1ms to 1h");
+    }
+    SECTION("size out of range") {
+        CHECK(error_of(with_line(3, "  max_header_bytes: 2MiB")) ==
+              "test.yaml:3:21: server.max_header_bytes: 2MiB is out of range: must be from 1KiB to 1MiB");
+    }
+    SECTION("bad endpoint") {
+        CHECK(error_of(with_line(2, "  listen: 127.0.0.1")) ==
+              "test.yaml:2:11: server.listen: \"127.0.0.1\" is not an endpoint (write host:port, e.g. 127.0.0.1:8080)");
+    }
+    SECTION("required key missing in a present section") {
+        CHECK(error_of(with_line(5, "  max_connections: 10")) == "test.yaml:4:1: upstream.url: required key is missing");
+    }
+    SECTION("bad URL") {
+        CHECK(error_of(with_line(5, "  url: ftp://x")) ==
+              "test.yaml:5:8: upstream.url: \"ftp://x\" is not an http(s) base URL: the scheme must be http or https");
+    }
+    SECTION("unset environment variable") {
+        CHECK(error_of(with_line(5, "  url: ${LEGACY}")) ==
+              "test.yaml:5:8: upstream.url: environment variable LEGACY is not set (write ${LEGACY:-default} for a "
+              "default)");
+    }
+    SECTION("route: bad duration, with the route's index") {
+        CHECK(error_of(with_line(17, "      ttl: 30")) ==
+              "test.yaml:17:12: cache.routes[1].ttl: \"30\" is not a duration (write 250ms, 30s, 10m, 1h or 0)");
+    }
+    SECTION("route: duration out of range") {
+        CHECK(error_of(with_line(17, "      ttl: 25h")) ==
+              "test.yaml:17:12: cache.routes[1].ttl: 25h is out of range: must be from 0 to 24h");
+    }
+    SECTION("route: bad boolean") {
+        CHECK(error_of(with_line(16, "      enrich_agents: yes")) ==
+              "test.yaml:16:22: cache.routes[1].enrich_agents: \"yes\" is not a boolean (write true or false)");
+    }
+    SECTION("route: bad enum") {
+        CHECK(error_of(with_line(10, "      fill: redis")) ==
+              "test.yaml:10:13: cache.routes[0].fill: must be one of upstream, postgres (got \"redis\")");
+    }
+    SECTION("route: postgres fill without a query") {
+        CHECK(error_of(with_line(11, "      ttl: 1s")) == "test.yaml:8:7: cache.routes[0].query: required key is missing");
+    }
+    SECTION("route: upstream fill needs no query") {
+        std::string yaml = with_line(11, "      ttl: 1s");
+        yaml.replace(yaml.find("fill: postgres"), 14, "fill: upstream");
+        CHECK(error_of(yaml) == "loaded");
+    }
+    SECTION("route: missing name") {
+        CHECK(error_of(with_line(8, "    - ttl: 1s")) == "test.yaml:8:7: cache.routes[0].name: required key is missing");
+    }
+    SECTION("route: name with a space") {
+        CHECK(error_of(with_line(8, "    - name: over view")) ==
+              "test.yaml:8:13: cache.routes[0].name: \"over view\" must be made of letters, digits, '_' and '-'");
+    }
+    SECTION("route: query that is not a plain name") {
+        CHECK(error_of(with_line(11, "      query: ../../etc/passwd")) ==
+              "test.yaml:11:14: cache.routes[0].query: \"../../etc/passwd\" must be made of letters, digits, '_' and "
+              "'-'");
+    }
+    SECTION("route: relative path") {
+        CHECK(error_of(with_line(9, "      path: api/x")) == "test.yaml:9:13: cache.routes[0].path: \"api/x\" must start with '/'");
+    }
+    SECTION("route: path with a query") {
+        CHECK(error_of(with_line(9, "      path: /api/x?y=1")) ==
+              "test.yaml:9:13: cache.routes[0].path: \"/api/x?y=1\" must be a bare path, without query, fragment or spaces");
+    }
+    SECTION("route: duplicate name") {
+        CHECK(error_of(with_line(12, "    - name: overview")) ==
+              "test.yaml:12:13: cache.routes[1].name: duplicate route name \"overview\" (also cache.routes[0])");
+    }
+    SECTION("route: duplicate path") {
+        CHECK(error_of(with_line(13, "      path: /api/dashboard/overview")) ==
+              "test.yaml:13:13: cache.routes[1].path: duplicate route path \"/api/dashboard/overview\" (also "
+              "cache.routes[0])");
+    }
+    SECTION("route: unknown key") {
+        CHECK(error_of(with_line(17, "      tll: 10s")) ==
+              "test.yaml:17:7: cache.routes[1].tll: unknown key (expected one of: name, path, query_params, ttl, "
+              "stale_while_revalidate, stale_if_error, utc_day_bound, fill, query, enrich_agents, max_waiters, "
+              "wait_timeout, degraded_ttl)");
+    }
+    SECTION("route: empty query parameter") {
+        CHECK(error_of(with_line(17, "      query_params: [period, \"\"]")) ==
+              "test.yaml:17:30: cache.routes[1].query_params[1]: must not be empty");
+    }
+    SECTION("YAML syntax error") {
+        CHECK(error_of(with_line(3, "  threads: [2")) == "test.yaml:4:9: invalid YAML: end of sequence flow not found");
+    }
+}
+
+TEST_CASE("errors about a file's shape", "[unit]") {
+    const std::string url = "upstream:\n  url: http://legacy\n";
+    CHECK(error_of("") == "test.yaml:1:1: upstream.url: required key is missing");
+    CHECK(error_of("server:\n  threads: 1\n") == "test.yaml:1:1: upstream.url: required key is missing");
+    CHECK(error_of("- server\n") == "test.yaml:1:1: the configuration must be a map of sections, got a list");
+    CHECK(error_of(url + "server: 8080\n") == "test.yaml:3:9: server: expected a map of keys, got a single value");
+    CHECK(error_of(url + "cache:\n  routes: overview\n") ==
+          "test.yaml:4:11: cache.routes: expected a list of routes, got a single value");
+    CHECK(error_of(url + "cache:\n  routes:\n    - overview\n") ==
+          "test.yaml:5:7: cache.routes[0]: expected a route (a map), got a single value");
+    CHECK(error_of(url + "cache:\n  routes: []\n") == "loaded");
+}
+
+TEST_CASE("cross-field and enum checks", "[unit]") {
+    const std::string url = "upstream:\n  url: http://legacy\n";
+    CHECK(error_of(url + "external:\n  foreground:\n    base: 1s\n    max: 100ms\n") ==
+          "test.yaml:6:10: external.foreground.max: max (100ms) must not be below base (1s)");
+    // The default max (4s) is below a base of 5s: pointed at base.
+    CHECK(error_of(url + "external:\n  background:\n    base: 5s\n") ==
+          "test.yaml:5:11: external.background.base: max (4s) must not be below base (5s)");
+    CHECK(error_of(url + "external:\n  background:\n    tries: 5\n") ==
+          "test.yaml:5:5: external.background.tries: unknown key (expected one of: attempts, base, max, multiplier)");
+    CHECK(error_of(url + "external:\n  breaker:\n    failure_rate: 1.5\n") ==
+          "test.yaml:5:19: external.breaker.failure_rate: 1.5 is out of range: must be from 0 to 1");
+    CHECK(error_of("upstream:\n  url: http://legacy\n  max_connections: 8\n  max_idle_connections: 9\n") ==
+          "test.yaml:4:25: upstream.max_idle_connections: must not exceed upstream.max_connections (8)");
+    CHECK(error_of(url + "database:\n  notify_channel: Bad-Channel\n") ==
+          "test.yaml:4:19: database.notify_channel: \"Bad-Channel\" must be a lower-case SQL identifier (a-z, 0-9, _; at "
+          "most 63)");
+    CHECK(error_of(url + "database:\n  queries_dir: \"\"\n") == "test.yaml:4:16: database.queries_dir: must not be empty");
+    CHECK(error_of(url + "log:\n  level: verbose\n") ==
+          "test.yaml:4:10: log.level: must be one of debug, info, warn, error (got \"verbose\")");
+    CHECK(error_of(url + "admin:\n  enabled: 1\n") ==
+          "test.yaml:4:12: admin.enabled: \"1\" is not a boolean (write true or false)");
+}
+
+TEST_CASE("load_file names the file it cannot read", "[unit]") {
+    try {
+        load_file("/nonexistent/sidecache.yaml", fake_env());
+        FAIL("loaded a file that does not exist");
+    } catch (const error& e) {
+        CHECK(std::string(e.what()) == "/nonexistent/sidecache.yaml: cannot read the configuration file: No such file or directory");
+        CHECK(e.line() == 0);
+    }
+}
+
+namespace {
+
+const std::string example = std::string(SIDECACHE_SOURCE_DIR) + "/conf/sidecache.example.yaml";
+
+// The example documents each key with its default: apart from the values
+// taken from the environment and the routes, it must load as config{}.
+void check_defaults(const config& cfg) {
+    const config d;
+    CHECK(cfg.server.threads == d.server.threads);
+    CHECK(cfg.server.max_header_bytes == d.server.max_header_bytes);
+    CHECK(cfg.server.max_body_bytes == d.server.max_body_bytes);
+    CHECK(cfg.server.header_timeout == d.server.header_timeout);
+    CHECK(cfg.server.idle_timeout == d.server.idle_timeout);
+    CHECK(cfg.server.body_timeout == d.server.body_timeout);
+    CHECK(cfg.server.drain_timeout == d.server.drain_timeout);
+    CHECK(cfg.server.max_pipelined == d.server.max_pipelined);
+    CHECK(cfg.server.max_connections == d.server.max_connections);
+    CHECK(cfg.admin.enabled == d.admin.enabled);
+    CHECK(cfg.upstream.max_connections == d.upstream.max_connections);
+    CHECK(cfg.upstream.max_idle_connections == d.upstream.max_idle_connections);
+    CHECK(cfg.upstream.connect_timeout == d.upstream.connect_timeout);
+    CHECK(cfg.upstream.response_timeout == d.upstream.response_timeout);
+    CHECK(cfg.upstream.idle_timeout == d.upstream.idle_timeout);
+    CHECK(cfg.auth.leeway == d.auth.leeway);
+    CHECK(cfg.auth.token_cache_entries == d.auth.token_cache_entries);
+    CHECK(cfg.cache.enabled == d.cache.enabled);
+    CHECK(cfg.cache.max_bytes == d.cache.max_bytes);
+    CHECK(cfg.cache.shards == d.cache.shards);
+    CHECK(cfg.database.pool_size == d.database.pool_size);
+    CHECK(cfg.database.connect_timeout == d.database.connect_timeout);
+    CHECK(cfg.database.query_timeout == d.database.query_timeout);
+    CHECK(cfg.database.reconnect_backoff_max == d.database.reconnect_backoff_max);
+    CHECK(cfg.database.migrate_on_start == d.database.migrate_on_start);
+    CHECK(cfg.database.refresh_interval == d.database.refresh_interval);
+    CHECK(cfg.database.queries_dir == d.database.queries_dir);
+    CHECK(cfg.database.migrations_dir == d.database.migrations_dir);
+    CHECK(cfg.database.notify_channel == d.database.notify_channel);
+    CHECK(cfg.external.verify_tls == d.external.verify_tls);
+    CHECK(cfg.external.max_connections == d.external.max_connections);
+    CHECK(cfg.external.concurrency == d.external.concurrency);
+    CHECK(cfg.external.try_timeout == d.external.try_timeout);
+    CHECK(cfg.external.deadline == d.external.deadline);
+    for (auto [got, want] : {std::pair{cfg.external.foreground, d.external.foreground},
+                             std::pair{cfg.external.background, d.external.background}}) {
+        CHECK(got.attempts == want.attempts);
+        CHECK(got.base == want.base);
+        CHECK(got.max == want.max);
+        CHECK(got.multiplier == want.multiplier);
+    }
+    CHECK(cfg.external.breaker.consecutive_failures == d.external.breaker.consecutive_failures);
+    CHECK(cfg.external.breaker.failure_rate == d.external.breaker.failure_rate);
+    CHECK(cfg.external.breaker.window == d.external.breaker.window);
+    CHECK(cfg.external.breaker.min_requests == d.external.breaker.min_requests);
+    CHECK(cfg.external.breaker.cool_down == d.external.breaker.cool_down);
+    CHECK(cfg.external.config_ttl == d.external.config_ttl);
+    CHECK(cfg.external.max_stale == d.external.max_stale);
+    CHECK(cfg.log.level == d.log.level);
+    CHECK(cfg.log.access_log == d.log.access_log);
+
+    const route_config r;
+    REQUIRE(cfg.cache.routes.size() == 3);
+    std::vector<std::vector<std::string>> expected{{"overview", "/api/dashboard/overview", "overview"},
+                                                   {"analytics", "/api/dashboard/analytics", "analytics"},
+                                                   {"agents", "/api/agents", "agents"}};
+    for (std::size_t i = 0; i < 3; ++i) {
+        const route_config& got = cfg.cache.routes[i];
+        CAPTURE(i);
+        CHECK(got.name == expected[i][0]);
+        CHECK(got.path == expected[i][1]);
+        CHECK(got.query == expected[i][2]);
+        CHECK(got.fill == fill_kind::postgres);
+        CHECK(got.enrich_agents == (got.name == "agents"));
+        CHECK(got.query_params.empty());
+        CHECK(got.ttl == 30s);
+        CHECK(got.stale_while_revalidate == 30s);
+        CHECK(got.stale_if_error == 5min);
+        CHECK(got.utc_day_bound);
+        CHECK(got.max_waiters == r.max_waiters);
+        CHECK(got.wait_timeout == r.wait_timeout);
+        CHECK(got.degraded_ttl == r.degraded_ttl);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("the example file loads with no environment variable set", "[unit]") {
+    config cfg = load_file(example, fake_env());
+    CHECK(cfg.source_file == example);
+    CHECK(cfg.server.listen.host == "127.0.0.1");
+    CHECK(cfg.server.listen.port == 8080);
+    CHECK(cfg.admin.listen.host == "127.0.0.1");
+    CHECK(cfg.admin.listen.port == 9901);
+    CHECK(cfg.upstream.url.scheme == "http");
+    CHECK(cfg.upstream.url.host == "127.0.0.1");
+    CHECK(cfg.upstream.url.port == 3000);
+    CHECK(cfg.database.url.empty());
+    CHECK(cfg.auth.jwt_secret.empty());
+    CHECK(cfg.external.url.scheme == "https");
+    CHECK(cfg.external.url.host == "api.elevenlabs.io");
+    CHECK(cfg.external.url.port == 443);
+    CHECK(cfg.external.api_key.empty());
+    check_defaults(cfg);
+}
+
+TEST_CASE("the example file takes its deployment values from the environment", "[unit]") {
+    config cfg = load_file(example, fake_env({
+                                        {"SIDECACHE_LISTEN", "0.0.0.0:18080"},
+                                        {"SIDECACHE_ADMIN_LISTEN", "[::1]:19901"},
+                                        {"LEGACY_URL", "http://legacy.internal:3001/"},
+                                        {"DATABASE_URL", "postgresql://app@db:5432/app"},
+                                        {"JWT_SECRET", "s3cr$t"},
+                                        {"ELEVENLABS_URL", "http://127.0.0.1:18000"},
+                                        {"ELEVENLABS_API_KEY", "xi-key"},
+                                    }));
+    CHECK(cfg.server.listen.host == "0.0.0.0");
+    CHECK(cfg.server.listen.port == 18080);
+    CHECK(cfg.admin.listen.host == "::1");
+    CHECK(cfg.admin.listen.port == 19901);
+    CHECK(cfg.upstream.url.host == "legacy.internal");
+    CHECK(cfg.upstream.url.port == 3001);
+    CHECK(cfg.upstream.url.path.empty());
+    CHECK(cfg.database.url == "postgresql://app@db:5432/app");
+    CHECK(cfg.auth.jwt_secret == "s3cr$t");
+    CHECK(cfg.external.url.scheme == "http");
+    CHECK(cfg.external.url.port == 18000);
+    CHECK(cfg.external.api_key == "xi-key");
+    check_defaults(cfg);
+}
