@@ -2,20 +2,13 @@
 // and the database tasks.
 
 #include "conf/cli.hpp"
+#include "db/migrate.hpp"
 #include "proxy/app.hpp"
-
-#include <iostream>
 
 int main(int argc, char** argv) {
     sidecache::conf::cli_actions actions;
     actions.run = [](const sidecache::conf::config& cfg) { return sidecache::proxy::run(cfg); };
-    actions.migrate = [](const sidecache::conf::config&, bool /*down*/) {
-        std::cerr << "sidecache migrate: not implemented\n";
-        return 1;
-    };
-    actions.refresh = [](const sidecache::conf::config&) {
-        std::cerr << "sidecache refresh: not implemented\n";
-        return 1;
-    };
+    actions.migrate = [](const sidecache::conf::config& cfg, bool down) { return sidecache::db::run_migrate(cfg, down); };
+    actions.refresh = [](const sidecache::conf::config& cfg) { return sidecache::db::run_refresh(cfg); };
     return sidecache::conf::run_cli(argc, argv, actions);
 }
