@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <map>
@@ -279,9 +280,14 @@ upstream_config read_upstream(const section& s) {
     auto url = s.require("url");
     c.url = url.check(parse_base_url(url.text()));
     s.count<std::size_t>("max_connections", c.max_connections, 1, 100'000);
-    s.count<std::size_t>("max_idle_connections", c.max_idle_connections, 0, 100'000);
-    if (c.max_idle_connections > c.max_connections)
-        s.get("max_idle_connections")->fail(fmt::format("must not exceed upstream.max_connections ({})", c.max_connections));
+    if (auto idle = s.get("max_idle_connections")) {
+        s.count<std::size_t>("max_idle_connections", c.max_idle_connections, 0, 100'000);
+        if (c.max_idle_connections > c.max_connections)
+            idle->fail(fmt::format("must not exceed upstream.max_connections ({})", c.max_connections));
+    } else {
+        // The default (64) is only an upper bound: fewer connections keep fewer idle.
+        c.max_idle_connections = std::min(c.max_idle_connections, c.max_connections);
+    }
     s.time("connect_timeout", c.connect_timeout, 1ms, 1h);
     s.time("response_timeout", c.response_timeout, 1ms, one_day);
     s.time("idle_timeout", c.idle_timeout, 1ms, one_day);
@@ -438,7 +444,7 @@ config load_string(std::string_view yaml, std::string_view file_name, const env_
     YAML::Node root;
     try {
         root = YAML::Load(std::string(yaml));
-    } catch (const YAML::ParserException& e) {
+    } catch (const YAML::Exception& e) {
         ctx.fail(e.mark, "", fmt::format("invalid YAML: {}", e.msg));
     }
 
@@ -452,10 +458,19 @@ config load_string(std::string_view yaml, std::string_view file_name, const env_
 
     config cfg;
     cfg.source_file = ctx.file;
-    cfg.server = read_server(s.sub("server", {"listen", "threads", "max_header_bytes", "max_body_bytes",
-                                             "header_timeout", "idle_timeout", "body_timeout", "drain_timeout",
-                                             "max_pipelined", "max_connections"}));
-    cfg.admin = read_admin(s.sub("admin", {"listen", "enabled"}));
+    section server = s.sub("server", {"listen", "threads", "max_header_bytes", "max_body_bytes", "header_timeout",
+                                      "idle_timeout", "body_timeout", "drain_timeout", "max_pipelined",
+                                      "max_connections"});
+    cfg.server = read_server(server);
+    section admin = s.sub("admin", {"listen", "enabled"});
+    cfg.admin = read_admin(admin);
+    if (cfg.admin.enabled && cfg.admin.listen.port != 0 && cfg.admin.listen.port == cfg.server.listen.port &&
+        cfg.admin.listen.host == cfg.server.listen.host) {
+        std::string where = fmt::format("{}:{}", cfg.admin.listen.host, cfg.admin.listen.port);
+        if (auto listen = admin.get("listen")) listen->fail(where + " is also server.listen");
+        // admin.listen is its default: point at the server.listen that collides with it.
+        server.get("listen")->fail(where + " is also admin.listen (its default)");
+    }
     cfg.upstream = read_upstream(s.sub("upstream", {"url", "max_connections", "max_idle_connections",
                                                    "connect_timeout", "response_timeout", "idle_timeout"}));
     cfg.auth = read_auth(s.sub("auth", {"jwt_secret", "leeway", "token_cache_entries"}));
@@ -471,6 +486,8 @@ config load_string(std::string_view yaml, std::string_view file_name, const env_
 }
 
 config load_file(const std::string& path, const env_lookup& env) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) throw error(path, 0, 0, "", "cannot read the configuration file: it is a directory");
     std::ifstream in(path, std::ios::binary);
     if (!in) throw error(path, 0, 0, "", fmt::format("cannot read the configuration file: {}", std::strerror(errno)));
     std::ostringstream text;

@@ -265,6 +265,13 @@ TEST_CASE("cross-field and enum checks", "[unit]") {
           "test.yaml:5:19: external.breaker.failure_rate: 1.5 is out of range: must be from 0 to 1");
     CHECK(error_of("upstream:\n  url: http://legacy\n  max_connections: 8\n  max_idle_connections: 9\n") ==
           "test.yaml:4:25: upstream.max_idle_connections: must not exceed upstream.max_connections (8)");
+    CHECK(load_string("upstream:\n  url: http://legacy\n  max_connections: 8\n", "t.yaml", fake_env())
+              .upstream.max_idle_connections == 8);
+    CHECK(error_of(url + "server:\n  listen: 127.0.0.1:9000\nadmin:\n  listen: 127.0.0.1:9000\n") ==
+          "test.yaml:6:11: admin.listen: 127.0.0.1:9000 is also server.listen");
+    CHECK(error_of(url + "server:\n  listen: 127.0.0.1:9901\n") ==
+          "test.yaml:4:11: server.listen: 127.0.0.1:9901 is also admin.listen (its default)");
+    CHECK(error_of(url + "server:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n") == "loaded");
     CHECK(error_of(url + "database:\n  notify_channel: Bad-Channel\n") ==
           "test.yaml:4:19: database.notify_channel: \"Bad-Channel\" must be a lower-case SQL identifier (a-z, 0-9, _; at "
           "most 63)");
@@ -282,6 +289,12 @@ TEST_CASE("load_file names the file it cannot read", "[unit]") {
     } catch (const error& e) {
         CHECK(std::string(e.what()) == "/nonexistent/sidecache.yaml: cannot read the configuration file: No such file or directory");
         CHECK(e.line() == 0);
+    }
+    try {
+        load_file(SIDECACHE_SOURCE_DIR, fake_env());
+        FAIL("loaded a directory");
+    } catch (const error& e) {
+        CHECK(std::string(e.what()) == std::string(SIDECACHE_SOURCE_DIR) + ": cannot read the configuration file: it is a directory");
     }
 }
 
