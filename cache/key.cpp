@@ -15,12 +15,11 @@ std::optional<std::string> normalize_query(std::string_view raw_query,
 {
     if (params.empty() || raw_query.empty())
         return std::string{};
-    auto parsed = boost::urls::parse_query(raw_query);
-    if (!parsed)
+    if (!boost::urls::parse_query(raw_query))
         return std::nullopt;
     boost::urls::encoding_opts opts;
     opts.space_as_plus = true;  // form encoding: '+' is a space
-    boost::urls::params_view view(*parsed, opts);
+    boost::urls::params_view view(raw_query, opts);  // valid: does not throw
 
     std::vector<std::pair<std::string, std::string>> kept;
     for (auto param : view) {
