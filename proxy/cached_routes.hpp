@@ -1,0 +1,35 @@
+#pragma once
+// The interceptor that serves the configured routes from the cache: a GET or
+// HEAD of a cached path with a verified token is answered by cache::service
+// under the token's user; anything else (no route, no or bad token, a query
+// that cannot be normalized) is declined and so forwarded unchanged.
+
+#include "proxy/fills.hpp"
+#include "proxy/interceptor.hpp"
+
+#include <memory>
+#include <vector>
+
+namespace sidecache::cache {
+class identity_verifier;
+class service;
+}  // namespace sidecache::cache
+
+namespace sidecache::proxy {
+
+class cached_routes final : public interceptor {
+public:
+    // One filler per route, in the order of cache.routes. Everything must
+    // outlive the interceptor and every fill it started.
+    cached_routes(cache::service& cache, const cache::identity_verifier& identity,
+                  std::vector<cache::filler*> fillers);
+
+    boost::asio::awaitable<std::optional<response_buffers>> handle(request_view request) override;
+
+private:
+    cache::service& cache_;
+    const cache::identity_verifier& identity_;
+    std::vector<cache::filler*> fillers_;
+};
+
+}  // namespace sidecache::proxy
