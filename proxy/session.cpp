@@ -242,7 +242,8 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         ++state->stats.forwarded;
         if (scratch.empty()) scratch.resize(16 * 1024);
         const auto result = co_await upstream::forward(
-            upstream::client_side{stream, buffer, parser, address, cfg.body_timeout, scratch, keep_alive},
+            upstream::client_side{stream, buffer, parser, address, cfg.body_timeout, scratch, keep_alive,
+                                  &state->draining},
             state->pool);
         if (result.ec && !result.response_started) {
             std::optional<error> refusal;

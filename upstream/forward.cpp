@@ -209,7 +209,7 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
         const bool bodyless = head || out.status == 204 || out.status == 304;
         const bool upstream_keep_alive = rp->keep_alive();
         const bool until_eof = !bodyless && !rp->chunked() && !rp->content_length();
-        bool keep_alive = client.keep_alive;
+        bool keep_alive = client.keep_alive && !(client.closing && client.closing->load());
         strip_hop_by_hop(res);
         res.version(11);
         if (!bodyless) {

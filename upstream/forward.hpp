@@ -10,6 +10,7 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <span>
@@ -32,6 +33,9 @@ struct client_side {
     std::chrono::milliseconds body_timeout;  // a body read or write stalls: closed
     std::span<char> scratch;                 // relay buffer for one chunk
     bool keep_alive = true;                  // the client connection may serve another request
+    // When set and true as the answer starts (the server is draining), the
+    // answer says "Connection: close" and the connection ends after it.
+    const std::atomic<bool>* closing = nullptr;
 };
 
 struct forward_result {

@@ -1,0 +1,75 @@
+#include "test_client.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+namespace sidecache::test {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+struct test_client::impl {
+    net::io_context ioc;
+    tcp::socket socket{ioc};
+    beast::flat_buffer buffer;
+};
+
+test_client::test_client(std::uint16_t port, std::chrono::milliseconds receive_timeout)
+    : impl_(std::make_unique<impl>()) {
+    impl_->socket.connect({net::ip::make_address("127.0.0.1"), port});
+    timeval tv{};
+    tv.tv_sec = receive_timeout.count() / 1000;
+    tv.tv_usec = (receive_timeout.count() % 1000) * 1000;
+    ::setsockopt(impl_->socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+test_client::~test_client() = default;
+
+void test_client::send(std::string_view bytes) { net::write(impl_->socket, net::buffer(bytes)); }
+
+std::optional<client_response> test_client::read_response(bool head) {
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(256 * 1024 * 1024);
+    if (head) parser.skip(true);
+    boost::system::error_code ec;
+    http::read(impl_->socket, impl_->buffer, parser, ec);
+    if (ec) return std::nullopt;
+    client_response out;
+    const auto& msg = parser.get();
+    out.status = msg.result_int();
+    for (const auto& f : msg) out.headers.emplace_back(f.name_string(), f.value());
+    out.body = msg.body();
+    out.chunked = parser.chunked();
+    out.keep_alive = msg.keep_alive();
+    return out;
+}
+
+bool test_client::closed_by_peer() {
+    char sink[4096];
+    for (;;) {
+        boost::system::error_code ec;
+        impl_->socket.read_some(net::buffer(sink), ec);
+        if (ec == net::error::eof || ec == net::error::connection_reset) return true;
+        if (ec) return false;  // timed out: still open
+    }
+}
+
+std::string get_request(std::string_view target, std::string_view extra) {
+    std::string out = "GET ";
+    out += target;
+    out += " HTTP/1.1\r\nHost: sidecache.test\r\n";
+    out += extra;
+    out += "\r\n";
+    return out;
+}
+
+}  // namespace sidecache::test
