@@ -1,0 +1,134 @@
+#include "proxy/application.hpp"
+
+#include "cache/identity.hpp"
+#include "cache/service.hpp"
+#include "cache/time_source.hpp"
+#include "db/pool.hpp"
+#include "proxy/admin.hpp"
+#include "proxy/cached_routes.hpp"
+#include "proxy/fills.hpp"
+#include "proxy/server.hpp"
+#include "upstream/external_client.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/json.hpp>
+#include <fmt/core.h>
+
+#include <optional>
+
+namespace sidecache::proxy {
+
+namespace {
+
+boost::json::object to_json(const upstream::external_stats& s) {
+    boost::json::object o;
+    o["tries"] = s.tries;
+    o["fetches"] = s.fetches;
+    o["coalesced"] = s.coalesced;
+    o["cache_hits"] = s.cache_hits;
+    o["rejected"] = s.rejected;
+    o["degraded_agents"] = s.degraded_agents;
+    o["breaker"] = std::string(upstream::to_string(s.breaker));
+    o["breaker_opened"] = s.breaker_opened;
+    o["open_connections"] = s.open_connections;
+    return o;
+}
+
+}  // namespace
+
+// Members are destroyed in reverse order: the server (its io_context, and
+// with it every coroutine frame, fills included) goes before the cache and
+// the fills those frames refer to; the external client, whose sockets live
+// on the server's io_context, goes before the server.
+struct application::impl {
+    conf::config cfg;
+    const cache::time_source& clock;
+    std::unique_ptr<db::pool> database;
+    std::unique_ptr<cache::identity_verifier> identity;
+    std::unique_ptr<cache::service> cache;
+    std::unique_ptr<upstream_fill> fallback;
+    fill_stats fills;
+    std::vector<std::unique_ptr<route_fill>> route_fills;
+    std::unique_ptr<proxy::server> server;
+    std::unique_ptr<upstream::external_client> external;
+
+    impl(conf::config c, const cache::time_source& t) : cfg(std::move(c)), clock(t) {
+        server = std::make_unique<proxy::server>(cfg);
+        if (!cfg.database.url.empty()) database = std::make_unique<db::pool>(cfg.database);
+
+        const bool caching = cfg.cache.enabled && !cfg.cache.routes.empty();
+        if (caching && cfg.auth.jwt_secret.empty()) {
+            fmt::print(stderr,
+                       "sidecache: auth.jwt_secret is empty: no token can be verified, so nothing "
+                       "is cached and every request goes to the legacy backend\n");
+        }
+        if (!caching || cfg.auth.jwt_secret.empty()) return;
+
+        bool enrich = false;
+        for (const auto& r : cfg.cache.routes) enrich = enrich || r.enrich_agents;
+        if (enrich && !cfg.external.url.host.empty()) {
+            external = std::make_unique<upstream::external_client>(
+                server->context().get_executor(), cfg.external);
+        }
+
+        identity = std::make_unique<cache::identity_verifier>(cfg.auth, clock);
+        cache = std::make_unique<cache::service>(cfg.cache, clock);
+        fallback = std::make_unique<upstream_fill>(server->upstream_pool());
+        std::vector<cache::filler*> fillers;
+        for (const auto& route : cfg.cache.routes) {
+            route_fills.push_back(std::make_unique<route_fill>(route, database.get(), external.get(),
+                                                               *fallback, fills));
+            fillers.push_back(route_fills.back().get());
+        }
+        server->set_interceptor(std::make_shared<cached_routes>(*cache, *identity, std::move(fillers)));
+    }
+
+    void register_admin() {
+        auto& admin = server->admin();
+        if (cache) {
+            admin.add_stats("cache", [this] { return cache->stats(); });
+            admin.add_stats("fills", [this] { return to_json(fills); });
+        }
+        if (external) admin.add_stats("external", [this] { return to_json(external->stats()); });
+        if (database) {
+            admin.add_stats("database", [this] {
+                boost::json::object o;
+                o["ready"] = database->ready();
+                o["reason"] = database->reason();
+                o["refreshes"] = database->refreshes();
+                return o;
+            });
+        }
+    }
+};
+
+application::application(conf::config cfg) : application(std::move(cfg), cache::real_time()) {}
+
+application::application(conf::config cfg, const cache::time_source& clock)
+    : impl_(std::make_unique<impl>(std::move(cfg), clock)) {
+    impl_->register_admin();
+}
+
+application::~application() {
+    if (!impl_) return;
+    impl_->server->stop();
+    // PostgreSQL answers are posted to the server's io_context: no more of
+    // them once it is destroyed. The external client's connections live on
+    // that io_context too.
+    if (impl_->database) impl_->database->stop();
+    impl_->external.reset();
+}
+
+void application::start() {
+    if (impl_->database) impl_->database->start();
+    impl_->server->start();
+}
+
+bool application::drain(std::chrono::milliseconds timeout) { return impl_->server->drain(timeout); }
+
+server& application::server() { return *impl_->server; }
+cache::service* application::cache() { return impl_->cache.get(); }
+db::pool* application::database() { return impl_->database.get(); }
+upstream::external_client* application::external() { return impl_->external.get(); }
+
+}  // namespace sidecache::proxy

@@ -1,0 +1,52 @@
+#pragma once
+// sidecache assembled: the server, and when configured the cache of the
+// routes with their fills (PostgreSQL, the external agent API, the legacy
+// backend as fallback). proxy::run() runs one; tests start one in-process.
+
+#include "conf/config.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+
+namespace sidecache::cache {
+class service;
+class time_source;
+}  // namespace sidecache::cache
+namespace sidecache::db {
+class pool;
+}
+namespace sidecache::upstream {
+class external_client;
+}
+
+namespace sidecache::proxy {
+
+class server;
+
+class application {
+public:
+    // `clock` (the cache's and the verifier's time) must outlive it.
+    explicit application(conf::config cfg);
+    application(conf::config cfg, const cache::time_source& clock);
+    ~application();  // drains with no grace
+    application(const application&) = delete;
+    application& operator=(const application&) = delete;
+
+    // Starts PostgreSQL connections (never waits for them) and the listeners.
+    void start();
+    // See server::drain.
+    bool drain(std::chrono::milliseconds timeout);
+
+    proxy::server& server();
+    // Null when not configured (no jwt_secret or cache disabled; no database.url).
+    cache::service* cache();
+    db::pool* database();
+    upstream::external_client* external();
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace sidecache::proxy
