@@ -1,5 +1,6 @@
 #include "proxy/app.hpp"
 
+#include "proxy/application.hpp"
 #include "proxy/server.hpp"
 
 #include <fmt/core.h>
@@ -10,8 +11,9 @@ namespace sidecache::proxy {
 
 int run(const conf::config& cfg) {
     try {
-        server s(cfg);
-        s.start();
+        application app(cfg);
+        app.start();
+        auto& s = app.server();
         fmt::print(stderr, "sidecache: listening on {}:{}", cfg.server.listen.host, s.port());
         if (s.admin_port()) fmt::print(stderr, ", admin on {}:{}", cfg.admin.listen.host, s.admin_port());
         fmt::print(stderr, ", upstream {}\n", cfg.upstream.url.text);
