@@ -1,0 +1,36 @@
+#pragma once
+// A fresh database for one [pg] test on the server SIDECACHE_TEST_DATABASE_URL
+// names: created with the legacy schema (test/fixtures/legacy_schema.sql),
+// optionally migrated, dropped at the end.
+
+#include "db/pg_connection.hpp"
+
+#include <optional>
+#include <string>
+
+namespace sidecache::test {
+
+class pg_test_db {
+public:
+    // nullopt (and a Catch2 WARN) when SIDECACHE_TEST_DATABASE_URL is unset.
+    static std::optional<pg_test_db> create(bool migrate);
+    pg_test_db(pg_test_db&&) noexcept;
+    ~pg_test_db();
+
+    const std::string& url() const { return url_; }
+    db::pg_session& session() { return *session_; }
+    // Runs SQL (REQUIREs success); the first cell of the first row.
+    std::string sql(const std::string& text);
+    int migrate(bool down);  // db::run_migrate with this database
+    int refresh();           // db::run_refresh with this database
+
+private:
+    pg_test_db() = default;
+    std::string admin_url_, url_, name_;
+    std::optional<db::pg_session> session_;
+};
+
+// The source tree (SIDECACHE_SOURCE_DIR at build time).
+std::string source_dir();
+
+}  // namespace sidecache::test
