@@ -1,0 +1,510 @@
+// The cache service driven on an io_context and a manual clock: hits,
+// coalescing, waiter timeouts and caps, stale-while-revalidate,
+// stale-if-error, versions, invalidation, and threads.
+#include <catch2/catch.hpp>
+
+#include <deque>
+#include <thread>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "cache/service.hpp"
+
+using namespace sidecache;
+using namespace std::chrono_literals;
+namespace net = boost::asio;
+using cache::answer_kind;
+
+namespace {
+
+conf::cache_config make_config()
+{
+    conf::cache_config c;
+    c.shards = 4;
+    for (const char* name : {"overview", "agents"}) {
+        conf::route_config r;
+        r.name = name;
+        r.path = std::string("/api/") + name;
+        r.query_params = {"range"};
+        r.ttl = 30s;
+        r.stale_while_revalidate = 10s;
+        r.stale_if_error = 60s;
+        r.utc_day_bound = false;
+        r.max_waiters = 100;
+        r.wait_timeout = 5s;
+        c.routes.push_back(r);
+    }
+    return c;
+}
+
+// A filler whose fills wait, if gated, until the test releases them.
+struct scripted_filler final : cache::filler {
+    net::io_context& ioc;
+    bool gated = false;
+    std::vector<cache::fill_request> requests;
+    std::deque<cache::fill_result> scripted;  // used first; then a 200 "fill N"
+    std::vector<std::shared_ptr<net::steady_timer>> gates;
+    std::function<void()> on_fill;  // runs when a fill starts (before the gate)
+
+    explicit scripted_filler(net::io_context& io) : ioc(io) {}
+
+    net::awaitable<cache::fill_result> fill(cache::fill_request request) override
+    {
+        requests.push_back(request);
+        auto n = requests.size();
+        if (on_fill)
+            on_fill();
+        if (gated) {
+            auto gate = std::make_shared<net::steady_timer>(ioc, net::steady_timer::time_point::max());
+            gates.push_back(gate);
+            co_await gate->async_wait(net::as_tuple(net::use_awaitable));
+        }
+        if (!scripted.empty()) {
+            auto r = scripted.front();
+            scripted.pop_front();
+            co_return r;
+        }
+        cache::fill_result r;
+        r.status = 200;
+        r.headers = {{"Content-Type", "application/json; charset=utf-8"}};
+        r.body = "fill " + std::to_string(n);
+        co_return r;
+    }
+
+    void release()
+    {
+        for (auto& g : gates)
+            g->cancel();
+        gates.clear();
+    }
+};
+
+std::string bytes_of(const cache::cache_answer& a)
+{
+    std::string out;
+    for (auto& b : a.buffers)
+        out.append(static_cast<const char*>(b.data()), b.size());
+    return out;
+}
+
+std::string body_of(const cache::cache_answer& a)
+{
+    auto s = bytes_of(a);
+    return s.substr(s.find("\r\n\r\n") + 4);
+}
+
+struct fixture {
+    conf::cache_config config = make_config();
+    cache::manual_time_source clock;
+    cache::service svc{config, clock};
+    net::io_context ioc;
+    scripted_filler filler{ioc};
+    std::vector<cache::cache_answer> answers;
+
+    net::awaitable<void> ask(std::string user, std::string query)
+    {
+        cache::cache_request r{0, user, query, true};
+        // (a braced list inside co_await trips GCC 12: build it first)
+        cache::header_list headers{{"Authorization", "Bearer t"}};
+        answers.push_back(co_await svc.serve(r, std::move(headers), filler));
+    }
+
+    void spawn(std::string user = "u1", std::string query = "")
+    {
+        net::co_spawn(ioc, ask(std::move(user), std::move(query)), [](std::exception_ptr e) {
+            if (e)
+                std::rethrow_exception(e);
+        });
+    }
+
+    // Runs handlers until `n` answers arrived, with a deadline.
+    void wait_answers(std::size_t n, std::chrono::seconds limit = 10s)
+    {
+        auto deadline = std::chrono::steady_clock::now() + limit;
+        while (answers.size() < n && std::chrono::steady_clock::now() < deadline) {
+            ioc.restart();
+            ioc.run_one_for(50ms);
+        }
+        REQUIRE(answers.size() >= n);
+    }
+
+    // Runs what is ready now.
+    void settle()
+    {
+        ioc.restart();
+        ioc.poll();
+    }
+
+    cache::cache_answer serve_one(std::string user = "u1", std::string query = "")
+    {
+        auto before = answers.size();
+        spawn(user, query);
+        wait_answers(before + 1);
+        settle();
+        return answers.back();
+    }
+};
+
+}  // namespace
+
+TEST_CASE("service: a miss is filled and stored, then hits answer the same bytes", "[unit]")
+{
+    fixture f;
+    auto miss = f.serve_one();
+    CHECK(miss.kind == answer_kind::miss_stored);
+    CHECK(bytes_of(miss) ==
+          "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
+          "Content-Length: 6\r\nAge: 0\r\nCache-Status: sidecache; fwd=miss; stored\r\n"
+          "X-Cache: MISS\r\nConnection: keep-alive\r\n\r\nfill 1");
+    REQUIRE(f.filler.requests.size() == 1);
+    CHECK(f.filler.requests[0].user_id == "u1");
+    CHECK(f.filler.requests[0].route == "overview");
+    CHECK_FALSE(f.filler.requests[0].background);
+
+    f.clock.advance(7s);
+    auto hit = f.serve_one();
+    CHECK(hit.kind == answer_kind::hit);
+    CHECK(bytes_of(hit) ==
+          "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
+          "Content-Length: 6\r\nAge: 7\r\nCache-Status: sidecache; hit\r\n"
+          "X-Cache: HIT\r\nConnection: keep-alive\r\n\r\nfill 1");
+    auto fast = f.svc.try_hit({0, "u1", "", false});
+    REQUIRE(fast);
+    CHECK(bytes_of(*fast).find("Connection: close\r\n\r\nfill 1") != std::string::npos);
+    CHECK(f.filler.requests.size() == 1);
+
+    // Another user, another query value: other keys, other fills.
+    CHECK(body_of(f.serve_one("u2")) == "fill 2");
+    CHECK(body_of(f.serve_one("u1", "range=7d")) == "fill 3");
+    CHECK(f.filler.requests.back().query == "range=7d");
+    // Parameters not in the key are dropped; order does not matter.
+    CHECK(body_of(f.serve_one("u1", "x=1&range=7d")) == "fill 3");
+    CHECK(f.filler.requests.size() == 3);
+
+    auto stats = f.svc.stats();
+    auto& o = stats["routes"].as_object()["overview"].as_object();
+    CHECK(o["hits"].as_uint64() == 3);  // try_hit counts too
+    CHECK(o["misses"].as_uint64() == 3);
+    CHECK(o["fills"].as_uint64() == 3);
+    CHECK(o["entries"].as_int64() == 3);
+}
+
+TEST_CASE("service: concurrent misses of one key cause exactly one fill", "[unit]")
+{
+    fixture f;
+    f.filler.gated = true;
+    for (int i = 0; i < 50; ++i)
+        f.spawn();
+    f.spawn("u2");  // not coalesced across users
+    f.settle();
+    CHECK(f.filler.requests.size() == 2);
+    CHECK(f.answers.empty());
+    f.filler.release();
+    f.wait_answers(51);
+    int leaders = 0, collapsed = 0;
+    for (auto& a : f.answers) {
+        CHECK(a.status == 200);
+        if (a.kind == answer_kind::miss_stored)
+            ++leaders;
+        if (a.kind == answer_kind::collapsed) {
+            ++collapsed;
+            CHECK(body_of(a) == "fill 1");
+        }
+    }
+    CHECK(leaders == 2);
+    CHECK(collapsed == 49);
+    auto stats = f.svc.stats();
+    CHECK(stats["routes"].as_object()["overview"].as_object()["coalesced"].as_uint64() == 49);
+    CHECK(f.filler.requests.size() == 2);
+}
+
+TEST_CASE("service: a waiter gives up after wait_timeout: 503 envelope, or stale", "[unit]")
+{
+    fixture f;
+    f.config.routes[0].wait_timeout = 30ms;
+    f.filler.gated = true;
+    SECTION("nothing stale: 503")
+    {
+        f.spawn();
+        f.wait_answers(1);
+        auto& a = f.answers[0];
+        CHECK(a.status == 503);
+        CHECK(a.kind == answer_kind::timeout);
+        CHECK(body_of(a) ==
+              R"({"success":false,"error":{"code":"PERFORMANCE_TIMEOUT","message":"The request could not be answered in time; try again shortly."}})");
+        CHECK(bytes_of(a).starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+        // The fill was not abandoned: it completes and is stored.
+        f.filler.release();
+        f.settle();
+        auto hit = f.serve_one();
+        CHECK(hit.kind == answer_kind::hit);
+        CHECK(body_of(hit) == "fill 1");
+        CHECK(f.filler.requests.size() == 1);
+    }
+    SECTION("an entry past stale_while_revalidate but within stale_if_error is served")
+    {
+        f.filler.gated = false;
+        f.serve_one();
+        f.clock.advance(45s);  // ttl 30 + swr 10 < 45 < 30 + 60
+        f.filler.gated = true;
+        f.spawn();
+        f.wait_answers(2);
+        CHECK(f.answers[1].kind == answer_kind::stale_timeout);
+        CHECK(body_of(f.answers[1]) == "fill 1");
+        CHECK(bytes_of(f.answers[1]).find("Age: 45\r\n") != std::string::npos);
+        f.filler.release();
+        f.settle();
+    }
+}
+
+TEST_CASE("service: waiters beyond max_waiters are refused at once", "[unit]")
+{
+    fixture f;
+    f.config.routes[0].max_waiters = 3;
+    f.filler.gated = true;
+    for (int i = 0; i < 5; ++i)
+        f.spawn();
+    f.wait_answers(2);
+    CHECK(f.answers[0].kind == answer_kind::overloaded);
+    CHECK(f.answers[0].status == 503);
+    CHECK(f.answers[1].kind == answer_kind::overloaded);
+    f.filler.release();
+    f.wait_answers(5);
+    CHECK(f.filler.requests.size() == 1);
+    CHECK(body_of(f.answers[4]) == "fill 1");
+}
+
+TEST_CASE("service: stale-while-revalidate serves stale and refreshes once", "[unit]")
+{
+    fixture f;
+    f.serve_one();
+    f.clock.advance(35s);  // past ttl, within swr
+    f.filler.gated = true;
+    for (int i = 0; i < 5; ++i) {
+        auto a = f.serve_one();
+        CHECK(a.kind == answer_kind::stale);
+        CHECK(body_of(a) == "fill 1");
+        CHECK(bytes_of(a).find("Cache-Status: sidecache; hit; fwd=stale\r\nX-Cache: STALE\r\n") !=
+              std::string::npos);
+    }
+    REQUIRE(f.filler.requests.size() == 2);  // one refresh for five stale answers
+    CHECK(f.filler.requests[1].background);
+    f.filler.release();
+    f.settle();
+    auto a = f.serve_one();
+    CHECK(a.kind == answer_kind::hit);
+    CHECK(body_of(a) == "fill 2");
+    CHECK(f.svc.stats()["routes"].as_object()["overview"].as_object()["stale"].as_uint64() == 5);
+}
+
+TEST_CASE("service: a failed fill serves the stale entry, else the failure", "[unit]")
+{
+    fixture f;
+    cache::fill_result bad;
+    bad.status = 502;
+    bad.failed = true;
+    bad.body = "upstream down";
+    SECTION("stale within stale_if_error")
+    {
+        f.serve_one();
+        f.clock.advance(50s);
+        f.filler.scripted.push_back(bad);
+        auto a = f.serve_one();
+        CHECK(a.kind == answer_kind::stale_if_error);
+        CHECK(a.status == 200);
+        CHECK(body_of(a) == "fill 1");
+    }
+    SECTION("nothing stale: the failure itself, not stored")
+    {
+        f.filler.scripted.push_back(bad);
+        auto a = f.serve_one();
+        CHECK(a.status == 502);
+        CHECK(body_of(a) == "upstream down");
+        CHECK(body_of(f.serve_one()) == "fill 2");
+    }
+    SECTION("a fill that throws: 502 envelope")
+    {
+        struct throwing final : cache::filler {
+            net::awaitable<cache::fill_result> fill(cache::fill_request) override
+            {
+                throw std::runtime_error("boom");
+                co_return cache::fill_result{};
+            }
+        } thrower;
+        net::co_spawn(
+            f.ioc,
+            [&]() -> net::awaitable<void> {
+                cache::cache_request r{0, "u1", "", true};
+                f.answers.push_back(co_await f.svc.serve(r, cache::header_list{}, thrower));
+            },
+            [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
+        f.wait_answers(1);
+        CHECK(f.answers[0].status == 502);
+        CHECK(body_of(f.answers[0]).find("UPSTREAM_ERROR") != std::string::npos);
+    }
+}
+
+TEST_CASE("service: non-2xx, Set-Cookie and no-store answers are passed on, never stored", "[unit]")
+{
+    fixture f;
+    cache::fill_result r;
+    r.status = GENERATE(404u, 403u, 200u);
+    r.body = "x";
+    if (r.status == 200)
+        r.headers = {GENERATE(std::pair<std::string, std::string>{"Set-Cookie", "a=b"},
+                              std::pair<std::string, std::string>{"Cache-Control", "private, no-store"})};
+    f.filler.scripted.push_back(r);
+    auto a = f.serve_one();
+    CHECK(a.status == r.status);
+    CHECK(a.kind == answer_kind::miss);
+    CHECK(body_of(f.serve_one()) == "fill 2");  // asked again
+}
+
+TEST_CASE("service: a fill that began before an invalidation is handed to its waiters, not stored",
+          "[unit]")
+{
+    fixture f;
+    f.filler.gated = true;
+    auto tag = GENERATE(std::string("user:u1"), std::string("agent:a7"), std::string("route:overview"));
+    cache::fill_result r;
+    r.status = 200;
+    r.body = "computed before the write";
+    r.tags = {"agent:a7"};
+    f.filler.scripted.push_back(r);
+    f.spawn();
+    f.spawn();
+    f.settle();
+    REQUIRE(f.filler.requests.size() == 1);  // the fill has begun and waits at its gate
+    f.svc.invalidate(tag);                     // a write lands meanwhile
+    f.filler.release();
+    f.wait_answers(2);
+    CHECK(body_of(f.answers[0]) == "computed before the write");
+    CHECK(body_of(f.answers[1]) == "computed before the write");
+    CHECK(f.answers[0].kind == answer_kind::miss);  // not "stored"
+    f.filler.gated = false;
+    CHECK(body_of(f.serve_one()) == "fill 2");  // recomputed
+    CHECK(f.serve_one().kind == answer_kind::hit);
+}
+
+TEST_CASE("service: soft invalidation serves stale once while refreshing; hard forces a miss",
+          "[unit]")
+{
+    fixture f;
+    f.serve_one();
+    SECTION("soft")
+    {
+        CHECK(f.svc.invalidate("user:u1") == 1);
+        auto a = f.serve_one();
+        CHECK(a.kind == answer_kind::stale);
+        CHECK(body_of(a) == "fill 1");
+        f.settle();
+        CHECK(f.filler.requests.size() == 2);
+        auto b = f.serve_one();
+        CHECK(b.kind == answer_kind::hit);
+        CHECK(body_of(b) == "fill 2");
+    }
+    SECTION("hard")
+    {
+        CHECK(f.svc.invalidate("user:u1", cache::invalidation::hard) == 1);
+        auto a = f.serve_one();
+        CHECK(a.kind == answer_kind::miss_stored);
+        CHECK(body_of(a) == "fill 2");
+    }
+}
+
+TEST_CASE("service: an answer computed before UTC midnight is not fresh after it", "[unit]")
+{
+    fixture f;
+    f.config.routes[0].utc_day_bound = true;
+    f.clock.set_system(std::chrono::sys_days{std::chrono::year{2026} / 11 / 28} + 23h + 59min + 50s);
+    f.serve_one();
+    f.clock.advance(9s);
+    CHECK(f.serve_one().kind == answer_kind::hit);
+    f.clock.advance(2s);  // 00:00:01, ttl (30 s) not over
+    CHECK(f.serve_one().kind == answer_kind::stale);
+}
+
+TEST_CASE("service: a fill outlives the client that caused it", "[unit]")
+{
+    fixture f;
+    f.filler.gated = true;
+    net::cancellation_signal cancel;
+    bool finished = false;
+    net::co_spawn(
+        f.ioc,
+        [&]() -> net::awaitable<void> {
+            cache::cache_request r{0, "u1", "", true};
+            co_await f.svc.serve(r, cache::header_list{}, f.filler);
+            finished = true;
+        },
+        net::bind_cancellation_slot(cancel.slot(), [](std::exception_ptr) {}));
+    f.settle();
+    REQUIRE(f.filler.requests.size() == 1);
+    cancel.emit(net::cancellation_type::terminal);  // the client went away
+    f.settle();
+    CHECK(finished);
+    f.filler.release();
+    f.settle();
+    auto a = f.serve_one();
+    CHECK(a.kind == answer_kind::hit);
+    CHECK(body_of(a) == "fill 1");
+    CHECK(f.filler.requests.size() == 1);
+    CHECK(f.svc.fills_in_flight() == 0);
+}
+
+TEST_CASE("service: threads serving, filling and invalidating at once", "[unit]")
+{
+    // Run under -DSIDECACHE_SANITIZE=thread to check for races.
+    conf::cache_config config = make_config();
+    config.max_bytes = 64 * 1024;  // small: evictions happen too
+    cache::service svc(config, cache::real_time());
+
+    struct instant final : cache::filler {
+        std::atomic<int> calls{0};
+        net::awaitable<cache::fill_result> fill(cache::fill_request req) override
+        {
+            ++calls;
+            cache::fill_result r;
+            r.status = 200;
+            r.body = "for " + req.user_id + std::string(200, '.');
+            r.tags = {"agent:" + std::to_string(calls % 3)};
+            co_return r;
+        }
+    } filler;
+
+    net::thread_pool pool(4);
+    const int per_thread = 2000;
+    std::atomic<int> answered{0}, wrong{0};
+    for (int t = 0; t < 4; ++t) {
+        net::co_spawn(
+            net::make_strand(pool),
+            [&, t]() -> net::awaitable<void> {
+                for (int i = 0; i < per_thread; ++i) {
+                    auto user = "u" + std::to_string((i * 7 + t) % 40);
+                    if (i % 97 == 0)
+                        svc.invalidate("user:" + user, i % 2 ? cache::invalidation::hard
+                                                            : cache::invalidation::soft);
+                    cache::cache_request r{std::size_t(i % 2), user, "", true};
+                    auto a = co_await svc.serve(r, cache::header_list{}, filler);
+                    if (a.status != 200 || body_of(a).rfind("for " + user + ".", 0) != 0)
+                        ++wrong;
+                    ++answered;
+                }
+            },
+            [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
+    }
+    pool.join();
+    CHECK(answered == 4 * per_thread);
+    CHECK(wrong == 0);
+    CHECK(svc.entries().bytes() <= config.max_bytes);
+    CHECK(filler.calls < 4 * per_thread);  // hits happened
+    CHECK(svc.fills_in_flight() == 0);
+}
