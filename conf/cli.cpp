@@ -9,7 +9,7 @@
 #include <vector>
 
 #ifndef SIDECACHE_VERSION
-#define SIDECACHE_VERSION "0.0.0"
+#error "SIDECACHE_VERSION is defined by conf/CMakeLists.txt from the project version"
 #endif
 
 namespace sidecache::conf {
