@@ -1,0 +1,147 @@
+// JWT verification: HS256 only, strict base64url, exp/sub required, and the
+// bounded cache of verified tokens.
+#include <catch2/catch.hpp>
+
+#include "cache/identity.hpp"
+
+using namespace sidecache;
+using namespace std::chrono_literals;
+using cache::auth_error;
+
+namespace {
+
+struct fixture {
+    conf::auth_config config;
+    cache::manual_time_source clock;  // 2026-11-28T09:00:00Z
+    cache::identity_verifier verifier{config, clock};
+    std::int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                             cache::manual_time_source{}.system_now().time_since_epoch())
+                             .count();
+
+    fixture() { config.jwt_secret = "s3cret"; }
+
+    std::string bearer(const std::string& claims, const std::string& secret = "s3cret")
+    {
+        return "Bearer " + cache::sign_hs256(claims, secret);
+    }
+    std::string claims(const std::string& sub, std::int64_t exp_in)
+    {
+        return R"({"sub":")" + sub + R"(","exp":)" + std::to_string(now_s + exp_in) + "}";
+    }
+    boost::system::error_code error_of(const std::string& header)
+    {
+        auto r = verifier.verify(header);
+        return r ? boost::system::error_code{} : r.error();
+    }
+};
+
+}  // namespace
+
+TEST_CASE("identity: a valid HS256 token gives its sub", "[unit]")
+{
+    fixture f;
+    auto r = f.verifier.verify(f.bearer(f.claims("7d1c-user", 60)));
+    REQUIRE(r);
+    CHECK((*r)->user_id == "7d1c-user");
+    CHECK(f.verifier.verify("bearer " + cache::sign_hs256(f.claims("u", 60), "s3cret")));
+}
+
+TEST_CASE("identity: the jwt.io HS256 vector is signed and its signature accepted", "[unit]")
+{
+    // Known-good vector: header {"alg":"HS256","typ":"JWT"}, claims
+    // {"sub":"1234567890","name":"John Doe","iat":1516239022} + exp, secret
+    // "your-256-bit-secret" (jwt.io). The signature was computed with
+    // Python's hmac independently of this code.
+    fixture f;
+    f.config.jwt_secret = "your-256-bit-secret";
+    auto token = cache::sign_hs256(R"({"sub":"1234567890","name":"John Doe","iat":1516239022})",
+                                   "your-256-bit-secret");
+    CHECK(token ==
+          "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9l"
+          "IiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c");
+    CHECK(f.error_of("Bearer " + token) == auth_error::no_exp);  // valid signature, no exp
+}
+
+TEST_CASE("identity: rejections", "[unit]")
+{
+    fixture f;
+    auto good = cache::sign_hs256(f.claims("u1", 60), "s3cret");
+    auto dot2 = good.rfind('.');
+
+    CHECK(f.error_of("") == auth_error::missing);
+    CHECK(f.error_of("Basic dXNlcjpwYXNz") == auth_error::not_bearer);
+    CHECK(f.error_of("Bearer abc") == auth_error::malformed);
+    CHECK(f.error_of("Bearer a.b.c.d") == auth_error::malformed);
+    CHECK(f.error_of(f.bearer(f.claims("u1", 60), "other")) == auth_error::bad_signature);
+    CHECK(f.error_of("Bearer " + good.substr(0, dot2 + 1) + "AAAA") == auth_error::bad_signature);
+    CHECK(f.error_of("Bearer " + good + "=") == auth_error::bad_base64);  // padding
+    CHECK(f.error_of("Bearer " + good.substr(0, dot2) + ".+/==") == auth_error::bad_base64);
+    CHECK(f.error_of(f.bearer(f.claims("u1", -1))) == auth_error::expired);
+    CHECK(f.error_of(f.bearer(f.claims("u1", 0))) == auth_error::expired);  // now >= exp
+    CHECK(f.error_of(f.bearer(f.claims("", 60))) == auth_error::no_sub);
+    CHECK(f.error_of(f.bearer(R"({"exp":)" + std::to_string(f.now_s + 60) + "}")) ==
+          auth_error::no_sub);
+    CHECK(f.error_of(f.bearer(R"({"sub":"u1","exp":"tomorrow"})")) == auth_error::no_exp);
+    CHECK(f.error_of(f.bearer(R"({"sub":"u1","exp":)")) == auth_error::bad_json);
+    CHECK(f.error_of(f.bearer(R"(["u1"])")) == auth_error::bad_json);
+
+    SECTION("alg none and other algorithms")
+    {
+        auto header = GENERATE(std::string(R"({"alg":"none","typ":"JWT"})"),
+                               std::string(R"({"alg":"HS512"})"), std::string(R"({"alg":"RS256"})"),
+                               std::string(R"({"typ":"JWT"})"), std::string(R"({"alg":"hs256"})"));
+        auto token = cache::sign_hs256(header, f.claims("u1", 60), "s3cret");
+        CHECK(f.error_of("Bearer " + token) == auth_error::bad_alg);
+        // alg none with an empty signature
+        auto unsigned_token = token.substr(0, token.rfind('.') + 1);
+        CHECK(f.error_of("Bearer " + unsigned_token) == auth_error::malformed);
+    }
+    SECTION("no secret configured: nothing is verified")
+    {
+        f.config.jwt_secret.clear();
+        CHECK(f.error_of("Bearer " + good) == auth_error::disabled);
+    }
+}
+
+TEST_CASE("identity: leeway on exp", "[unit]")
+{
+    fixture f;
+    f.config.leeway = 5s;
+    CHECK(f.verifier.verify(f.bearer(f.claims("u1", -3))));
+    CHECK(f.error_of(f.bearer(f.claims("u1", -6))) == auth_error::expired);
+}
+
+TEST_CASE("identity: strict base64url", "[unit]")
+{
+    CHECK(cache::base64url_decode("aGk") == "hi");
+    CHECK(cache::base64url_decode("aGl-_w") == std::string("hi~\xff", 4));
+    CHECK_FALSE(cache::base64url_decode("aGk="));   // padding
+    CHECK_FALSE(cache::base64url_decode("aGl"));    // non-zero unused bits
+    CHECK_FALSE(cache::base64url_decode("aGk+"));   // '+' is base64, not base64url
+    CHECK_FALSE(cache::base64url_decode("a"));      // impossible length
+    CHECK_FALSE(cache::base64url_decode("aG k"));
+    for (std::string s : {"", "a", "ab", "abc", "abcd", "\xff\xfe\x00"})
+        CHECK(cache::base64url_decode(cache::base64url_encode(s)) == s);
+}
+
+TEST_CASE("identity: verified tokens are cached, bounded, never past exp", "[unit]")
+{
+    fixture f;
+    f.config.token_cache_entries = 3;
+    auto t1 = f.bearer(f.claims("u1", 10));
+    REQUIRE(f.verifier.verify(t1));
+    CHECK(f.verifier.cached_tokens() == 1);
+    auto a = f.verifier.verify(t1);
+    auto b = f.verifier.verify(t1);
+    REQUIRE(a);
+    CHECK(a->get() == b->get());  // the same cached identity
+
+    for (int i = 2; i <= 6; ++i)
+        REQUIRE(f.verifier.verify(f.bearer(f.claims("u" + std::to_string(i), 100))));
+    CHECK(f.verifier.cached_tokens() <= 3);
+
+    auto t7 = f.bearer(f.claims("u7", 10));
+    REQUIRE(f.verifier.verify(t7));
+    f.clock.advance(10s);
+    CHECK(f.error_of(t7) == auth_error::expired);  // cached, but past exp
+}
