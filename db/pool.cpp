@@ -196,13 +196,20 @@ struct pool::impl {
     // ---- views ----
 
     awaitable<void> refresher() {
-        bool first = true;
+        // refresh_interval 0: never on a schedule, only on request_refresh().
+        bool scheduled = cfg.refresh_interval.count() > 0;
+        bool first = scheduled;  // a scheduled refresher also refreshes at start
         while (!stopping) {
             if (!first && !refresh_requested) {
-                auto at = next_refresh_at(std::chrono::system_clock::now(), cfg.refresh_interval);
-                refresh_timer->expires_after(at - std::chrono::system_clock::now());
+                if (scheduled) {
+                    auto at = next_refresh_at(std::chrono::system_clock::now(), cfg.refresh_interval);
+                    refresh_timer->expires_after(at - std::chrono::system_clock::now());
+                } else {
+                    refresh_timer->expires_at(net::steady_timer::time_point::max());
+                }
                 co_await refresh_timer->async_wait(use_tuple);  // or request_refresh()
                 if (stopping) break;
+                if (!scheduled && !refresh_requested) continue;
             }
             first = false;
             refresh_requested = false;

@@ -32,7 +32,8 @@ public:
     // Starts the db thread: migrations first if cfg.migrate_on_start (a
     // failure is reported through reason(), the pool still runs), then
     // pool_size connections replaced with exponential backoff when they
-    // break, and the view refresher. Returns at once: PostgreSQL being down
+    // break, and the view refresher (at start, then every refresh_interval and
+    // just after each UTC midnight; refresh_interval 0: only on request). Returns at once: PostgreSQL being down
     // never stops sidecache from starting.
     void start();
     // Cancels everything, waits for the db thread. Pending queries complete

@@ -1,3 +1,4 @@
+DROP FUNCTION IF EXISTS sidecache.refresh_views();
 DROP MATERIALIZED VIEW IF EXISTS sidecache.agent_call_totals;
 DROP TRIGGER IF EXISTS sidecache_calls_late_insert ON calls;
 DROP TRIGGER IF EXISTS sidecache_calls_late_update ON calls;

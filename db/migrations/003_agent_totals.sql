@@ -75,3 +75,19 @@ GROUP BY c.user_id, c.agent_id;
 -- REFRESH ... CONCURRENTLY needs a UNIQUE index; the fill reads by user_id.
 CREATE UNIQUE INDEX IF NOT EXISTS agent_call_totals_key
     ON sidecache.agent_call_totals (user_id, agent_id);
+
+-- The refresh proper, called by sidecache (db/refresh.cpp) inside a
+-- REPEATABLE READ transaction whose snapshot it took while holding the
+-- exclusive writers' lock. Moves the boundary to the current UTC midnight,
+-- refreshes the view without blocking its readers, and forgets the late
+-- changes that this snapshot contains (those committed later stay marked).
+CREATE OR REPLACE FUNCTION sidecache.refresh_views() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE sidecache.refresh_state
+       SET boundary = date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+           refreshed_at = now();
+    REFRESH MATERIALIZED VIEW CONCURRENTLY sidecache.agent_call_totals;
+    DELETE FROM sidecache.late_changes;
+END
+$$;

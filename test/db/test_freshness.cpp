@@ -1,0 +1,117 @@
+// The agents figures stay exact across refreshes and late changes
+// (docs/freshness.md), and migrations go up and down without touching the
+// legacy tables' data.
+#include "db/error.hpp"
+#include "db/pg_test_db.ipp"
+#include "db/pool.hpp"
+#include "db/fixture.hpp"
+#include "db/run_sync.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+using namespace sidecache;
+using namespace sidecache::test;
+namespace json = boost::json;
+using std::chrono::steady_clock;
+
+namespace {
+
+std::int64_t conversations(db::pool& p, const char* agent) {
+    auto r = run_sync(p.query_json("agents", u1, steady_clock::now() + std::chrono::seconds(5)));
+    REQUIRE(r.has_value());
+    auto body = json::parse(*r);
+    for (auto& a : body.at("data").as_array())
+        if (a.at("id") == agent) return a.at("performance").at("conversations").to_number<std::int64_t>();
+    FAIL("agent not listed");
+    return -1;
+}
+
+}  // namespace
+
+TEST_CASE("agents performance is exact after late inserts, deletes and refreshes [pg]", "[pg]") {
+    auto db = pg_test_db::create(true);
+    if (!db) return;
+    db->sql(fixture_sql);
+    conf::database_config cfg;
+    cfg.url = db->url();
+    cfg.queries_dir = source_dir() + "/db/queries";
+    cfg.refresh_interval = std::chrono::milliseconds(0);
+    db::pool p(cfg);
+    p.start();
+    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + std::chrono::seconds(10))));
+    REQUIRE(db->refresh() == 0);
+    CHECK(conversations(p, a2) == 2);
+    CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "0");
+
+    // A call dated three days ago, inserted now: behind the view's boundary.
+    db->sql(std::string("INSERT INTO calls (id, user_id, agent_id, phone_number, status, created_at) VALUES "
+                        "('c0000000-0000-4000-8000-0000000000a1', '") + u1 + "', '" + a2 +
+            "', '+1', 'completed', now() - interval '3 days')");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "1");
+    CHECK(conversations(p, a2) == 3);  // read live until the next refresh
+    REQUIRE(db->refresh() == 0);
+    CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "0");
+    CHECK(conversations(p, a2) == 3);  // now from the view
+
+    // Deleting an old call: the view still counts it, the mark makes it live.
+    db->sql("DELETE FROM calls WHERE id = 'c0000000-0000-4000-8000-0000000000a1'");
+    CHECK(conversations(p, a2) == 2);
+    // Moving a call across the boundary (old -> today) marks too.
+    db->sql("UPDATE calls SET created_at = now() WHERE id = 'c0000000-0000-4000-8000-000000000003'");
+    CHECK(conversations(p, a2) == 2);
+    REQUIRE(db->refresh() == 0);
+    CHECK(conversations(p, a2) == 2);
+
+    // A call of today needs no mark: the live part reads it.
+    db->sql(std::string("INSERT INTO calls (id, user_id, agent_id, phone_number, status, created_at) VALUES "
+                        "('c0000000-0000-4000-8000-0000000000a2', '") + u1 + "', '" + a2 +
+            "', '+1', 'failed', now())");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "0");
+    CHECK(conversations(p, a2) == 3);
+
+    // A refresh asked of the pool runs on its own connection.
+    auto before = p.refreshes();
+    p.request_refresh();
+    for (auto until = steady_clock::now() + std::chrono::seconds(10);
+         p.refreshes() == before && steady_clock::now() < until;)
+        std::this_thread::yield();
+    CHECK(p.refreshes() == before + 1);
+    CHECK(conversations(p, a2) == 3);
+}
+
+TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouched [pg]", "[pg]") {
+    auto db = pg_test_db::create(false);
+    if (!db) return;
+    db->sql(fixture_sql);
+    auto digest = [&] {
+        return db->sql("SELECT md5(string_agg(x, ',' ORDER BY x)) FROM ("
+                       " SELECT row(u.*)::text x FROM users u UNION ALL SELECT row(a.*)::text FROM agents a"
+                       " UNION ALL SELECT row(c.*)::text FROM calls c UNION ALL SELECT row(l.*)::text FROM lead_analytics l) s");
+    };
+    auto columns = [&] {
+        return db->sql("SELECT string_agg(table_name || '.' || column_name || ':' || data_type, ',' ORDER BY table_name, ordinal_position)"
+                       " FROM information_schema.columns WHERE table_schema = 'public'");
+    };
+    auto data = digest();
+    auto cols = columns();
+    REQUIRE(db->migrate(false) == 0);
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "3");
+    CHECK(db->sql("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'sidecache\\_%'") == "3");
+    CHECK(db->sql("SELECT bool_and(indisvalid)::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                  " WHERE c.relname LIKE 'sidecache\\_%'") == "true");
+    REQUIRE(db->migrate(false) == 0);  // again: nothing to do, nothing fails
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "3");
+    REQUIRE(db->refresh() == 0);
+    CHECK(digest() == data);
+    CHECK(columns() == cols);
+
+    REQUIRE(db->migrate(true) == 0);
+    CHECK(db->sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'sidecache'") == "0");
+    CHECK(db->sql("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'sidecache\\_%'") == "0");
+    CHECK(db->sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'sidecache\\_%'") == "0");
+    CHECK(digest() == data);
+    CHECK(columns() == cols);
+    REQUIRE(db->migrate(false) == 0);  // and up again from nothing
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "3");
+}

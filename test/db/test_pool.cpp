@@ -1,0 +1,102 @@
+// The pool when PostgreSQL is down or slow: sidecache keeps serving (the
+// caller falls back), statements past their deadline are cancelled.
+#include "db/error.hpp"
+#include "db/pg_test_db.ipp"
+#include "db/policy.hpp"
+#include "db/pool.hpp"
+#include "db/run_sync.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace sidecache;
+using namespace sidecache::test;
+using namespace std::chrono_literals;
+using std::chrono::steady_clock;
+
+TEST_CASE("reconnect backoff doubles from 100 ms up to the cap [unit]", "[unit]") {
+    CHECK(db::reconnect_backoff(1, 10'000ms) == 100ms);
+    CHECK(db::reconnect_backoff(2, 10'000ms) == 200ms);
+    CHECK(db::reconnect_backoff(5, 10'000ms) == 1'600ms);
+    CHECK(db::reconnect_backoff(8, 10'000ms) == 10'000ms);
+    CHECK(db::reconnect_backoff(1000, 10'000ms) == 10'000ms);
+    CHECK(db::reconnect_backoff(3, 300ms) == 300ms);
+}
+
+TEST_CASE("views refresh on the interval or just after UTC midnight [unit]", "[unit]") {
+    using namespace std::chrono;
+    auto midnight = sys_days{year{2026} / 11 / 28};
+    auto evening = midnight + 23h + 58min;
+    CHECK(db::next_refresh_at(midnight + 10h, 5min) == midnight + 10h + 5min);
+    CHECK(db::next_refresh_at(evening, 5min) == midnight + 24h + 1s);  // the date rolls over first
+    CHECK(db::next_refresh_at(midnight + 1h, 0ms) == midnight + 24h + 1s);
+}
+
+TEST_CASE("db errors have their own category and messages [unit]", "[unit]") {
+    boost::system::error_code ec = db::errc::no_such_user;
+    CHECK(std::string(ec.category().name()) == "sidecache.db");
+    CHECK(ec.message() == "no such active user");
+    CHECK(ec != boost::system::error_code(db::errc::timeout));
+}
+
+TEST_CASE("PostgreSQL down: the pool starts, says why, fails fast [integration]", "[integration]") {
+    // A port nobody listens on: bind one, read it back, close it.
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::acceptor a(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    auto port = a.local_endpoint().port();
+    a.close();
+    conf::database_config cfg;
+    cfg.url = "postgresql://postgres@127.0.0.1:" + std::to_string(port) + "/x";
+    cfg.queries_dir = source_dir() + "/db/queries";
+    db::pool p(cfg);
+    p.start();
+    CHECK_FALSE(run_sync(p.wait_ready(steady_clock::now() + 300ms)));
+    CHECK_FALSE(p.ready());
+    CHECK(p.reason().find("postgresql") != std::string::npos);
+    auto t0 = steady_clock::now();
+    auto r = run_sync(p.query_json("overview", "11111111-1111-4111-8111-111111111111", t0 + 5s));
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error() == db::errc::not_ready);
+    CHECK(steady_clock::now() - t0 < 100ms);
+    p.stop();
+
+    db::pool none(conf::database_config{});
+    CHECK_FALSE(none.ready());
+    CHECK(run_sync(none.query_json("overview", "x", steady_clock::now() + 1s)).error() ==
+          db::errc::not_configured);
+}
+
+TEST_CASE("a statement past its deadline is cancelled, the connection reused [pg]", "[pg]") {
+    auto db = pg_test_db::create(false);
+    if (!db) return;
+    auto dir = std::filesystem::temp_directory_path() / ("sc_db_queries_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "slow.sql") << "SELECT $1 || pg_sleep(30)::text";
+    std::ofstream(dir / "echo.sql") << "SELECT '{\"user\":\"' || $1 || '\"}';\n";
+    conf::database_config cfg;
+    cfg.url = db->url();
+    cfg.pool_size = 1;
+    cfg.queries_dir = dir.string();
+    cfg.refresh_interval = 0ms;
+    db::pool p(cfg);
+    p.start();
+    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + 10s)));
+
+    auto t0 = steady_clock::now();
+    auto slow = run_sync(p.query_json("slow", "x", t0 + 200ms));
+    auto took = steady_clock::now() - t0;
+    REQUIRE_FALSE(slow.has_value());
+    CHECK(slow.error() == db::errc::timeout);
+    CHECK(took >= 200ms);
+    CHECK(took < 2s);  // PQcancel stopped the 30 s sleep
+    CHECK(db->sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND state = 'active' AND pid <> pg_backend_pid()") == "0");
+    // The one connection is clean again.
+    auto echo = run_sync(p.query_json("echo", "u1", steady_clock::now() + 5s));
+    REQUIRE(echo.has_value());
+    CHECK(*echo == "{\"user\":\"u1\"}");
+    p.stop();
+    std::filesystem::remove_all(dir);
+}
