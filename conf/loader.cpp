@@ -443,7 +443,10 @@ config load_string(std::string_view yaml, std::string_view file_name, const env_
     context ctx{std::string(file_name), env};
     YAML::Node root;
     try {
-        root = YAML::Load(std::string(yaml));
+        std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
+        // A second document would be silently ignored: refuse it.
+        if (documents.size() > 1) ctx.fail(documents[1].Mark(), "", "the file must hold one YAML document, not several");
+        if (!documents.empty()) root = documents.front();
     } catch (const YAML::Exception& e) {
         ctx.fail(e.mark, "", fmt::format("invalid YAML: {}", e.msg));
     }

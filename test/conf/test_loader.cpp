@@ -250,6 +250,8 @@ TEST_CASE("errors about a file's shape", "[unit]") {
     CHECK(error_of(url + "cache:\n  routes:\n    - overview\n") ==
           "test.yaml:5:7: cache.routes[0]: expected a route (a map), got a single value");
     CHECK(error_of(url + "cache:\n  routes: []\n") == "loaded");
+    CHECK(error_of(url + "---\nlog:\n  level: debug\n") ==
+          "test.yaml:4:1: the file must hold one YAML document, not several");
 }
 
 TEST_CASE("cross-field and enum checks", "[unit]") {
