@@ -1,0 +1,170 @@
+// The acceptance: for EVERY user of the `small` dataset, the fills' JSON equals
+// the legacy stand-in's (test/legacy/server.js), parsed, numbers by value,
+// data.cacheInfo ignored; for agents every field but elevenLabs/configStatus
+// (the enrichment's part). A difference prints the user, the endpoint and the
+// first differing JSON path.
+#include "db/error.hpp"
+#include "db/json_diff.hpp"
+#include "db/pg_test_db.ipp"
+#include "db/pool.hpp"
+#include "db/run_sync.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <poll.h>
+#include <regex>
+#include <sstream>
+
+using namespace sidecache;
+using namespace sidecache::test;
+namespace json = boost::json;
+namespace http = boost::beast::http;
+using std::chrono::steady_clock;
+
+namespace {
+
+// A child started through the shell; its first stdout lines are read with a
+// deadline (poll), it is killed by pid at the end.
+class child {
+public:
+    explicit child(const std::string& cmd) {
+        out_ = ::popen(("exec 2>&1; " + cmd + " & echo pid $!; wait").c_str(), "r");
+        REQUIRE(out_ != nullptr);
+        auto first = line(std::chrono::seconds(20));
+        REQUIRE(first.rfind("pid ", 0) == 0);
+        pid_ = std::stoi(first.substr(4));
+    }
+    ~child() {
+        if (pid_ > 0) ::kill(pid_, SIGTERM);
+        if (out_) ::pclose(out_);
+    }
+    std::string line(std::chrono::milliseconds within) {
+        auto until = steady_clock::now() + within;
+        std::string s;
+        for (;;) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady_clock::now());
+            pollfd p{::fileno(out_), POLLIN, 0};
+            if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return s;
+            char c;
+            if (::read(::fileno(out_), &c, 1) != 1) return s;
+            if (c == '\n') return s;
+            s += c;
+        }
+    }
+    // Reads lines until one starts with "listening ", returns the port.
+    unsigned short port() {
+        for (int i = 0; i < 20; ++i) {
+            auto l = line(std::chrono::seconds(20));
+            INFO(l);
+            if (l.rfind("listening ", 0) == 0) return static_cast<unsigned short>(std::stoi(l.substr(10)));
+            REQUIRE(!l.empty());
+        }
+        FAIL("no listening line");
+        return 0;
+    }
+
+private:
+    FILE* out_ = nullptr;
+    int pid_ = -1;
+};
+
+std::string run(const std::string& cmd) {
+    FILE* f = ::popen(cmd.c_str(), "r");
+    REQUIRE(f != nullptr);
+    std::string out;
+    char buf[4096];
+    while (auto n = ::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+    CHECK(::pclose(f) == 0);
+    return out;
+}
+
+std::string http_get(unsigned short port, const std::string& target, const std::string& token) {
+    boost::asio::io_context ioc;
+    boost::beast::tcp_stream s(ioc);
+    s.expires_after(std::chrono::seconds(60));
+    s.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+    http::request<http::empty_body> req{http::verb::get, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::authorization, "Bearer " + token);
+    http::write(s, req);
+    boost::beast::flat_buffer b;
+    http::response<http::string_body> res;
+    http::read(s, b, res);
+    INFO(target << " " << res.result_int() << " " << res.body());
+    REQUIRE(res.result_int() == 200);
+    return res.body();
+}
+
+std::string node() { return "node"; }
+
+}  // namespace
+
+TEST_CASE("fills equal the legacy's answers for every user of the small dataset [pg]", "[pg]") {
+    auto db = pg_test_db::create(false);
+    if (!db) return;
+    auto src = source_dir();
+    if (::system(("test -d " + src + "/test/node_modules/pg").c_str()) != 0) {
+        WARN("test/node_modules missing (npm ci --prefix test): equivalence skipped");
+        return;
+    }
+    run(node() + " " + src + "/test/data/generate.js --database-url '" + db->url() +
+        "' --preset small --seed 42 >/dev/null");
+    REQUIRE(db->migrate(false) == 0);
+    REQUIRE(db->refresh() == 0);
+    // Late changes after the refresh: the marked path must be exact too.
+    db->sql("UPDATE calls SET status = 'completed' WHERE id IN ("
+            "SELECT id FROM calls WHERE created_at < now() - interval '3 days' ORDER BY id LIMIT 20)");
+
+    child mock(node() + " " + src + "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key k");
+    auto mock_port = mock.port();
+    child legacy(node() + " " + src + "/test/legacy/server.js --port 0 --database-url '" + db->url() +
+                 "' --jwt-secret s3cret --elevenlabs-url http://127.0.0.1:" + std::to_string(mock_port) +
+                 " --elevenlabs-key k");
+    auto legacy_port = legacy.port();
+
+    std::istringstream tokens(run(node() + " " + src + "/test/data/mint.js --secret s3cret --all --database-url '" +
+                                  db->url() + "'"));
+    conf::database_config cfg;
+    cfg.url = db->url();
+    cfg.queries_dir = src + "/db/queries";
+    cfg.refresh_interval = std::chrono::milliseconds(0);
+    db::pool p(cfg);
+    p.start();
+    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + std::chrono::seconds(10))));
+
+    struct endpoint { const char* query; const char* path; };
+    const endpoint endpoints[] = {{"overview", "/api/dashboard/overview"},
+                                  {"analytics", "/api/dashboard/analytics"},
+                                  {"agents", "/api/agents"}};
+    auto skip = [](const std::string& path) {
+        if (path == "data.cacheInfo") return true;
+        static const std::regex external(R"(data\[\d+\]\.(elevenLabs|configStatus))");
+        return std::regex_match(path, external);
+    };
+    int users = 0, compared = 0;
+    for (std::string line; std::getline(tokens, line);) {
+        auto tab = line.find('\t');
+        if (tab == std::string::npos) continue;
+        auto user = line.substr(0, tab), token = line.substr(tab + 1);
+        ++users;
+        for (auto e : endpoints) {
+            auto mine = run_sync(p.query_json(e.query, user, steady_clock::now() + std::chrono::seconds(5)));
+            INFO("user " << user << " endpoint " << e.path);
+            REQUIRE(mine.has_value());
+            auto theirs = http_get(legacy_port, e.path, token);
+            auto diff = json_diff(json::parse(*mine), json::parse(theirs), skip);
+            INFO("first difference (sidecache vs legacy): " << diff.value_or(""));
+            CHECK_FALSE(diff.has_value());
+            ++compared;
+        }
+    }
+    CHECK(users >= 50);
+    CHECK(compared == 3 * users);
+    p.stop();
+}
