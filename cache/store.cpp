@@ -36,11 +36,11 @@ struct node {
     list_hook route_hook;  // in the shard's list for route:<name>
     response_bytes response;
     std::chrono::steady_clock::time_point fresh_until;
-    std::chrono::system_clock::time_point computed_at;
-    tag_record* user_record = nullptr;
-    std::unique_ptr<extra_link[]> extras;
+    std::uint32_t computed_at = 0;  // system time, seconds since the epoch (for Age)
     std::uint16_t route = 0;
     std::uint16_t extra_count = 0;
+    tag_record* user_record = nullptr;
+    std::unique_ptr<extra_link[]> extras;
 
     std::string_view key() const { return response.key(); }
 };
@@ -64,26 +64,34 @@ using node_set = bi::unordered_set<node, bi::member_hook<node, set_hook, &node::
                                    bi::power_2_buckets<true>>;
 
 // The entries of one shard carrying a tag, and when it was last invalidated.
+// A tag is known by a 64-bit hash of its name: two tags colliding would
+// share a record, which only invalidates more than asked (safe), and keeps a
+// record at 48 bytes with no string.
 struct tag_record {
-    std::string name;
+    std::uint64_t id;
     mutable user_list users;    // entries whose user tag this is
     mutable extra_list extras;  // entries carrying it as an extra tag
     mutable std::uint64_t invalidated_epoch = 0;
 
-    explicit tag_record(std::string_view n) : name(n) {}
+    explicit tag_record(std::uint64_t i) : id(i) {}
     bool empty() const { return users.empty() && extras.empty(); }
 };
 
+std::uint64_t tag_id(std::string_view name)
+{
+    return std::hash<std::string_view>{}(name);
+}
+
 struct record_hash {
     using is_transparent = void;
-    std::size_t operator()(std::string_view k) const { return std::hash<std::string_view>{}(k); }
-    std::size_t operator()(const tag_record& r) const { return (*this)(r.name); }
+    std::size_t operator()(std::uint64_t id) const noexcept { return id; }
+    std::size_t operator()(const tag_record& r) const noexcept { return r.id; }
 };
 struct record_equal {
     using is_transparent = void;
-    bool operator()(const tag_record& a, const tag_record& b) const { return a.name == b.name; }
-    bool operator()(std::string_view a, const tag_record& b) const { return a == b.name; }
-    bool operator()(const tag_record& a, std::string_view b) const { return a.name == b; }
+    bool operator()(const tag_record& a, const tag_record& b) const { return a.id == b.id; }
+    bool operator()(std::uint64_t a, const tag_record& b) const { return a == b.id; }
+    bool operator()(const tag_record& a, std::uint64_t b) const { return a.id == b; }
 };
 
 struct route_record {
@@ -112,7 +120,7 @@ struct store::shard {
     lru_list lru;
     std::unordered_set<tag_record, record_hash, record_equal> tags;
     std::unique_ptr<route_record[]> routes;
-    std::vector<std::string> pending;  // empty records kept for in-flight fills
+    std::vector<std::uint64_t> pending;  // empty records kept for in-flight fills
     std::size_t bytes = 0;
     std::size_t route_count;
 
@@ -159,11 +167,11 @@ struct store_access {
             r.invalidated_epoch > st.oldest_active_.load(std::memory_order_acquire)) {
             // A fill that began before this invalidation may still try to
             // store: keep the record (and its epoch) until it ends.
-            s.pending.push_back(r.name);
+            s.pending.push_back(r.id);
             return;
         }
-        auto cost = store::tag_cost(r.name.size());
-        s.tags.erase(s.tags.find(std::string_view{r.name}));
+        auto cost = store::tag_cost();
+        s.tags.erase(s.tags.find(r.id));
         s.bytes -= cost;
         st.bytes_.fetch_sub(cost, std::memory_order_relaxed);
     }
@@ -173,16 +181,16 @@ struct store_access {
         if (s.pending.empty())
             return;
         auto oldest = st.oldest_active_.load(std::memory_order_acquire);
-        std::vector<std::string> keep;
-        for (auto& name : s.pending) {
-            auto it = s.tags.find(std::string_view{name});
+        std::vector<std::uint64_t> keep;
+        for (auto id : s.pending) {
+            auto it = s.tags.find(id);
             if (it == s.tags.end() || !it->empty())
                 continue;
             if (it->invalidated_epoch > oldest) {
-                keep.push_back(std::move(name));
+                keep.push_back(id);
                 continue;
             }
-            auto cost = store::tag_cost(it->name.size());
+            auto cost = store::tag_cost();
             s.tags.erase(it);
             s.bytes -= cost;
             st.bytes_.fetch_sub(cost, std::memory_order_relaxed);
@@ -190,15 +198,15 @@ struct store_access {
         s.pending = std::move(keep);
     }
 
-    static const tag_record& record(store& st, store::shard& s, std::string_view name)
+    static const tag_record& record(store& st, store::shard& s, std::uint64_t id)
     {
-        auto it = s.tags.find(name);
+        auto it = s.tags.find(id);
         if (it != s.tags.end())
             return *it;
-        auto cost = store::tag_cost(name.size());
+        auto cost = store::tag_cost();
         s.bytes += cost;
         st.bytes_.fetch_add(cost, std::memory_order_relaxed);
-        return *s.tags.emplace(name).first;
+        return *s.tags.emplace(id).first;
     }
 
     // Unlinks and frees one entry (shard lock held).
@@ -243,11 +251,10 @@ std::size_t store::entry_cost(std::size_t buffer_size, std::size_t extra_tags)
            extra_tags * sizeof(extra_link) + (extra_tags ? 2 * sizeof(void*) : 0);
 }
 
-std::size_t store::tag_cost(std::size_t tag_size)
+std::size_t store::tag_cost()
 {
-    // The record, its hash node (next pointer + cached hash) and bucket, its
-    // name when longer than the small-string buffer.
-    return sizeof(tag_record) + 3 * sizeof(void*) + (tag_size > 15 ? tag_size + 1 : 0);
+    // The record, its hash node's next pointer and its bucket.
+    return sizeof(tag_record) + 2 * sizeof(void*);
 }
 
 store::store(const conf::cache_config& config, const time_source& clock, stats_table& stats)
@@ -285,7 +292,8 @@ std::optional<lookup> store::get(std::size_t route, std::string_view user_id, st
         return std::nullopt;
     }
     s.lru.splice(s.lru.begin(), s.lru, s.lru.iterator_to(*n));
-    return lookup{n->response, state, n->computed_at};
+    return lookup{n->response, state,
+                  std::chrono::system_clock::time_point{std::chrono::seconds{n->computed_at}}};
 }
 
 std::uint64_t store::begin_fill()
@@ -317,15 +325,17 @@ put_result store::put(std::size_t route, std::string_view user_id, const respons
     auto route_tag = "route:" + config_.routes[route].name;
 
     // Extra tags that are not the implicit ones, without duplicates.
-    std::vector<std::string_view> extras;
+    auto user_id_hash = tag_id(utag_view);
+    std::vector<std::uint64_t> extras;
     for (const auto& t : extra_tags) {
-        if (t == utag_view || t == route_tag ||
-            std::find(extras.begin(), extras.end(), t) != extras.end())
+        auto id = tag_id(t);
+        if (id == user_id_hash || t == route_tag ||
+            std::find(extras.begin(), extras.end(), id) != extras.end())
             continue;
-        extras.push_back(t);
+        extras.push_back(id);
     }
     auto cost = entry_cost(response.size(), extras.size());
-    if (cost + tag_cost(utag.size()) > shard_budget_)
+    if (cost + tag_cost() > shard_budget_)
         return put_result::too_large;
 
     auto& s = shard_for(user_id);
@@ -334,12 +344,12 @@ put_result store::put(std::size_t route, std::string_view user_id, const respons
     // Versions: refuse an answer computed before an invalidation of its tags.
     if (s.routes[route].invalidated_epoch > fill_epoch)
         return put_result::invalidated;
-    for (auto name : extras) {
-        auto it = s.tags.find(name);
+    for (auto id : extras) {
+        auto it = s.tags.find(id);
         if (it != s.tags.end() && it->invalidated_epoch > fill_epoch)
             return put_result::invalidated;
     }
-    if (auto it = s.tags.find(utag_view); it != s.tags.end() && it->invalidated_epoch > fill_epoch)
+    if (auto it = s.tags.find(user_id_hash); it != s.tags.end() && it->invalidated_epoch > fill_epoch)
         return put_result::invalidated;
 
     if (auto it = s.set.find(response.key(), key_hash{}, key_equal{}); it != s.set.end())
@@ -348,7 +358,8 @@ put_result store::put(std::size_t route, std::string_view user_id, const respons
     auto* n = new node;
     n->response = response;
     n->fresh_until = fresh_until;
-    n->computed_at = computed_at;
+    n->computed_at = static_cast<std::uint32_t>(std::max<std::int64_t>(
+        0, std::chrono::floor<std::chrono::seconds>(computed_at.time_since_epoch()).count()));
     n->route = static_cast<std::uint16_t>(route);
     n->extra_count = static_cast<std::uint16_t>(extras.size());
     if (!extras.empty())
@@ -358,7 +369,7 @@ put_result store::put(std::size_t route, std::string_view user_id, const respons
     s.set.insert(*n);
     s.lru.push_front(*n);
     s.routes[route].members.push_back(*n);
-    n->user_record = const_cast<tag_record*>(&store_access::record(*this, s, utag_view));
+    n->user_record = const_cast<tag_record*>(&store_access::record(*this, s, user_id_hash));
     n->user_record->users.push_back(*n);
     for (std::size_t i = 0; i < extras.size(); ++i) {
         auto& link = n->extras[i];
@@ -389,6 +400,7 @@ std::size_t store::invalidate(std::string_view tag, invalidation mode)
     auto now = clock_.steady_now();
     std::size_t count = 0;
 
+    auto id = tag_id(tag);
     std::optional<std::size_t> route;
     if (tag.starts_with("route:")) {
         for (std::size_t i = 0; i < config_.routes.size(); ++i)
@@ -415,13 +427,13 @@ std::size_t store::invalidate(std::string_view tag, invalidation mode)
             }
             continue;
         }
-        auto it = s.tags.find(tag);
+        auto it = s.tags.find(id);
         if (it == s.tags.end()) {
             // No entry carries it here; only a fill in flight could store one.
             if (oldest_active_.load(std::memory_order_acquire) < e) {
-                auto& r = store_access::record(*this, s, tag);
+                auto& r = store_access::record(*this, s, id);
                 r.invalidated_epoch = e;
-                s.pending.emplace_back(tag);
+                s.pending.push_back(id);
             }
             continue;
         }

@@ -79,7 +79,7 @@ public:
     static std::size_t entry_cost(std::size_t buffer_size, std::size_t extra_tags);
     // What one tag record (shared by the entries of a shard carrying the
     // tag, e.g. one per user) counts.
-    static std::size_t tag_cost(std::size_t tag_size);
+    static std::size_t tag_cost();
 
     struct shard;
 
