@@ -86,7 +86,7 @@ const std::string bad_yaml = "upstream:\n  url: http://127.0.0.1:3999\nserver:\n
 
 }  // namespace
 
-TEST_CASE("--check-config: OK with exit 0, or the error with exit 2", "[integration]") {
+TEST_CASE("sidecache --check-config FILE: OK with exit 0, or the error with exit 2", "[integration]") {
     calls c;
     temp_file good(good_yaml);
     temp_file bad(bad_yaml);
@@ -108,7 +108,7 @@ TEST_CASE("--check-config: OK with exit 0, or the error with exit 2", "[integrat
     CHECK(c.log.empty());  // checking runs nothing
 }
 
-TEST_CASE("--config FILE: a bad file exits 2 before anything runs", "[integration]") {
+TEST_CASE("sidecache --config FILE: a bad file exits 2 before anything runs", "[integration]") {
     calls c;
     temp_file bad(bad_yaml);
     auto r = run({"--config", bad.path()}, recording(c));
@@ -170,7 +170,7 @@ TEST_CASE("bad usage prints the usage to stderr and exits 2", "[integration]") {
     CHECK(c.log.empty());
 }
 
-TEST_CASE("--version and --help print to stdout and exit 0", "[integration]") {
+TEST_CASE("sidecache --version and --help print to stdout and exit 0", "[integration]") {
     calls c;
     auto v = run({"--version"}, recording(c));
     CHECK(v.code == 0);
