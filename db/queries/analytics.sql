@@ -10,15 +10,19 @@ c AS (  -- the user's calls in W30 (W7 is a part of it), with their lead's score
     JOIN calls c ON c.user_id = u.id AND c.created_at >= sidecache.utc_day(-30)
     LEFT JOIN lead_analytics la ON la.call_id = c.id
 ),
-days AS (  -- leadsOverTime: today-6 .. today, zero-filled; future calls in no point
+per_day AS (  -- one pass over W7 by UTC day; future calls fall in no point
+    SELECT date_trunc('day', created_at AT TIME ZONE 'UTC') AS day, count(*) AS calls,
+           count(total_score) AS leads, count(*) FILTER (WHERE total_score >= 70) AS qualified
+    FROM c WHERE created_at >= sidecache.utc_day(-6) AND created_at < sidecache.utc_day(1)
+    GROUP BY 1
+),
+days AS (  -- leadsOverTime: today-6 .. today, zero-filled
     SELECT json_agg(json_build_object(
-               'date', to_char(d.day AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
-               'calls', (SELECT count(*) FROM c WHERE c.created_at >= d.day AND c.created_at < d.day + interval '1 day'),
-               'leads', (SELECT count(c.total_score) FROM c WHERE c.created_at >= d.day AND c.created_at < d.day + interval '1 day'),
-               'qualified', (SELECT count(*) FROM c WHERE c.total_score >= 70
-                             AND c.created_at >= d.day AND c.created_at < d.day + interval '1 day'))
-           ORDER BY d.day) AS items
-    FROM (SELECT sidecache.utc_day(-i) AS day FROM generate_series(0, 6) i) d
+               'date', to_char(g.day, 'YYYY-MM-DD'), 'calls', coalesce(p.calls, 0),
+               'leads', coalesce(p.leads, 0), 'qualified', coalesce(p.qualified, 0))
+           ORDER BY g.day) AS items
+    FROM (SELECT sidecache.utc_day(-i) AT TIME ZONE 'UTC' AS day FROM generate_series(0, 6) i) g
+    LEFT JOIN per_day p ON p.day = g.day
 ),
 f AS (
     SELECT count(*) FILTER (WHERE total_score >= 80)              AS hot,
@@ -49,10 +53,14 @@ perf_json AS (
            ORDER BY calls DESC, name COLLATE "C", id) AS items
     FROM perf
 ),
+per_hour AS (  -- W7 (future calls included) by UTC hour, one pass
+    SELECT extract(hour FROM created_at AT TIME ZONE 'UTC')::int AS h, count(*) AS n
+    FROM c WHERE created_at >= sidecache.utc_day(-6)
+    GROUP BY 1
+),
 hours AS (
-    SELECT json_agg((SELECT count(*) FROM c WHERE c.created_at >= sidecache.utc_day(-6)
-                     AND extract(hour FROM c.created_at AT TIME ZONE 'UTC') = h) ORDER BY h) AS items
-    FROM generate_series(0, 23) h
+    SELECT json_agg(coalesce(p.n, 0) ORDER BY g.h) AS items
+    FROM generate_series(0, 23) g(h) LEFT JOIN per_hour p ON p.h = g.h
 )
 SELECT json_build_object('success', true, 'data', json_build_object(
     'leadsOverTime', days.items,
