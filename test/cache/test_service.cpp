@@ -508,3 +508,43 @@ TEST_CASE("service: threads serving, filling and invalidating at once", "[unit]"
     CHECK(filler.calls < 4 * per_thread);  // hits happened
     CHECK(svc.fills_in_flight() == 0);
 }
+
+TEST_CASE("service: waiters on many strands of a thread pool share one fill", "[unit]")
+{
+    conf::cache_config config = make_config();
+    cache::service svc(config, cache::real_time());
+    net::thread_pool pool(2);
+
+    // A fill that takes 50 ms of timer time, so that every request arrives
+    // while it runs.
+    struct slow final : cache::filler {
+        std::atomic<int> calls{0};
+        net::awaitable<cache::fill_result> fill(cache::fill_request) override
+        {
+            ++calls;
+            net::steady_timer t(co_await net::this_coro::executor, 50ms);
+            co_await t.async_wait(net::use_awaitable);
+            cache::fill_result r;
+            r.status = 200;
+            r.body = "shared";
+            co_return r;
+        }
+    } filler;
+
+    std::atomic<int> shared{0}, answered{0};
+    for (int i = 0; i < 20; ++i)
+        net::co_spawn(
+            net::make_strand(pool),
+            [&]() -> net::awaitable<void> {
+                cache::cache_request r{0, "u1", "", true};
+                auto a = co_await svc.serve(r, cache::header_list{}, filler);
+                if (body_of(a) == "shared")
+                    ++shared;
+                ++answered;
+            },
+            [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
+    pool.join();
+    CHECK(answered == 20);
+    CHECK(shared == 20);
+    CHECK(filler.calls == 1);
+}
