@@ -223,8 +223,11 @@ struct external_http::impl {
                 c = std::move(made);
             }
             c->lowest().expires_at(until);
-            exchange_result r = c->tls ? co_await exchange(*c->tls, *c, target)
-                                       : co_await exchange(*c->plain, *c, target);
+            // Not `c->tls ? co_await a : co_await b`: GCC 12 destroys the
+            // result of a co_await inside ?: twice (a double free).
+            exchange_result r;
+            if (c->tls) r = co_await exchange(*c->tls, *c, target);
+            else r = co_await exchange(*c->plain, *c, target);
             if (r.ec) {
                 release(std::move(c), false);
                 // A kept-alive connection the server had closed: nothing came
