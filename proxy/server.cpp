@@ -55,7 +55,11 @@ net::awaitable<void> accept_loop(std::shared_ptr<server_state> state, tcp::accep
                                  net::io_context& ioc, bool admin) {
     net::steady_timer backoff(acceptor.get_executor());
     while (acceptor.is_open()) {
-        auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(ioc), use_tuple);
+        // One io thread needs no strand: each session runs on the io_context.
+        const net::any_io_executor session_ex =
+            state->cfg.server.threads == 1 ? net::any_io_executor(ioc.get_executor())
+                                           : net::any_io_executor(net::make_strand(ioc));
+        auto [ec, socket] = co_await acceptor.async_accept(session_ex, use_tuple);
         if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
         if (ec) {
             // Out of descriptors and the like: let sessions end, then retry.

@@ -43,7 +43,7 @@ struct proxy_stats {
 
 struct server_state {
     server_state(boost::asio::any_io_executor ex, conf::config c)
-        : cfg(std::move(c)), pool(std::move(ex), cfg.upstream) {}
+        : cfg(std::move(c)), pool(std::move(ex), cfg.upstream, cfg.server.threads != 1) {}
 
     const conf::config cfg;
     upstream::pool pool;

@@ -62,11 +62,12 @@ bool is_stale_error(const error_code& ec) {
 }  // namespace
 
 struct pool_core : std::enable_shared_from_this<pool_core> {
-    pool_core(net::any_io_executor ex, conf::upstream_config cfg)
-        : executor(std::move(ex)), config(std::move(cfg)) {}
+    pool_core(net::any_io_executor ex, conf::upstream_config cfg, bool strands)
+        : executor(std::move(ex)), config(std::move(cfg)), strands(strands) {}
 
     net::any_io_executor executor;
     const conf::upstream_config config;
+    const bool strands;
 
     std::mutex mutex;
     std::vector<std::unique_ptr<connection>> idle;  // most recently used last
@@ -134,7 +135,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
 
     // Opens a connection for a slot already counted in `open`.
     net::awaitable<boost::system::result<lease>> connect(clock::time_point deadline) {
-        auto c = std::make_unique<connection>(net::make_strand(executor));
+        auto c = std::make_unique<connection>(strands ? net::make_strand(executor) : executor);
         tcp::resolver resolver(c->stream.get_executor());
         auto [rec, endpoints] = co_await resolver.async_resolve(
             config.url.host, std::to_string(config.url.port), use_tuple);
@@ -184,8 +185,8 @@ void lease::release(bool reusable) {
     core_.reset();
 }
 
-pool::pool(net::any_io_executor ex, conf::upstream_config cfg)
-    : core_(std::make_shared<pool_core>(std::move(ex), std::move(cfg))) {}
+pool::pool(net::any_io_executor ex, conf::upstream_config cfg, bool strands)
+    : core_(std::make_shared<pool_core>(std::move(ex), std::move(cfg), strands)) {}
 
 pool::~pool() = default;
 

@@ -76,8 +76,10 @@ private:
 
 class pool {
 public:
-    // `ex` is the io_context's executor; each connection gets its own strand.
-    pool(boost::asio::any_io_executor ex, conf::upstream_config cfg);
+    // `ex` is the io_context's executor. With `strands`, each connection
+    // gets its own strand (needed when several threads run the io_context);
+    // without, connections use `ex` itself (one io thread: no locking).
+    pool(boost::asio::any_io_executor ex, conf::upstream_config cfg, bool strands = true);
     ~pool();
     pool(const pool&) = delete;
     pool& operator=(const pool&) = delete;
