@@ -212,8 +212,13 @@ net::awaitable<boost::system::result<lease>> pool::acquire(clock::time_point dea
 
 net::awaitable<boost::system::result<buffered_response>> pool::fetch(
     request_head req, clock::time_point deadline, std::size_t body_cap) {
-    http::request<http::empty_body> msg{req.method, req.target, 11};
+    // Beast keeps the request line inside the fields: assign the fields
+    // first, then the method and target (the other way round loses them).
+    http::request<http::empty_body> msg;
     static_cast<http::fields&>(msg) = std::move(req.headers);
+    msg.method(req.method);
+    msg.target(req.target);
+    msg.version(11);
     strip_hop_by_hop(msg);
     msg.erase(http::field::content_length);
     msg.erase(http::field::expect);

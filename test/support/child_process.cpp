@@ -1,0 +1,75 @@
+#include "support/child_process.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <poll.h>
+#include <unistd.h>
+
+namespace sidecache::test {
+
+using std::chrono::steady_clock;
+
+child_process::child_process(const std::string& command) {
+    // `exec 2>&1` merges stderr; the shell prints the child's pid first.
+    out_ = ::popen(("exec 2>&1; " + command + " & echo pid $!; wait").c_str(), "r");
+    REQUIRE(out_ != nullptr);
+    auto first = line(std::chrono::seconds(20));
+    REQUIRE(first.rfind("pid ", 0) == 0);
+    pid_ = std::stoi(first.substr(4));
+}
+
+child_process::~child_process() {
+    if (pid_ > 0) ::kill(pid_, SIGTERM);
+    if (out_) ::pclose(out_);
+}
+
+std::string child_process::line(std::chrono::milliseconds within) {
+    const auto until = steady_clock::now() + within;
+    std::string s;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady_clock::now());
+        pollfd p{::fileno(out_), POLLIN, 0};
+        if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return s;
+        char c;
+        if (::read(::fileno(out_), &c, 1) != 1) return s;
+        if (c == '\n') return s;
+        s += c;
+    }
+}
+
+unsigned short child_process::listening_port() {
+    for (int i = 0; i < 20; ++i) {
+        auto l = line(std::chrono::seconds(20));
+        INFO(l);
+        if (l.rfind("listening ", 0) == 0) return static_cast<unsigned short>(std::stoi(l.substr(10)));
+        REQUIRE(!l.empty());
+    }
+    FAIL("no `listening <port>` line");
+    return 0;
+}
+
+std::string run_command(const std::string& command) {
+    FILE* f = ::popen(command.c_str(), "r");
+    REQUIRE(f != nullptr);
+    std::string out;
+    char buf[4096];
+    while (auto n = ::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+    INFO(command);
+    CHECK(::pclose(f) == 0);
+    return out;
+}
+
+bool node_stand_ins_available(const std::string& source_dir) {
+    if (::system("command -v node >/dev/null 2>&1") != 0) {
+        WARN("node is not installed: test skipped (scripts/bootstrap installs it)");
+        return false;
+    }
+    if (::system(("test -d '" + source_dir + "/test/node_modules/pg'").c_str()) != 0) {
+        WARN("test/node_modules missing (npm ci --prefix test): test skipped");
+        return false;
+    }
+    return true;
+}
+
+}  // namespace sidecache::test

@@ -1,0 +1,39 @@
+#pragma once
+// Other programs a test needs: the Node.js stand-ins (test/legacy,
+// test/mocks), the data generator, the token minter.
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+namespace sidecache::test {
+
+// A child started through the shell, its stdout and stderr read line by line
+// with a deadline (poll), SIGTERMed when destroyed.
+class child_process {
+public:
+    explicit child_process(const std::string& command);
+    ~child_process();
+    child_process(const child_process&) = delete;
+    child_process& operator=(const child_process&) = delete;
+
+    // The next output line, or "" when none came within `within`.
+    std::string line(std::chrono::milliseconds within);
+    // Reads lines until one is "listening <port>" (the stand-ins print it
+    // first) and returns the port; fails the test if none comes.
+    unsigned short listening_port();
+
+private:
+    FILE* out_ = nullptr;
+    int pid_ = -1;
+};
+
+// Runs a shell command to its end: its standard output (the test fails if it
+// exits non-zero).
+std::string run_command(const std::string& command);
+
+// Whether the stand-ins can run: node on the PATH and test/node_modules
+// installed (npm ci --prefix test); WARNs why not.
+bool node_stand_ins_available(const std::string& source_dir);
+
+}  // namespace sidecache::test
