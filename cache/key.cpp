@@ -15,11 +15,15 @@ std::optional<std::string> normalize_query(std::string_view raw_query,
 {
     if (params.empty() || raw_query.empty())
         return std::string{};
-    if (!boost::urls::parse_query(raw_query))
+    // Boost 1.81's params over a bare query string read the last value up to
+    // the next NUL, past the view's end (into the rest of the request): parse
+    // a NUL-terminated copy.
+    const std::string query(raw_query);
+    if (!boost::urls::parse_query(query))
         return std::nullopt;
     boost::urls::encoding_opts opts;
     opts.space_as_plus = true;  // form encoding: '+' is a space
-    boost::urls::params_view view(raw_query, opts);  // valid: does not throw
+    boost::urls::params_view view(query, opts);  // valid: does not throw
 
     std::vector<std::pair<std::string, std::string>> kept;
     for (auto param : view) {
