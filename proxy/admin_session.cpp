@@ -31,6 +31,7 @@ http::response<http::string_body> answer(server_state& state, const http::reques
         auto reason = state.draining ? std::string("draining") : state.admin.not_ready_reason();
         if (reason.empty()) {
             res.body() = "ready\n";
+            for (const auto& d : state.admin.degradations()) res.body() += "degraded: " + d + "\n";
         } else {
             res.result(http::status::service_unavailable);
             res.body() = reason + "\n";

@@ -91,6 +91,10 @@ struct application::impl {
         }
         if (external) admin.add_stats("external", [this] { return to_json(external->stats()); });
         if (database) {
+            // PostgreSQL down is not unready: the routes fall back to the legacy.
+            admin.add_degradation("database", [this] {
+                return database->ready() ? std::string() : database->reason() + " (fills forwarded to the legacy)";
+            });
             admin.add_stats("database", [this] {
                 boost::json::object o;
                 o["ready"] = database->ready();

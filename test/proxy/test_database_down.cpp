@@ -1,0 +1,65 @@
+// PostgreSQL down: sidecache still starts and serves; the cached routes fall
+// back to the upstream fill (the legacy answers, sidecache caches it), and
+// the admin /ready says why it is degraded without taking sidecache out.
+#include "cache/identity.hpp"
+#include "proxy/application.hpp"
+#include "proxy/server.hpp"
+#include "support/test_client.hpp"
+#include "support/test_config.hpp"
+#include "support/test_upstream.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <ctime>
+
+using namespace sidecache;
+using namespace sidecache::test;
+
+TEST_CASE("with PostgreSQL unreachable, cached routes are filled by the legacy and /ready says degraded",
+          "[integration]") {
+    test_upstream legacy([](const recorded_request& r) {
+        scripted_response res;
+        res.headers = {{"Content-Type", "application/json; charset=utf-8"}};
+        res.body = R"({"success":true,"data":{"from":"legacy","auth":")" + r.header("Authorization").substr(7, 12) + "\"}}";
+        return res;
+    });
+
+    auto cfg = test_config(legacy.port());
+    cfg.auth.jwt_secret = "s";
+    cfg.cache.enabled = true;
+    conf::route_config route;
+    route.name = "overview";
+    route.path = "/api/dashboard/overview";
+    route.fill = conf::fill_kind::postgres;
+    route.query = "overview";
+    cfg.cache.routes.push_back(route);
+    // Nothing listens on port 1; connecting fails at once, and keeps failing.
+    cfg.database.url = "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1";
+    cfg.database.queries_dir = std::string(SIDECACHE_SOURCE_DIR) + "/db/queries";
+    cfg.database.refresh_interval = conf::duration{0};
+
+    proxy::application app(cfg);
+    app.start();
+
+    const auto token = cache::sign_hs256(
+        R"({"sub":"11111111-1111-1111-1111-111111111111","exp":)" + std::to_string(std::time(nullptr) + 600) + "}", "s");
+    test_client client(app.server().port());
+    for (const char* expected : {"MISS", "HIT"}) {
+        client.send(get_request("/api/dashboard/overview", "Authorization: Bearer " + token + "\r\n"));
+        auto res = client.read_response();
+        REQUIRE(res);
+        CHECK(res->status == 200);
+        CHECK(res->body.find(R"("from":"legacy")") != std::string::npos);
+        CHECK(res->header("X-Cache") == expected);
+    }
+    CHECK(legacy.requests() == 1);
+
+    test_client admin(app.server().admin_port());
+    admin.send(get_request("/ready"));
+    auto ready = admin.read_response();
+    REQUIRE(ready);
+    CHECK(ready->status == 200);
+    INFO(ready->body);
+    CHECK(ready->body.rfind("ready\n", 0) == 0);
+    CHECK(ready->body.find("degraded: database: ") != std::string::npos);
+}
