@@ -8,6 +8,7 @@
 #include "db/pg_test_db.ipp"
 #include "db/pool.hpp"
 #include "db/run_sync.hpp"
+#include "support/child_process.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -15,9 +16,7 @@
 #include <boost/beast/http.hpp>
 #include <catch2/catch.hpp>
 
-#include <csignal>
 #include <cstdio>
-#include <poll.h>
 #include <regex>
 #include <sstream>
 
@@ -28,61 +27,6 @@ namespace http = boost::beast::http;
 using std::chrono::steady_clock;
 
 namespace {
-
-// A child started through the shell; its first stdout lines are read with a
-// deadline (poll), it is killed by pid at the end.
-class child {
-public:
-    explicit child(const std::string& cmd) {
-        out_ = ::popen(("exec 2>&1; " + cmd + " & echo pid $!; wait").c_str(), "r");
-        REQUIRE(out_ != nullptr);
-        auto first = line(std::chrono::seconds(20));
-        REQUIRE(first.rfind("pid ", 0) == 0);
-        pid_ = std::stoi(first.substr(4));
-    }
-    ~child() {
-        if (pid_ > 0) ::kill(pid_, SIGTERM);
-        if (out_) ::pclose(out_);
-    }
-    std::string line(std::chrono::milliseconds within) {
-        auto until = steady_clock::now() + within;
-        std::string s;
-        for (;;) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady_clock::now());
-            pollfd p{::fileno(out_), POLLIN, 0};
-            if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return s;
-            char c;
-            if (::read(::fileno(out_), &c, 1) != 1) return s;
-            if (c == '\n') return s;
-            s += c;
-        }
-    }
-    // Reads lines until one starts with "listening ", returns the port.
-    unsigned short port() {
-        for (int i = 0; i < 20; ++i) {
-            auto l = line(std::chrono::seconds(20));
-            INFO(l);
-            if (l.rfind("listening ", 0) == 0) return static_cast<unsigned short>(std::stoi(l.substr(10)));
-            REQUIRE(!l.empty());
-        }
-        FAIL("no listening line");
-        return 0;
-    }
-
-private:
-    FILE* out_ = nullptr;
-    int pid_ = -1;
-};
-
-std::string run(const std::string& cmd) {
-    FILE* f = ::popen(cmd.c_str(), "r");
-    REQUIRE(f != nullptr);
-    std::string out;
-    char buf[4096];
-    while (auto n = ::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
-    CHECK(::pclose(f) == 0);
-    return out;
-}
 
 std::string http_get(unsigned short port, const std::string& target, const std::string& token) {
     boost::asio::io_context ioc;
@@ -113,7 +57,7 @@ TEST_CASE("fills equal the legacy's answers for every user of the small dataset 
         WARN("test/node_modules missing (npm ci --prefix test): equivalence skipped");
         return;
     }
-    run(node() + " " + src + "/test/data/generate.js --database-url '" + db->url() +
+    run_command(node() + " " + src + "/test/data/generate.js --database-url '" + db->url() +
         "' --preset small --seed 42 >/dev/null");
     REQUIRE(db->migrate(false) == 0);
     REQUIRE(db->refresh() == 0);
@@ -121,14 +65,14 @@ TEST_CASE("fills equal the legacy's answers for every user of the small dataset 
     db->sql("UPDATE calls SET status = 'completed' WHERE id IN ("
             "SELECT id FROM calls WHERE created_at < now() - interval '3 days' ORDER BY id LIMIT 20)");
 
-    child mock(node() + " " + src + "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key k");
-    auto mock_port = mock.port();
-    child legacy(node() + " " + src + "/test/legacy/server.js --port 0 --database-url '" + db->url() +
+    child_process mock(node() + " " + src + "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key k");
+    auto mock_port = mock.listening_port();
+    child_process legacy(node() + " " + src + "/test/legacy/server.js --port 0 --database-url '" + db->url() +
                  "' --jwt-secret s3cret --elevenlabs-url http://127.0.0.1:" + std::to_string(mock_port) +
                  " --elevenlabs-key k");
-    auto legacy_port = legacy.port();
+    auto legacy_port = legacy.listening_port();
 
-    std::istringstream tokens(run(node() + " " + src + "/test/data/mint.js --secret s3cret --all --database-url '" +
+    std::istringstream tokens(run_command(node() + " " + src + "/test/data/mint.js --secret s3cret --all --database-url '" +
                                   db->url() + "'"));
     conf::database_config cfg;
     cfg.url = db->url();
