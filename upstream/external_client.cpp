@@ -90,12 +90,15 @@ struct external_client::impl {
           cache(config.config_ttl, config.max_stale),
           breaker(config.breaker) {}
 
-    // Reports an admitted try to the breaker exactly once, failure if the
-    // coroutine ends (or is destroyed) before it did.
+    // Reports to the breaker exactly once: failure if the coroutine ends (or
+    // is destroyed) before it said otherwise.
     struct breaker_report {
         impl* self;
         bool probe;
         bool done = false;
+        breaker_report(impl* s, bool p) : self(s), probe(p) {}
+        breaker_report(const breaker_report&) = delete;
+        breaker_report& operator=(const breaker_report&) = delete;
         void operator()(bool failure) {
             if (done) return;
             done = true;
@@ -107,10 +110,14 @@ struct external_client::impl {
     };
 
     // Tries, with retries per profile, until an answer that settles it or the deadline.
+    // The breaker hears of the fetch once, by its final outcome (a try that
+    // fails and is retried into a success is no sign of a failing host), and
+    // of a half-open probe at once, by that single try.
     net::awaitable<fetch_result> fetch_with_retries(const std::string& agent_id, clock::time_point deadline,
                                                     const conf::retry_profile& profile) {
         const std::string target = "/v1/convai/agents/" + encode_segment(agent_id);
         fetch_result last = make_result(try_outcome::timeout);
+        std::optional<breaker_report> fetch_report;  // set by the first admitted non-probe try
         for (unsigned tries = 0;;) {
             const auto now = clock::now();
             if (now >= deadline) co_return last;
@@ -124,7 +131,10 @@ struct external_client::impl {
                 // The failure that opened it says more than "rejected".
                 co_return tries == 0 ? make_result(try_outcome::rejected) : last;
             }
-            breaker_report report{this, admission == circuit_breaker::admission::probe};
+            std::optional<breaker_report> probe_report;
+            if (admission == circuit_breaker::admission::probe) probe_report.emplace(this, true);
+            else if (!fetch_report) fetch_report.emplace(this, false);
+
             http_answer answer = co_await http.get(target, std::min(now + config.try_timeout, deadline));
             ++tries;
             ++this->tries;
@@ -134,11 +144,15 @@ struct external_client::impl {
                 if (mapped) last.config = std::move(*mapped);
                 else last.outcome = try_outcome::bad_response;
             }
-            report(is_host_failure(last.outcome));
-            if (!is_retryable(last.outcome)) co_return last;
+            const bool failed = is_host_failure(last.outcome);
+            if (probe_report) (*probe_report)(failed);
+            if (!is_retryable(last.outcome)) {
+                if (fetch_report) (*fetch_report)(failed);
+                co_return last;
+            }
             const auto left = std::chrono::duration_cast<conf::duration>(deadline - clock::now());
             const auto decision = decide_retry(profile, last.outcome, tries, answer.retry_after, left, rng());
-            if (!decision.retry) co_return last;
+            if (!decision.retry) co_return last;  // fetch_report says failure as it goes
             net::steady_timer timer(co_await net::this_coro::executor);
             timer.expires_after(decision.delay);
             co_await timer.async_wait(use_tuple);
