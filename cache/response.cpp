@@ -24,10 +24,13 @@ bool iequals(std::string_view a, std::string_view b)
 
 bool dropped(std::string_view name)
 {
-    static constexpr std::array<std::string_view, 13> names{
+    // Set-Cookie is kept: an answer carrying it is never stored (policy.cpp),
+    // so it only reaches the request whose fill it was (and that fill's
+    // coalesced waiters, the same user's), as the legacy sent it.
+    static constexpr std::array<std::string_view, 12> names{
         "connection", "keep-alive",   "proxy-connection", "transfer-encoding", "te",
         "trailer",    "upgrade",      "content-length",   "age",               "cache-status",
-        "x-cache",    "set-cookie",   "proxy-authenticate"};
+        "x-cache",    "proxy-authenticate"};
     return std::any_of(names.begin(), names.end(), [&](std::string_view n) { return iequals(n, name); });
 }
 

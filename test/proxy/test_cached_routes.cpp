@@ -410,6 +410,8 @@ TEST_CASE("non-200 and Set-Cookie answers are not cached", "[integration]") {
             CHECK(res->status == 200);
             CHECK(res->body == body_for("alice", overview));
             CHECK(res->header("X-Cache") == "MISS");
+            // The client whose request filled it gets the cookie the legacy set.
+            CHECK(res->header("Set-Cookie") == fmt::format("session=s{}; HttpOnly", i));
         }
         CHECK(h.up.requests() == 3);
         CHECK(h.app->cache()->entries().entries() == 0);
