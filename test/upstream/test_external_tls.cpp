@@ -1,0 +1,189 @@
+// HTTPS to the external API: certificates verified by default (chain and
+// host name), SNI sent, verification off only when configured. Against a
+// small Node HTTPS server with a certificate made for the test by openssl.
+#include <catch2/catch.hpp>
+
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "upstream/external_client.hpp"
+
+extern char** environ;
+
+using namespace sidecache;
+using namespace sidecache::upstream;
+namespace net = boost::asio;
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+std::string on_path(const std::string& name) {
+    const char* path = std::getenv("PATH");
+    std::string p = path ? path : "/usr/bin";
+    for (std::size_t start = 0; start <= p.size();) {
+        auto end = p.find(':', start);
+        if (end == std::string::npos) end = p.size();
+        fs::path candidate = fs::path(p.substr(start, end - start)) / name;
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+        start = end + 1;
+    }
+    return {};
+}
+
+// Answers GET /v1/convai/agents/{id} with xi-api-key "k": the agent's name
+// says which SNI name the TLS handshake carried.
+const char* server_js = R"JS(
+const https = require('node:https'), fs = require('node:fs');
+const [key, cert] = process.argv.slice(1);
+const server = https.createServer({key: fs.readFileSync(key), cert: fs.readFileSync(cert)}, (req, res) => {
+  const ok = req.headers['xi-api-key'] === 'k' && req.url.startsWith('/v1/convai/agents/');
+  res.writeHead(ok ? 200 : 401, {'Content-Type': 'application/json'});
+  res.end(JSON.stringify(ok ? {name: 'sni=' + req.socket.servername,
+                               conversation_config: {agent: {language: 'en'}}} : {detail: {}}));
+});
+server.listen(0, '127.0.0.1', () => process.stdout.write('listening ' + server.address().port + '\n'));
+)JS";
+
+class tls_server {
+public:
+    tls_server() {
+        const auto node = on_path("node"), openssl = on_path("openssl");
+        if (node.empty() || openssl.empty()) return;
+        char tmpl[] = "/tmp/sidecache-tls.XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        dir_ = tmpl;
+        cert_ = (dir_ / "cert.pem").string();
+        const auto key = (dir_ / "key.pem").string();
+        const std::string cmd = openssl + " req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
+                                " -addext subjectAltName=DNS:localhost -keyout " + key + " -out " + cert_ +
+                                " >/dev/null 2>&1";
+        REQUIRE(std::system(cmd.c_str()) == 0);
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+        posix_spawn_file_actions_addclose(&actions, fds[0]);
+        std::vector<std::string> args{node, "-e", server_js, key, cert_};
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        REQUIRE(::posix_spawn(&pid_, node.c_str(), &actions, nullptr, argv.data(), environ) == 0);
+        posix_spawn_file_actions_destroy(&actions);
+        ::close(fds[1]);
+        out_ = fds[0];
+        std::string line;
+        const auto until = clock_type::now() + std::chrono::seconds(10);
+        while (line.find('\n') == std::string::npos) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock_type::now()).count();
+            REQUIRE(left > 0);
+            pollfd p{out_, POLLIN, 0};
+            if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+            char buf[128];
+            const auto n = ::read(out_, buf, sizeof buf);
+            REQUIRE(n > 0);
+            line.append(buf, static_cast<std::size_t>(n));
+        }
+        REQUIRE(line.rfind("listening ", 0) == 0);
+        port_ = static_cast<std::uint16_t>(std::stoi(line.substr(10)));
+    }
+    ~tls_server() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        if (out_ >= 0) ::close(out_);
+        if (!dir_.empty()) fs::remove_all(dir_);
+    }
+    std::uint16_t port() const { return port_; }
+    const std::string& cert() const { return cert_; }
+
+private:
+    pid_t pid_ = -1;
+    int out_ = -1;
+    std::uint16_t port_ = 0;
+    fs::path dir_;
+    std::string cert_;
+};
+
+conf::external_config https_config(const std::string& host, std::uint16_t port) {
+    conf::external_config c;
+    c.url.scheme = "https";
+    c.url.host = host;
+    c.url.port = port;
+    c.api_key = "k";
+    return c;
+}
+
+agent_outcome lookup(const conf::external_config& cfg) {
+    net::io_context ioc;
+    external_client client(ioc.get_executor(), cfg);
+    auto f = net::co_spawn(ioc,
+                           client.agent_config("agent_tls", client.deadline_for(retry_mode::foreground),
+                                               retry_mode::foreground),
+                           net::use_future);
+    ioc.run();
+    return f.get();
+}
+
+// SSL_CERT_FILE is where OpenSSL's default verify paths look; restored after.
+struct trust_file {
+    std::string old;
+    bool had = false;
+    explicit trust_file(const std::string& file) {
+        if (const char* v = std::getenv("SSL_CERT_FILE")) { old = v; had = true; }
+        ::setenv("SSL_CERT_FILE", file.c_str(), 1);
+    }
+    ~trust_file() { had ? (void)::setenv("SSL_CERT_FILE", old.c_str(), 1) : (void)::unsetenv("SSL_CERT_FILE"); }
+};
+
+}  // namespace
+
+TEST_CASE("https: verified certificate, SNI, and verification off only on request", "[integration]") {
+    tls_server server;
+    if (server.port() == 0) {
+        WARN("node or openssl missing: test skipped");
+        return;
+    }
+    SECTION("trusted certificate for the host: ok, SNI carried the host name") {
+        trust_file trust(server.cert());
+        auto o = lookup(https_config("localhost", server.port()));
+        REQUIRE(o.status == config_status::ok);
+        CHECK(o.config->at("name") == "sni=localhost");
+        CHECK(o.config->at("language") == "en");
+        CHECK(o.config->at("llm").is_null());
+    }
+    SECTION("self-signed certificate not trusted: unavailable") {
+        trust_file trust("/nonexistent/ca.pem");
+        auto o = lookup(https_config("localhost", server.port()));
+        CHECK(o.status == config_status::unavailable);
+        CHECK_FALSE(o.config);
+    }
+    SECTION("trusted certificate, wrong host name: unavailable") {
+        trust_file trust(server.cert());
+        auto o = lookup(https_config("127.0.0.1", server.port()));
+        CHECK(o.status == config_status::unavailable);
+    }
+    SECTION("verify_tls: false accepts it") {
+        trust_file trust("/nonexistent/ca.pem");
+        auto cfg = https_config("localhost", server.port());
+        cfg.verify_tls = false;
+        auto o = lookup(cfg);
+        REQUIRE(o.status == config_status::ok);
+        CHECK(o.config->at("name") == "sni=localhost");
+    }
+}
