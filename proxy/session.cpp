@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -113,6 +114,24 @@ net::awaitable<void> linger_close(beast::tcp_stream& stream) {
     stream.close();
 }
 
+// Writes a whole answer: first straight to the socket (non-blocking, so a
+// small answer to a client that reads goes out in this one call, with no
+// timer, no operation and no suspension), then what the kernel did not take,
+// asynchronously within `timeout`.
+net::awaitable<error_code> write_answer(beast::tcp_stream& stream,
+                                        const std::vector<net::const_buffer>& buffers,
+                                        std::chrono::milliseconds timeout) {
+    error_code ec;
+    const auto sent = stream.socket().write_some(buffers, ec);
+    if (ec && ec != net::error::would_block && ec != net::error::try_again) co_return ec;
+    if (!ec && sent == net::buffer_size(buffers)) co_return ec;
+    beast::buffers_suffix<std::vector<net::const_buffer>> rest(buffers);
+    rest.consume(sent);
+    stream.expires_after(timeout);
+    auto [wec, n] = co_await net::async_write(stream, rest, use_tuple);
+    co_return wec;
+}
+
 // Content-Length with Transfer-Encoding, several Transfer-Encoding fields,
 // or a coding other than a single `chunked`: the request's end is ambiguous
 // and a proxy must refuse it (RFC 9112 §6.1, request smuggling).
@@ -178,6 +197,9 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
     if (ec) co_return;
     const auto address = remote.address().to_string();
     stream.socket().set_option(net::ip::tcp::no_delay(true), ec);
+    // Synchronous writes return would_block instead of waiting: answers are
+    // written at once when the kernel takes them (write_answer, forward).
+    stream.socket().non_blocking(true, ec);
 
     beast::flat_buffer buffer;
     net::steady_timer timer(stream.get_executor());
@@ -231,9 +253,7 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
                 req.method(), req.target(), req.version(), req, address, remote.port()});
             if (answer) {
                 ++state->stats.intercepted;
-                stream.expires_after(cfg.body_timeout);
-                auto [wec, n] = co_await net::async_write(stream, answer->buffers, use_tuple);
-                if (wec) co_return;
+                if (co_await write_answer(stream, answer->buffers, cfg.body_timeout)) co_return;
                 if (!(keep_alive && answer->keep_alive && req.version() >= 11)) break;
                 continue;
             }

@@ -54,6 +54,20 @@ error_code upstream_error_for(const error_code& ec) {
     return error::bad_response;
 }
 
+// Writes what `sr` has ready straight to `out`'s socket if the socket is
+// non-blocking (session and pool set it): a head and a body chunk usually go
+// out in this one call, with no timer, no operation and no suspension.
+// would_block: the kernel took what it could, the caller writes the rest
+// asynchronously. Beast's serializer keeps its place either way.
+template <bool is_request>
+error_code write_now(beast::tcp_stream& out, http::serializer<is_request, http::buffer_body>& sr) {
+    if (!out.socket().non_blocking()) return net::error::would_block;
+    error_code ec;
+    http::write(out.socket(), sr, ec);
+    if (ec == net::error::try_again) ec = net::error::would_block;
+    return ec;
+}
+
 void append_field(http::fields& f, std::string_view name, std::string_view value) {
     const auto it = f.find(name);
     if (it == f.end()) {
@@ -94,8 +108,12 @@ net::awaitable<std::pair<error_code, bool>> relay(beast::tcp_stream& in, beast::
             body.more = false;
         }
         bytes += body.size;
-        out.expires_after(timeout);
-        auto [ec, n] = co_await http::async_write(out, sr, use_tuple);
+        auto ec = write_now(out, sr);
+        if (ec == net::error::would_block) {
+            out.expires_after(timeout);
+            auto [wec, n] = co_await http::async_write(out, sr, use_tuple);
+            ec = wec;
+        }
         if (ec && ec != http::error::need_buffer) co_return std::pair{ec, false};
     } while (!parser.is_done() || !sr.is_done());
     co_return std::pair{error_code{}, false};
@@ -144,9 +162,12 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
         }
     }
 
+    // A stale pooled connection costs such a request one retry (below), so
+    // the pool need not peek at it first; a retry does not gamble twice.
+    const bool retriable = !has_body && is_idempotent(req.method());
     const auto deadline = clock::now() + upstream.config().response_timeout;
     for (int attempt = 0;; ++attempt) {
-        auto leased = co_await upstream.acquire(deadline);
+        auto leased = co_await upstream.acquire(deadline, attempt > 0 || !retriable);
         if (!leased) {
             out.ec = leased.error();
             out.upstream_fault = true;
@@ -163,9 +184,12 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
                 req.body().data = nullptr;
                 req.body().size = 0;
                 req.body().more = false;
-                up.stream.expires_at(deadline);
-                auto [wec, n] = co_await http::async_write(up.stream, sr, use_tuple);
-                ec = wec;
+                ec = write_now(up.stream, sr);
+                if (ec == net::error::would_block) {
+                    up.stream.expires_at(deadline);
+                    auto [wec, n] = co_await http::async_write(up.stream, sr, use_tuple);
+                    ec = wec;
+                }
                 write_failed = bool(ec);
             } else {
                 std::uint64_t sent = 0;
@@ -231,9 +255,12 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
             res.body().data = nullptr;
             res.body().size = 0;
             res.body().more = false;
-            client.stream.expires_after(client.body_timeout);
-            auto [wec, n] = co_await http::async_write(client.stream, sr, use_tuple);
-            ec = wec;
+            ec = write_now(client.stream, sr);
+            if (ec == net::error::would_block) {
+                client.stream.expires_after(client.body_timeout);
+                auto [wec, n] = co_await http::async_write(client.stream, sr, use_tuple);
+                ec = wec;
+            }
         } else {
             auto [rec, from_upstream] = co_await relay(up.stream, up.buffer, *rp, client.stream, sr,
                                                        client.scratch, client.body_timeout,

@@ -100,7 +100,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
         wake_one();
     }
 
-    net::awaitable<boost::system::result<lease>> acquire(clock::time_point deadline) {
+    net::awaitable<boost::system::result<lease>> acquire(clock::time_point deadline, bool probe) {
         for (;;) {
             std::shared_ptr<waiter> me;
             {
@@ -109,7 +109,8 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
                 while (!idle.empty()) {
                     auto c = std::move(idle.back());
                     idle.pop_back();
-                    if (now - c->idle_since < config.idle_timeout && looks_alive(*c)) {
+                    if (now - c->idle_since < config.idle_timeout && c->stream.socket().is_open() &&
+                        (!probe || looks_alive(*c))) {
                         ++reuses;
                         co_return lease{shared_from_this(), std::move(c), true};
                     }
@@ -158,6 +159,9 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
                                                                   : error::refused);
         }
         c->stream.socket().set_option(tcp::no_delay(true));
+        // Synchronous writes on it return would_block instead of waiting:
+        // forward() writes what the kernel takes at once, then goes async.
+        c->stream.socket().non_blocking(true);
         ++connects;
         co_return lease{shared_from_this(), std::move(c), false};
     }
@@ -206,8 +210,8 @@ pool_stats pool::stats() const {
     return s;
 }
 
-net::awaitable<boost::system::result<lease>> pool::acquire(clock::time_point deadline) {
-    return core_->acquire(deadline);
+net::awaitable<boost::system::result<lease>> pool::acquire(clock::time_point deadline, bool probe) {
+    return core_->acquire(deadline, probe);
 }
 
 net::awaitable<boost::system::result<buffered_response>> pool::fetch(

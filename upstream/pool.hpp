@@ -86,8 +86,13 @@ public:
 
     // An idle pooled connection, else a new one if fewer than
     // max_connections are open, else waits for one until `deadline`.
+    // With `probe`, an idle connection is first checked with a non-blocking
+    // peek (one syscall) so a request that cannot be retried is not sent on
+    // a connection the upstream already closed; a caller that retries stale
+    // connections itself passes false.
     // Errors: refused, connect_timeout, pool_exhausted.
-    boost::asio::awaitable<boost::system::result<lease>> acquire(clock::time_point deadline);
+    boost::asio::awaitable<boost::system::result<lease>> acquire(clock::time_point deadline,
+                                                                 bool probe = true);
 
     // Sends `req` (no body) and reads the whole answer, body at most
     // `body_cap` bytes. The response head must arrive before `deadline`.
