@@ -390,3 +390,31 @@ TEST_CASE("a body that is not an agents answer comes back unchanged", "[unit]") 
     }
     CHECK(client.stats().tries == 0);
 }
+
+TEST_CASE("at most max_connections at once, kept alive and reused", "[integration]") {
+    START_MOCK(mock, 100);
+    net::io_context ioc;
+    auto cfg = config_for(mock);
+    cfg.max_connections = 2;
+    external_client client(ioc.get_executor(), cfg);
+    auto t = enrich_now(ioc, client, agents_body(ids("agent_c", 6)));
+    CHECK(t.count("ok") == 6);
+    CHECK(mock.requests() == 6);
+    // 6 requests of 100 ms over 2 connections: 3 rounds, not 1.
+    CHECK(t.elapsed >= ms{290});
+    CHECK(t.elapsed < ms{500});
+    CHECK(client.stats().open_connections == 2);  // both idle in the pool now
+}
+
+TEST_CASE("a wrong API key (401) is not retried and leaves agents unavailable", "[integration]") {
+    START_MOCK(mock, 20);
+    net::io_context ioc;
+    auto cfg = config_for(mock);
+    cfg.api_key = "wrong";
+    external_client client(ioc.get_executor(), cfg);
+    auto t = enrich_now(ioc, client, agents_body(ids("agent_k", 4)));
+    CHECK(t.count("unavailable") == 4);
+    CHECK(t.result.degraded);
+    CHECK(mock.requests() == 4);
+    CHECK(client.stats().breaker == circuit_breaker::state::closed);  // the host answered
+}
