@@ -26,7 +26,7 @@ TEST_CASE("backoff ceiling grows by the multiplier and stops at max", "[unit]") 
     }
 }
 
-TEST_CASE("full jitter spans [0, ceiling)", "[unit]") {
+TEST_CASE("full jitter draws from 0 up to the ceiling, excluded", "[unit]") {
     const auto [retry, unit, expected] = GENERATE(table<unsigned, double, long>({
         {1, 0.0, 0},
         {1, 0.5, 25},
@@ -40,7 +40,7 @@ TEST_CASE("full jitter spans [0, ceiling)", "[unit]") {
     CHECK(backoff_delay(foreground, retry, unit) == ms{expected});
 }
 
-TEST_CASE("random_unit draws in [0, 1) and varies", "[unit]") {
+TEST_CASE("random_unit draws uniformly from 0 up to 1, excluded", "[unit]") {
     auto rng = random_unit();
     double lo = 1, hi = 0;
     for (int i = 0; i < 1000; ++i) {
@@ -54,7 +54,7 @@ TEST_CASE("random_unit draws in [0, 1) and varies", "[unit]") {
     CHECK(hi > 0.9);
 }
 
-TEST_CASE("what is retried: connect errors, timeouts, 5xx, 429; never other 4xx", "[unit]") {
+TEST_CASE("what is retried: connect errors, timeouts, 5xx and 429, never other 4xx", "[unit]") {
     CHECK(is_retryable(try_outcome::connect_error));
     CHECK(is_retryable(try_outcome::transport_error));
     CHECK(is_retryable(try_outcome::timeout));
