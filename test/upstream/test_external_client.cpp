@@ -328,7 +328,7 @@ TEST_CASE("hanging requests: the answer comes by the deadline, degraded", "[inte
     CHECK(t.body.at("data").at(0).at("elevenLabs") == first.body.at("data").at(0).at("elevenLabs"));
 }
 
-TEST_CASE("mock down: the breaker opens, answers fast, calls nothing; recovers through one probe", "[integration]") {
+TEST_CASE("mock down: the breaker opens, answers fast, calls nothing, recovers through one probe", "[integration]") {
     START_MOCK(mock, 20);
     net::io_context ioc;
     auto cfg = config_for(mock);
