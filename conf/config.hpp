@@ -123,7 +123,7 @@ struct external_config {
     std::string api_key;
     bool verify_tls = true;
     std::size_t max_connections = 64;
-    std::size_t concurrency = 16;   // parallel fetches per fill
+    std::size_t concurrency = 64;   // parallel fetches per fill (≥ agents per user: one round trip)
     duration try_timeout{400};      // one attempt
     duration deadline{800};         // the whole enrichment of one answer
     retry_profile foreground{3, duration{50}, duration{200}, 2.0};
