@@ -9,10 +9,12 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/json/object.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -24,9 +26,19 @@ namespace sidecache::proxy {
 // One client connection as the server sees it. Touched only on the
 // session's strand (drain posts there).
 struct session_handle {
-    explicit session_handle(boost::asio::ip::tcp::socket socket) : stream(std::move(socket)) {}
+    explicit session_handle(boost::asio::ip::tcp::socket socket)
+        : stream(std::move(socket)), idle_timer(stream.get_executor()) {}
     boost::beast::tcp_stream stream;
     bool busy = false;  // a request is being read or answered
+
+    // The keep-alive idle timeout, checked lazily: waiting for a request
+    // only moves `idle_deadline`; `idle_timer` is armed when none is pending
+    // and, when it fires early, re-armed at the moved deadline. So a busy
+    // connection costs about one timer operation per idle_timeout, not one
+    // per request. time_point::max(): not waiting for a request.
+    boost::asio::steady_timer idle_timer;
+    std::chrono::steady_clock::time_point idle_deadline = std::chrono::steady_clock::time_point::max();
+    bool idle_timer_pending = false;
 };
 
 struct proxy_stats {

@@ -114,6 +114,28 @@ net::awaitable<void> linger_close(beast::tcp_stream& stream) {
     stream.close();
 }
 
+// Starts (or leaves running) the lazy idle watch of `h`: when the timer
+// fires and the session has been waiting for a request past its deadline,
+// the socket is cancelled and the pending read ends with operation_aborted.
+// Runs on the session's executor; holds the session only weakly.
+void watch_idle(const std::shared_ptr<session_handle>& h) {
+    if (h->idle_timer_pending) return;  // it fires no later than the deadline, then re-arms
+    h->idle_timer_pending = true;
+    h->idle_timer.expires_at(h->idle_deadline);
+    h->idle_timer.async_wait([weak = std::weak_ptr<session_handle>(h)](const error_code& ec) {
+        auto h = weak.lock();
+        if (!h) return;
+        h->idle_timer_pending = false;
+        if (ec || h->idle_deadline == std::chrono::steady_clock::time_point::max()) return;
+        if (std::chrono::steady_clock::now() >= h->idle_deadline) {
+            error_code ignored;
+            h->stream.socket().cancel(ignored);
+            return;
+        }
+        watch_idle(h);
+    });
+}
+
 // Writes a whole answer: first straight to the socket (non-blocking, so a
 // small answer to a client that reads goes out in this one call, with no
 // timer, no operation and no suspension), then what the kernel did not take,
@@ -213,8 +235,10 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         // closing after idle_timeout. The first request's head is bounded
         // by header_timeout from the accept.
         if (!first && buffer.size() == 0) {
-            stream.expires_after(cfg.idle_timeout);
-            auto [rec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
+            handle->idle_deadline = std::chrono::steady_clock::now() + cfg.idle_timeout;
+            watch_idle(handle);
+            auto [rec, n] = co_await stream.socket().async_read_some(buffer.prepare(4096), use_tuple);
+            handle->idle_deadline = std::chrono::steady_clock::time_point::max();
             if (rec) co_return;
             buffer.commit(n);
         }

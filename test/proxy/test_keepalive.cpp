@@ -1,0 +1,101 @@
+// Keep-alive as a client sees it: the idle timeout (checked lazily, not
+// re-armed per request) and pipelined requests answered in order.
+
+#include "proxy/server.hpp"
+#include "support/test_client.hpp"
+#include "support/test_config.hpp"
+#include "support/test_upstream.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <fmt/core.h>
+
+#include <chrono>
+#include <string>
+
+using namespace sidecache;
+using namespace std::chrono_literals;
+using test::get_request;
+using test::scripted_response;
+using test::test_client;
+using test::test_upstream;
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+scripted_response echo(const test::recorded_request& r) {
+    scripted_response res;
+    res.headers = {{"Content-Type", "text/plain"}};
+    res.body = "answer for " + r.target;
+    return res;
+}
+
+std::unique_ptr<proxy::server> start_proxy(std::uint16_t upstream_port, std::chrono::milliseconds idle) {
+    auto cfg = test::test_config(upstream_port);
+    cfg.server.idle_timeout = idle;
+    auto srv = std::make_unique<proxy::server>(cfg);
+    srv->start();
+    return srv;
+}
+
+}  // namespace
+
+TEST_CASE("a keep-alive connection idle past server.idle_timeout is closed, a busy one is not",
+          "[integration]") {
+    test_upstream up(echo);
+    auto srv = start_proxy(up.port(), 300ms);
+
+    SECTION("idle: closed after about idle_timeout") {
+        test_client client(srv->port());
+        client.send(get_request("/one"));
+        auto res = client.read_response();
+        REQUIRE(res);
+        CHECK(res->body == "answer for /one");
+        const auto since = steady::now();
+        CHECK(client.closed_by_peer());  // waits at most the client's 10 s receive timeout
+        const auto took = steady::now() - since;
+        CHECK(took >= 250ms);
+        CHECK(took < 5s);
+    }
+    SECTION("busy for twice idle_timeout: every request answered, then closed once idle") {
+        test_client client(srv->port());
+        const auto start = steady::now();
+        int n = 0;
+        // Requests back to back for 2 x idle_timeout: the first deadline
+        // passes while the connection is in use, and must not close it.
+        while (steady::now() - start < 600ms) {
+            client.send(get_request(fmt::format("/r{}", n)));
+            auto res = client.read_response();
+            REQUIRE(res);
+            REQUIRE(res->body == fmt::format("answer for /r{}", n));
+            ++n;
+        }
+        CHECK(n > 1);
+        CHECK(up.accepted() == 1);
+        const auto since = steady::now();
+        CHECK(client.closed_by_peer());
+        CHECK(steady::now() - since >= 250ms);
+    }
+}
+
+TEST_CASE("pipelined requests in one write: every answer, in order, on one connection", "[integration]") {
+    test_upstream up(echo);
+    auto srv = start_proxy(up.port(), 10s);
+    const int count = GENERATE(2, 16, 40);  // below, at and above server.max_pipelined (16)
+    test_client client(srv->port());
+    std::string burst;
+    for (int i = 0; i < count; ++i) burst += get_request(fmt::format("/p{}", i));
+    client.send(burst);
+    for (int i = 0; i < count; ++i) {
+        auto res = client.read_response();
+        REQUIRE(res);
+        CHECK(res->status == 200);
+        CHECK(res->body == fmt::format("answer for /p{}", i));
+    }
+    client.send(get_request("/after"));
+    auto res = client.read_response();
+    REQUIRE(res);
+    CHECK(res->body == "answer for /after");
+    CHECK(up.requests() == static_cast<std::size_t>(count) + 1);
+}
