@@ -8,22 +8,8 @@
 // --secret defaults to env JWT_SECRET, --database-url to env DATABASE_URL.
 'use strict';
 
-const path = require('node:path');
 const jwt = require('../legacy/jwt');
-
-function parse_args(argv) {
-  const out = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) throw new Error(`unexpected argument: ${a}`);
-    const eq = a.indexOf('=');
-    if (eq > 0) { out[a.slice(2, eq)] = a.slice(eq + 1); continue; }
-    const next = argv[i + 1];
-    if (next === undefined || next.startsWith('--')) out[a.slice(2)] = true;
-    else { out[a.slice(2)] = next; i++; }
-  }
-  return out;
-}
+const { parse_args, load_pg } = require('../lib/cli');
 
 function mint(secret, user, { exp_in = 3600, expired = false, forged = false, alg_none = false, no_sub = false } = {}) {
   const now = Math.floor(Date.now() / 1000);
@@ -48,7 +34,7 @@ async function main() {
   if (args.all) {
     const url = args['database-url'] || process.env.DATABASE_URL;
     if (!url) { console.error('mint: --all needs --database-url (or DATABASE_URL)'); process.exit(2); }
-    const { Client } = require(require.resolve('pg', { paths: [path.join(__dirname, '..')] }));
+    const { Client } = load_pg();
     const client = new Client({ connectionString: url });
     await client.connect();
     const { rows } = await client.query('SELECT id FROM users WHERE is_active ORDER BY id');

@@ -14,23 +14,9 @@
 
 const http = require('node:http');
 const crypto = require('node:crypto');
-const path = require('node:path');
-const { Pool } = require(require.resolve('pg', { paths: [path.join(__dirname, '..')] }));
+const { parse_args, load_pg } = require('../lib/cli');
+const { Pool } = load_pg();
 const jwt = require('./jwt');
-
-function parse_args(argv) {
-  const out = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) throw new Error(`unexpected argument: ${a}`);
-    const eq = a.indexOf('=');
-    if (eq > 0) { out[a.slice(2, eq)] = a.slice(eq + 1); continue; }
-    const next = argv[i + 1];
-    if (next === undefined || next.startsWith('--')) out[a.slice(2)] = true;
-    else { out[a.slice(2)] = next; i++; }
-  }
-  return out;
-}
 
 const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 const EXTERNAL_TIMEOUT_MS = 10_000;

@@ -17,32 +17,7 @@
 
 const http = require('node:http');
 const crypto = require('node:crypto');
-
-function parse_args(argv) {
-  const out = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) throw new Error(`unexpected argument: ${a}`);
-    const eq = a.indexOf('=');
-    if (eq > 0) { out[a.slice(2, eq)] = a.slice(eq + 1); continue; }
-    const next = argv[i + 1];
-    if (next === undefined || next.startsWith('--')) out[a.slice(2)] = true;
-    else { out[a.slice(2)] = next; i++; }
-  }
-  return out;
-}
-
-// mulberry32: a tiny seeded PRNG, so fault injection is reproducible.
-function make_prng(seed) {
-  let a = seed >>> 0;
-  return function next() {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const { parse_args, make_prng } = require('../lib/cli');
 
 const NAMES = ['Sales follow-up', 'Appointment setter', 'Support triage', 'Renewal reminder',
   'Lead qualifier', 'Survey caller', 'Onboarding guide', 'Collections desk',
