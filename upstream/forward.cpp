@@ -5,12 +5,16 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <array>
+#include <charconv>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <string>
@@ -66,6 +70,71 @@ error_code write_now(beast::tcp_stream& out, http::serializer<is_request, http::
     http::write(out.socket(), sr, ec);
     if (ec == net::error::try_again) ec = net::error::would_block;
     return ec;
+}
+
+// A message head as Beast's serializer writes it (start line, fields in
+// order, blank line), copied into `out`: one buffer, no serializer state, no
+// buffers_cat_view walk. `ok` false: it did not fit, use the serializer.
+struct head_writer {
+    std::span<char> out;
+    std::size_t size = 0;
+    bool ok = true;
+
+    void put(std::string_view s) {
+        if (s.size() > out.size() - size) {
+            ok = false;
+            return;
+        }
+        std::memcpy(out.data() + size, s.data(), s.size());
+        size += s.size();
+    }
+    void fields(const http::fields& f) {
+        for (const auto& field : f) {
+            put(field.name_string());
+            put(": ");
+            put(field.value());
+            put("\r\n");
+        }
+        put("\r\n");
+    }
+    net::const_buffer buffer() const { return {out.data(), size}; }
+};
+
+void write_head(const http::request_header<>& req, head_writer& w) {
+    w.put(req.method_string());
+    w.put(" ");
+    w.put(req.target());
+    w.put(" HTTP/1.1\r\n");
+    w.fields(req);
+}
+
+void write_head(const http::response_header<>& res, head_writer& w) {
+    char status[16];
+    const auto end = std::to_chars(status, status + sizeof status, res.result_int()).ptr;
+    w.put("HTTP/1.1 ");
+    w.put({status, static_cast<std::size_t>(end - status)});
+    w.put(" ");
+    w.put(res.reason());
+    w.put("\r\n");
+    w.fields(res);
+}
+
+// Sends `buffers` whole: what the (non-blocking) socket takes at once, then
+// the rest asynchronously with `expiry` as the stream's deadline.
+net::awaitable<error_code> send_all(beast::tcp_stream& out, std::array<net::const_buffer, 2> buffers,
+                                    clock::time_point expiry) {
+    error_code ec;
+    std::size_t sent = 0;
+    if (out.socket().non_blocking()) {
+        sent = out.socket().write_some(buffers, ec);
+        if (!ec && sent == net::buffer_size(buffers)) co_return ec;
+        if (ec && ec != net::error::would_block && ec != net::error::try_again) co_return ec;
+    }
+    beast::buffers_suffix<std::array<net::const_buffer, 2>> rest(buffers);
+    rest.consume(sent);
+    out.expires_at(expiry);
+    auto [wec, n] = co_await net::async_write(out, rest, use_tuple);
+    co_return wec;
 }
 
 void append_field(http::fields& f, std::string_view name, std::string_view value) {
@@ -178,7 +247,12 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
         // The request: head (and body, relayed from the client).
         error_code ec;
         bool write_failed = false;
-        {
+        head_writer request_head{client.scratch};
+        if (!has_body) write_head(req, request_head);
+        if (!has_body && request_head.ok) {
+            ec = co_await send_all(up.stream, {request_head.buffer(), net::const_buffer{}}, deadline);
+            write_failed = bool(ec);
+        } else {
             http::request_serializer<http::buffer_body> sr{req};
             if (!has_body) {
                 req.body().data = nullptr;
@@ -247,6 +321,50 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
             res.set(http::field::connection, "close");
         } else if (!client_http11) {
             res.set(http::field::connection, "keep-alive");
+        }
+
+        // The common answers (no body, or a Content-Length body) go out as
+        // the head plus the body bytes already read with it, in one write;
+        // the rest of the body is copied as it arrives.
+        const bool sized = !bodyless && !rp->chunked() && rp->content_length().has_value();
+        head_writer response_head{client.scratch};
+        if (bodyless || sized) write_head(res, response_head);
+        if ((bodyless || sized) && response_head.ok) {
+            out.response_started = true;
+            std::uint64_t remaining = bodyless ? 0 : *rp->content_length();
+            const auto first = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, up.buffer.size()));
+            ec = co_await send_all(client.stream, {response_head.buffer(), net::buffer(up.buffer.data(), first)},
+                                   clock::now() + client.body_timeout);
+            if (ec) {
+                out.ec = ec;  // the client went away
+                co_return out;
+            }
+            up.buffer.consume(first);
+            remaining -= first;
+            out.body_bytes += first;
+            while (remaining > 0) {
+                const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, client.scratch.size()));
+                up.stream.expires_after(client.body_timeout);
+                auto [rec, n] = co_await up.stream.async_read_some(net::buffer(client.scratch.data(), want), use_tuple);
+                if (rec) {
+                    out.ec = upstream_error_for(rec);
+                    out.upstream_fault = true;
+                    co_return out;
+                }
+                remaining -= n;
+                out.body_bytes += n;
+                ec = co_await send_all(client.stream, {net::buffer(client.scratch.data(), n), net::const_buffer{}},
+                                       clock::now() + client.body_timeout);
+                if (ec) {
+                    out.ec = ec;
+                    co_return out;
+                }
+            }
+            // Read to its end: reusable if the upstream allows it (the pool
+            // drops a connection with unasked bytes buffered).
+            leased->release(upstream_keep_alive);
+            out.keep_alive = keep_alive;
+            co_return out;
         }
 
         http::response_serializer<http::buffer_body> sr{res};
