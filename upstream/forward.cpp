@@ -191,16 +191,33 @@ net::awaitable<std::pair<error_code, bool>> relay(beast::tcp_stream& in, beast::
 }  // namespace
 
 void strip_hop_by_hop(http::fields& fields) {
-    std::vector<std::string> named;
+    // The field names listed by Connection (usually none but keep-alive or
+    // close, which name no other field).
+    std::vector<std::string_view> named;
     for (const auto& f : fields) {
         if (f.name() != http::field::connection) continue;
-        for (auto token : http::token_list{f.value()}) named.emplace_back(token);
+        for (auto token : http::token_list{f.value()}) named.push_back(token);
     }
-    for (const auto& name : named) fields.erase(name);
-    for (auto name : {"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer",
-                      "Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Proxy-Authorization"}) {
-        fields.erase(name);
+    // One pass, comparing the known names as enums. `named` views point into
+    // the Connection values, so those go last.
+    for (auto it = fields.begin(); it != fields.end();) {
+        bool hop = false;
+        switch (it->name()) {
+            case http::field::keep_alive:
+            case http::field::proxy_connection:
+            case http::field::te:
+            case http::field::trailer:
+            case http::field::transfer_encoding:
+            case http::field::upgrade:
+            case http::field::proxy_authenticate:
+            case http::field::proxy_authorization: hop = true; break;
+            case http::field::connection: break;
+            default:
+                for (auto name : named) hop = hop || beast::iequals(name, it->name_string());
+        }
+        it = hop ? fields.erase(it) : std::next(it);
     }
+    fields.erase(http::field::connection);
 }
 
 net::awaitable<forward_result> forward(client_side client, pool& upstream) {
