@@ -2,16 +2,11 @@
 // spawned per test with node on a kernel-chosen port.
 #include <catch2/catch.hpp>
 
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,8 +19,7 @@
 #include <boost/json.hpp>
 
 #include "upstream/external_client.hpp"
-
-extern char** environ;
+#include "upstream/external_test_support.hpp"
 
 using namespace sidecache;
 using namespace sidecache::upstream;
@@ -38,75 +32,24 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-std::string find_node() {
-    const char* path = std::getenv("PATH");
-    std::string p = path ? path : "/usr/bin:/usr/local/bin";
-    std::size_t start = 0;
-    while (start <= p.size()) {
-        auto end = p.find(':', start);
-        if (end == std::string::npos) end = p.size();
-        std::filesystem::path candidate = std::filesystem::path(p.substr(start, end - start)) / "node";
-        if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-        start = end + 1;
-    }
-    return {};
-}
-
-// The mock as a child process; killed and reaped on destruction.
+// The mock as a child process; SIGTERMed on destruction.
 class mock_process {
 public:
     // Starts it; port() is 0 when node or the script is missing (test skips).
     explicit mock_process(int latency_ms) {
-        const std::string node = find_node();
         const std::string script = std::string(SIDECACHE_SOURCE_DIR) + "/test/mocks/elevenlabs.js";
-        if (node.empty() || !std::filesystem::exists(script)) return;
-        int fds[2];
-        REQUIRE(::pipe(fds) == 0);
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-        posix_spawn_file_actions_addclose(&actions, fds[0]);
-        const std::string latency = std::to_string(latency_ms);
-        std::vector<std::string> args{node, script, "--port", "0", "--api-key", "test-key",
-                                      "--latency-ms", latency, "--jitter-ms", "0"};
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        REQUIRE(::posix_spawn(&pid_, node.c_str(), &actions, nullptr, argv.data(), environ) == 0);
-        posix_spawn_file_actions_destroy(&actions);
-        ::close(fds[1]);
-        out_ = fds[0];
-        // Wait for "listening <port>\n", at most 10 s.
-        std::string line;
-        const auto until = clock_type::now() + std::chrono::seconds(10);
-        while (line.find('\n') == std::string::npos) {
-            const auto left = std::chrono::duration_cast<ms>(until - clock_type::now()).count();
-            REQUIRE(left > 0);
-            pollfd p{out_, POLLIN, 0};
-            if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-            char buf[256];
-            const auto n = ::read(out_, buf, sizeof buf);
-            REQUIRE(n > 0);
-            line.append(buf, static_cast<std::size_t>(n));
-        }
-        REQUIRE(line.rfind("listening ", 0) == 0);
-        port_ = static_cast<std::uint16_t>(std::stoi(line.substr(10)));
+        if (!std::filesystem::exists(script)) return;
+        server_.emplace("'" + script + "' --port 0 --api-key test-key --latency-ms " +
+                        std::to_string(latency_ms) + " --jitter-ms 0");
     }
-    ~mock_process() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        if (out_ >= 0) ::close(out_);
-    }
-    std::uint16_t port() const { return port_; }
+    std::uint16_t port() const { return server_ ? server_->port() : 0; }
 
     // A control call on the mock (synchronous).
     json::value call(http::verb verb, const std::string& target, const std::string& body = {}) const {
         net::io_context ioc;
         beast::tcp_stream stream(ioc);
         stream.expires_after(std::chrono::seconds(5));
-        stream.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port_));
+        stream.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), port()));
         http::request<http::string_body> req{verb, target, 11};
         req.set(http::field::host, "127.0.0.1");
         req.set(http::field::content_type, "application/json");
@@ -122,9 +65,7 @@ public:
     std::int64_t requests() const { return call(http::verb::get, "/__mock/stats").at("requests").to_number<std::int64_t>(); }
 
 private:
-    pid_t pid_ = -1;
-    int out_ = -1;
-    std::uint16_t port_ = 0;
+    std::optional<test::node_server> server_;
 };
 
 #define START_MOCK(name, latency)                                      \

@@ -3,52 +3,32 @@
 // small Node HTTPS server with a certificate made for the test by openssl.
 #include <catch2/catch.hpp>
 
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <string>
-#include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
 #include "upstream/external_client.hpp"
-
-extern char** environ;
+#include "upstream/external_test_support.hpp"
 
 using namespace sidecache;
 using namespace sidecache::upstream;
 namespace net = boost::asio;
 namespace fs = std::filesystem;
-using clock_type = std::chrono::steady_clock;
 
 namespace {
-
-std::string on_path(const std::string& name) {
-    const char* path = std::getenv("PATH");
-    std::string p = path ? path : "/usr/bin";
-    for (std::size_t start = 0; start <= p.size();) {
-        auto end = p.find(':', start);
-        if (end == std::string::npos) end = p.size();
-        fs::path candidate = fs::path(p.substr(start, end - start)) / name;
-        if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-        start = end + 1;
-    }
-    return {};
-}
 
 // Answers GET /v1/convai/agents/{id} with xi-api-key "k": the agent's name
 // says which SNI name the TLS handshake carried.
 const char* server_js = R"JS(
 const https = require('node:https'), fs = require('node:fs');
-const [key, cert] = process.argv.slice(1);
+const [key, cert] = process.argv.slice(2);
 const server = https.createServer({key: fs.readFileSync(key), cert: fs.readFileSync(cert)}, (req, res) => {
   const ok = req.headers['xi-api-key'] === 'k' && req.url.startsWith('/v1/convai/agents/');
   res.writeHead(ok ? 200 : 401, {'Content-Type': 'application/json'});
@@ -61,7 +41,7 @@ server.listen(0, '127.0.0.1', () => process.stdout.write('listening ' + server.a
 class tls_server {
 public:
     tls_server() {
-        const auto node = on_path("node"), openssl = on_path("openssl");
+        const auto node = test::on_path("node"), openssl = test::on_path("openssl");
         if (node.empty() || openssl.empty()) return;
         char tmpl[] = "/tmp/sidecache-tls.XXXXXX";
         REQUIRE(::mkdtemp(tmpl) != nullptr);
@@ -72,52 +52,21 @@ public:
                                 " -addext subjectAltName=DNS:localhost -keyout " + key + " -out " + cert_ +
                                 " >/dev/null 2>&1";
         REQUIRE(std::system(cmd.c_str()) == 0);
-        int fds[2];
-        REQUIRE(::pipe(fds) == 0);
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-        posix_spawn_file_actions_addclose(&actions, fds[0]);
-        std::vector<std::string> args{node, "-e", server_js, key, cert_};
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        REQUIRE(::posix_spawn(&pid_, node.c_str(), &actions, nullptr, argv.data(), environ) == 0);
-        posix_spawn_file_actions_destroy(&actions);
-        ::close(fds[1]);
-        out_ = fds[0];
-        std::string line;
-        const auto until = clock_type::now() + std::chrono::seconds(10);
-        while (line.find('\n') == std::string::npos) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock_type::now()).count();
-            REQUIRE(left > 0);
-            pollfd p{out_, POLLIN, 0};
-            if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-            char buf[128];
-            const auto n = ::read(out_, buf, sizeof buf);
-            REQUIRE(n > 0);
-            line.append(buf, static_cast<std::size_t>(n));
-        }
-        REQUIRE(line.rfind("listening ", 0) == 0);
-        port_ = static_cast<std::uint16_t>(std::stoi(line.substr(10)));
+        const auto script = (dir_ / "server.js").string();
+        REQUIRE(std::ofstream(script) << server_js);
+        server_.emplace("'" + script + "' '" + key + "' '" + cert_ + "'");
     }
     ~tls_server() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        if (out_ >= 0) ::close(out_);
+        server_.reset();  // stopped before its files go
         if (!dir_.empty()) fs::remove_all(dir_);
     }
-    std::uint16_t port() const { return port_; }
+    std::uint16_t port() const { return server_ ? server_->port() : 0; }
     const std::string& cert() const { return cert_; }
 
 private:
-    pid_t pid_ = -1;
-    int out_ = -1;
-    std::uint16_t port_ = 0;
     fs::path dir_;
     std::string cert_;
+    std::optional<test::node_server> server_;
 };
 
 conf::external_config https_config(const std::string& host, std::uint16_t port) {
