@@ -10,7 +10,7 @@ const readline = require('node:readline');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 // `pg` is loaded on first use, so the mock's tests run without node_modules.
-const load_pg = () => require(require.resolve('pg', { paths: [path.join(ROOT, 'test')] }));
+const { load_pg } = require('../lib/cli');
 
 // The DSN of the throwaway PostgreSQL, or null (the caller then warns and passes).
 function test_database_url() {
