@@ -154,6 +154,35 @@ net::awaitable<error_code> write_answer(beast::tcp_stream& stream,
     co_return wec;
 }
 
+// Answers of pipelined requests not written yet: the buffers and what owns
+// their bytes. Written together, in order, with one write.
+struct pending_answers {
+    std::vector<net::const_buffer> buffers;
+    std::vector<std::shared_ptr<const void>> owners;
+
+    bool empty() const { return owners.empty(); }
+    std::size_t size() const { return owners.size(); }
+};
+
+// Writes what is pending, if anything. Called before anything else is
+// written and before any read that may wait.
+net::awaitable<error_code> flush(beast::tcp_stream& stream, pending_answers& pending,
+                                 std::chrono::milliseconds timeout) {
+    if (pending.empty()) co_return error_code{};
+    auto ec = co_await write_answer(stream, pending.buffers, timeout);
+    pending.buffers.clear();
+    pending.owners.clear();
+    co_return ec;
+}
+
+// Whether the buffered bytes hold a whole request head: the next request
+// can be parsed without reading, so an answer may wait to go out with its answer.
+bool holds_head(const beast::flat_buffer& buffer) {
+    const auto b = buffer.data();
+    const std::string_view bytes(static_cast<const char*>(b.data()), b.size());
+    return bytes.find("\r\n\r\n") != std::string_view::npos;
+}
+
 // Content-Length with Transfer-Encoding, several Transfer-Encoding fields,
 // or a coding other than a single `chunked`: the request's end is ambiguous
 // and a proxy must refuse it (RFC 9112 §6.1, request smuggling).
@@ -226,6 +255,10 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
     beast::flat_buffer buffer;
     net::steady_timer timer(stream.get_executor());
     std::vector<char> scratch;  // relay buffer, allocated on the first forwarded body
+    // Intercepted answers to pipelined requests, held while the next request
+    // is already buffered (at most server.max_pipelined), then written in one
+    // write. Invariant: non-empty only when the buffer holds a whole head.
+    pending_answers pending;
 
     for (bool first = true;; first = false) {
         handle->busy = false;
@@ -235,6 +268,7 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         // closing after idle_timeout. The first request's head is bounded
         // by header_timeout from the accept.
         if (!first && buffer.size() == 0) {
+            if (co_await flush(stream, pending, cfg.body_timeout)) co_return;
             handle->idle_deadline = std::chrono::steady_clock::now() + cfg.idle_timeout;
             watch_idle(handle);
             auto [rec, n] = co_await stream.socket().async_read_some(buffer.prepare(4096), use_tuple);
@@ -261,6 +295,7 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         }
         if (refusal) {
             count(state->stats, *refusal);
+            if (co_await flush(stream, pending, cfg.body_timeout)) co_return;
             co_await write_error(stream, *refusal, false, cfg.body_timeout);
             co_await linger_close(stream);
             co_return;
@@ -277,13 +312,19 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
                 req.method(), req.target(), req.version(), req, address, remote.port()});
             if (answer) {
                 ++state->stats.intercepted;
-                if (co_await write_answer(stream, answer->buffers, cfg.body_timeout)) co_return;
-                if (!(keep_alive && answer->keep_alive && req.version() >= 11)) break;
+                const bool last = !(keep_alive && answer->keep_alive && req.version() >= 11);
+                pending.buffers.insert(pending.buffers.end(), answer->buffers.begin(), answer->buffers.end());
+                pending.owners.push_back(std::move(answer->storage));
+                if (last || pending.size() >= cfg.max_pipelined || !holds_head(buffer)) {
+                    if (co_await flush(stream, pending, cfg.body_timeout)) co_return;
+                }
+                if (last) break;
                 continue;
             }
         }
 
         ++state->stats.forwarded;
+        if (co_await flush(stream, pending, cfg.body_timeout)) co_return;
         if (scratch.empty()) scratch.resize(16 * 1024);
         const auto result = co_await upstream::forward(
             upstream::client_side{stream, buffer, parser, address, cfg.body_timeout, scratch, keep_alive,
@@ -314,6 +355,7 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         if (result.ec || !result.keep_alive) break;
     }
     // Keep-alive ends here: send FIN, and let the peer see all we wrote.
+    if (co_await flush(stream, pending, cfg.body_timeout)) co_return;
     stream.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
 }
 

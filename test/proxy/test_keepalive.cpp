@@ -1,6 +1,7 @@
 // Keep-alive as a client sees it: the idle timeout (checked lazily, not
 // re-armed per request) and pipelined requests answered in order.
 
+#include "proxy/interceptor.hpp"
 #include "proxy/server.hpp"
 #include "support/test_client.hpp"
 #include "support/test_config.hpp"
@@ -10,7 +11,9 @@
 
 #include <fmt/core.h>
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 
 using namespace sidecache;
@@ -38,6 +41,26 @@ std::unique_ptr<proxy::server> start_proxy(std::uint16_t upstream_port, std::chr
     srv->start();
     return srv;
 }
+
+// Answers GET /hit/<n> with "hit <n>", from bytes that only the answer's
+// storage keeps alive; declines the rest (forwarded).
+class hit_interceptor final : public proxy::interceptor {
+public:
+    boost::asio::awaitable<std::optional<proxy::response_buffers>> handle(proxy::request_view r) override {
+        if (!r.target.starts_with("/hit/")) co_return std::nullopt;
+        ++answered;
+        const auto body = "hit " + std::string(r.target.substr(5));
+        auto bytes = std::make_shared<std::string>(
+            fmt::format("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}", body.size(), body));
+        proxy::response_buffers out;
+        const auto split = bytes->size() - body.size();  // head and body as two buffers, like the cache
+        out.buffers = {boost::asio::buffer(bytes->data(), split),
+                       boost::asio::buffer(bytes->data() + split, body.size())};
+        out.storage = std::move(bytes);
+        co_return out;
+    }
+    std::atomic<int> answered{0};
+};
 
 }  // namespace
 
@@ -98,4 +121,54 @@ TEST_CASE("pipelined requests in one write: every answer, in order, on one conne
     REQUIRE(res);
     CHECK(res->body == "answer for /after");
     CHECK(up.requests() == static_cast<std::size_t>(count) + 1);
+}
+
+TEST_CASE("pipelined hits and forwards mixed in one write: every answer, in order", "[integration]") {
+    test_upstream up(echo);
+    auto cfg = test::test_config(up.port());
+    cfg.server.max_pipelined = GENERATE(std::size_t{1}, std::size_t{4}, std::size_t{16});
+    proxy::server srv(cfg);
+    auto hits = std::make_shared<hit_interceptor>();
+    srv.set_interceptor(hits);
+    srv.start();
+    test_client client(srv.port());
+
+    // 40 requests: every fifth forwarded, the rest answered by the interceptor.
+    const auto target = [](int i) { return i % 5 == 2 ? fmt::format("/up/{}", i) : fmt::format("/hit/{}", i); };
+    const auto expected = [](int i) {
+        return i % 5 == 2 ? fmt::format("answer for /up/{}", i) : fmt::format("hit {}", i);
+    };
+    std::string burst;
+    for (int i = 0; i < 40; ++i) burst += get_request(target(i));
+    client.send(burst);
+    for (int i = 0; i < 40; ++i) {
+        auto res = client.read_response();
+        REQUIRE(res);
+        CHECK(res->status == 200);
+        CHECK(res->body == expected(i));
+    }
+    CHECK(hits->answered == 32);
+    CHECK(up.requests() == 8);
+
+    SECTION("a burst ending with Connection: close gets every answer, then the close") {
+        client.send(get_request("/hit/a") + get_request("/hit/b") + get_request("/hit/c", "Connection: close\r\n"));
+        for (auto body : {"hit a", "hit b", "hit c"}) {
+            auto res = client.read_response();
+            REQUIRE(res);
+            CHECK(res->body == body);
+        }
+        CHECK(client.closed_by_peer());
+    }
+    SECTION("a burst whose last request is incomplete: the complete ones are answered at once") {
+        client.send(get_request("/hit/x") + get_request("/hit/y") + "GET /hit/z HTTP/1.1\r\nHo");
+        for (auto body : {"hit x", "hit y"}) {
+            auto res = client.read_response();
+            REQUIRE(res);
+            CHECK(res->body == body);
+        }
+        client.send("st: x\r\n\r\n");
+        auto res = client.read_response();
+        REQUIRE(res);
+        CHECK(res->body == "hit z");
+    }
 }
