@@ -268,7 +268,7 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         // closing after idle_timeout. The first request's head is bounded
         // by header_timeout from the accept.
         if (!first && buffer.size() == 0) {
-            if (co_await flush(stream, pending, cfg.body_timeout)) co_return;
+            if (!pending.empty() && co_await flush(stream, pending, cfg.body_timeout)) co_return;
             handle->idle_deadline = std::chrono::steady_clock::now() + cfg.idle_timeout;
             watch_idle(handle);
             auto [rec, n] = co_await stream.socket().async_read_some(buffer.prepare(4096), use_tuple);
@@ -295,7 +295,7 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         }
         if (refusal) {
             count(state->stats, *refusal);
-            if (co_await flush(stream, pending, cfg.body_timeout)) co_return;
+            if (!pending.empty() && co_await flush(stream, pending, cfg.body_timeout)) co_return;
             co_await write_error(stream, *refusal, false, cfg.body_timeout);
             co_await linger_close(stream);
             co_return;
@@ -313,10 +313,14 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
             if (answer) {
                 ++state->stats.intercepted;
                 const bool last = !(keep_alive && answer->keep_alive && req.version() >= 11);
-                pending.buffers.insert(pending.buffers.end(), answer->buffers.begin(), answer->buffers.end());
-                pending.owners.push_back(std::move(answer->storage));
-                if (last || pending.size() >= cfg.max_pipelined || !holds_head(buffer)) {
-                    if (co_await flush(stream, pending, cfg.body_timeout)) co_return;
+                const bool hold = !last && pending.size() + 1 < cfg.max_pipelined && holds_head(buffer);
+                if (!hold && pending.empty()) {
+                    // Nothing held: written as it is (the common, unpipelined case).
+                    if (co_await write_answer(stream, answer->buffers, cfg.body_timeout)) co_return;
+                } else {
+                    pending.buffers.insert(pending.buffers.end(), answer->buffers.begin(), answer->buffers.end());
+                    pending.owners.push_back(std::move(answer->storage));
+                    if (!hold && co_await flush(stream, pending, cfg.body_timeout)) co_return;
                 }
                 if (last) break;
                 continue;
@@ -324,7 +328,7 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         }
 
         ++state->stats.forwarded;
-        if (co_await flush(stream, pending, cfg.body_timeout)) co_return;
+        if (!pending.empty() && co_await flush(stream, pending, cfg.body_timeout)) co_return;
         if (scratch.empty()) scratch.resize(16 * 1024);
         const auto result = co_await upstream::forward(
             upstream::client_side{stream, buffer, parser, address, cfg.body_timeout, scratch, keep_alive,
@@ -355,7 +359,7 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         if (result.ec || !result.keep_alive) break;
     }
     // Keep-alive ends here: send FIN, and let the peer see all we wrote.
-    if (co_await flush(stream, pending, cfg.body_timeout)) co_return;
+    if (!pending.empty() && co_await flush(stream, pending, cfg.body_timeout)) co_return;
     stream.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
 }
 
