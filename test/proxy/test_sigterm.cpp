@@ -36,7 +36,7 @@ struct child_process {
             ::dup2(fds[1], STDERR_FILENO);
             ::close(fds[0]);
             ::close(fds[1]);
-            const std::string binary = SIDECACHE_BINARY_DIR "/proxy/sidecache";
+            const std::string binary = SIDECACHE_BINARY_DIR "/sidecache";
             ::execl(binary.c_str(), binary.c_str(), "--config", config_file.c_str(), nullptr);
             ::_exit(127);
         }
