@@ -176,7 +176,10 @@ net::awaitable<error_code> flush(beast::tcp_stream& stream, pending_answers& pen
 }
 
 // Whether the buffered bytes hold a whole request head: the next request
-// can be parsed without reading, so an answer may wait to go out with its answer.
+// can be parsed without reading, so the answer before it may wait to go out
+// with the next one. (If the interceptor then waits for a fill, the held
+// answers wait with it: a pipelining client could not use the later ones
+// before them anyway.)
 bool holds_head(const beast::flat_buffer& buffer) {
     const auto b = buffer.data();
     const std::string_view bytes(static_cast<const char*>(b.data()), b.size());
