@@ -1,13 +1,23 @@
 -- GET /api/dashboard/analytics for user $1 (text), the whole response body.
--- NULL (no row) when $1 is not an active user. One statement; W30 and W7 read
--- live through sidecache_calls_user_created (see docs/freshness.md).
+-- NULL (no row) when $1 is not an active user. One statement. W7 is read live
+-- through sidecache_calls_user_created (one lead_analytics probe per call);
+-- W30's closed days come from the view sidecache.analytics_day_totals and the
+-- days since its boundary are read live, unless the user has a late change:
+-- then W30 is read wholly live (docs/freshness.md shows why this is exact).
 WITH u AS (
     SELECT id FROM users WHERE id = sidecache.try_uuid($1) AND is_active
 ),
-c AS (  -- the user's calls in W30 (W7 is a part of it), with their lead's score
+s AS (  -- live30_from: where W30's live part starts; live_from: the view's end for this user
+    SELECT greatest(sidecache.utc_day(-30), x.live_from) AS live30_from, x.live_from
+    FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM sidecache.late_changes l, u WHERE l.user_id = u.id)
+                      THEN '-infinity'::timestamptz ELSE r.boundary END AS live_from
+          FROM sidecache.refresh_state r) x
+),
+c AS (  -- the user's calls read live (W7 and W30's live part), with their lead's score
     SELECT c.id, c.agent_id, c.status, c.created_at, la.total_score
     FROM u
-    JOIN calls c ON c.user_id = u.id AND c.created_at >= sidecache.utc_day(-30)
+    JOIN calls c ON c.user_id = u.id
+                AND c.created_at >= least(sidecache.utc_day(-6), (SELECT live30_from FROM s))
     LEFT JOIN lead_analytics la ON la.call_id = c.id
 ),
 per_day AS (  -- one pass over W7 by UTC day; future calls fall in no point
@@ -24,15 +34,24 @@ days AS (  -- leadsOverTime: today-6 .. today, zero-filled
     FROM (SELECT sidecache.utc_day(-i) AT TIME ZONE 'UTC' AS day FROM generate_series(0, 6) i) g
     LEFT JOIN per_day p ON p.day = g.day
 ),
-f AS (
-    SELECT count(*) FILTER (WHERE total_score >= 80)              AS hot,
-           count(*) FILTER (WHERE total_score BETWEEN 50 AND 79)  AS warm,
-           count(*) FILTER (WHERE total_score < 50)               AS cold,
-           count(*) FILTER (WHERE status = 'completed')           AS completed,
-           count(*) FILTER (WHERE status = 'failed')              AS failed,
-           count(*) FILTER (WHERE status = 'in_progress')         AS in_progress,
-           count(*) FILTER (WHERE status = 'cancelled')           AS cancelled
-    FROM c
+f AS (  -- W30: the view's closed days plus the live part
+    SELECT sum(hot)::bigint AS hot, sum(warm)::bigint AS warm, sum(cold)::bigint AS cold,
+           sum(completed)::bigint AS completed, sum(failed)::bigint AS failed,
+           sum(in_progress)::bigint AS in_progress, sum(cancelled)::bigint AS cancelled
+    FROM (
+        SELECT count(*) FILTER (WHERE total_score >= 80)              AS hot,
+               count(*) FILTER (WHERE total_score BETWEEN 50 AND 79)  AS warm,
+               count(*) FILTER (WHERE total_score < 50)               AS cold,
+               count(*) FILTER (WHERE status = 'completed')           AS completed,
+               count(*) FILTER (WHERE status = 'failed')              AS failed,
+               count(*) FILTER (WHERE status = 'in_progress')         AS in_progress,
+               count(*) FILTER (WHERE status = 'cancelled')           AS cancelled
+        FROM c WHERE created_at >= (SELECT live30_from FROM s)
+        UNION ALL
+        SELECT d.hot, d.warm, d.cold, d.completed, d.failed, d.in_progress, d.cancelled
+        FROM u JOIN sidecache.analytics_day_totals d ON d.user_id = u.id
+        WHERE d.day >= sidecache.utc_day(-30) AND d.day < (SELECT live_from FROM s)
+    ) parts
 ),
 perf AS (  -- agents with a call in W7: at most 10, calls desc, name (bytes), id
     SELECT ag.id, ag.name, p.calls, p.completed, p.leads, p.score_sum

@@ -27,6 +27,17 @@ std::int64_t conversations(db::pool& p, const char* agent) {
     return -1;
 }
 
+// GET /api/dashboard/analytics's W30 figures for u1: "hot/warm/cold completed".
+std::string lead_quality(db::pool& p) {
+    auto r = run_sync(p.query_json("analytics", u1, steady_clock::now() + std::chrono::seconds(5)));
+    REQUIRE(r.has_value());
+    auto data = json::parse(*r).at("data");
+    auto& d = data.at("leadQualityDistribution").as_array();
+    auto n = [](const json::value& v) { return std::to_string(v.to_number<std::int64_t>()); };
+    return n(d.at(0).at("count")) + "/" + n(d.at(1).at("count")) + "/" + n(d.at(2).at("count")) + " " +
+           n(data.at("callOutcomes").at("completed"));
+}
+
 }  // namespace
 
 TEST_CASE("agents performance is exact after late inserts, deletes and refreshes [pg]", "[pg]") {
@@ -80,6 +91,52 @@ TEST_CASE("agents performance is exact after late inserts, deletes and refreshes
     CHECK(conversations(p, a2) == 3);
 }
 
+TEST_CASE("analytics W30 figures are exact after late lead writes and refreshes [pg]", "[pg]") {
+    auto db = pg_test_db::create(true);
+    if (!db) return;
+    db->sql(fixture_sql);
+    conf::database_config cfg;
+    cfg.url = db->url();
+    cfg.queries_dir = source_dir() + "/db/queries";
+    cfg.refresh_interval = std::chrono::milliseconds(0);
+    db::pool p(cfg);
+    p.start();
+    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + std::chrono::seconds(10))));
+    // u1's W30: leads 85 (today), 70 (yesterday), 49 (-6 d), 50 (-30 d); calls 4 (-6 d - 1 s)
+    // and 7 (future) have none. Completed: calls 1, 3, 7.
+    CHECK(lead_quality(p) == "1/2/1 3");  // never refreshed: all live
+    REQUIRE(db->refresh() == 0);
+    CHECK(db->sql("SELECT count(*) FROM sidecache.analytics_day_totals") != "0");
+    CHECK(lead_quality(p) == "1/2/1 3");  // the closed days from the view
+    CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "0");
+
+    // A lead added now to a call of six days ago (outside W7, inside the view).
+    db->sql("INSERT INTO lead_analytics (id, call_id, total_score) VALUES "
+            "('d0000000-0000-4000-8000-0000000000b4', 'c0000000-0000-4000-8000-000000000004', 90)");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "1");
+    CHECK(lead_quality(p) == "2/2/1 3");  // read live until the next refresh
+    REQUIRE(db->refresh() == 0);
+    CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "0");
+    CHECK(lead_quality(p) == "2/2/1 3");  // now from the view
+
+    // An old lead's score changed, another old lead deleted, an old call's status changed.
+    db->sql("UPDATE lead_analytics SET total_score = 10 WHERE call_id = 'c0000000-0000-4000-8000-000000000005'");
+    CHECK(lead_quality(p) == "2/1/2 3");
+    db->sql("DELETE FROM lead_analytics WHERE call_id = 'c0000000-0000-4000-8000-000000000002'");
+    CHECK(lead_quality(p) == "2/0/2 3");
+    db->sql("UPDATE calls SET status = 'completed' WHERE id = 'c0000000-0000-4000-8000-000000000005'");
+    CHECK(lead_quality(p) == "2/0/2 4");
+    REQUIRE(db->refresh() == 0);
+    CHECK(lead_quality(p) == "2/0/2 4");
+
+    // A lead of a call dated after today's start needs no mark: that part is read live.
+    db->sql("INSERT INTO lead_analytics (id, call_id, total_score) VALUES "
+            "('d0000000-0000-4000-8000-0000000000b7', 'c0000000-0000-4000-8000-000000000007', 60)");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "0");
+    CHECK(lead_quality(p) == "2/1/2 4");
+    p.stop();
+}
+
 TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouched [pg]", "[pg]") {
     auto db = pg_test_db::create(false);
     if (!db) return;
@@ -96,12 +153,12 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     auto data = digest();
     auto cols = columns();
     REQUIRE(db->migrate(false) == 0);
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "3");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "4");
     CHECK(db->sql("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'sidecache\\_%'") == "3");
     CHECK(db->sql("SELECT bool_and(indisvalid)::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
                   " WHERE c.relname LIKE 'sidecache\\_%'") == "true");
     REQUIRE(db->migrate(false) == 0);  // again: nothing to do, nothing fails
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "3");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "4");
     REQUIRE(db->refresh() == 0);
     CHECK(digest() == data);
     CHECK(columns() == cols);
@@ -110,8 +167,9 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     CHECK(db->sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'sidecache'") == "0");
     CHECK(db->sql("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'sidecache\\_%'") == "0");
     CHECK(db->sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'sidecache\\_%'") == "0");
+    CHECK(db->sql("SELECT count(*) FROM pg_proc WHERE proname IN ('leads_mark_late', 'refresh_views')") == "0");
     CHECK(digest() == data);
     CHECK(columns() == cols);
     REQUIRE(db->migrate(false) == 0);  // and up again from nothing
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "3");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "4");
 }
