@@ -100,12 +100,41 @@ struct head_writer {
     net::const_buffer buffer() const { return {out.data(), size}; }
 };
 
-void write_head(const http::request_header<>& req, head_writer& w) {
+// The forwarded request head: the client's fields, then X-Forwarded-For
+// and Via with our hop appended to what the client sent (several fields of
+// one name joined by ", "), and X-Forwarded-Proto, at the end in that order,
+// as append_field/set would leave them, without changing `req`.
+void write_head(const http::request_header<>& req, std::string_view client_address, head_writer& w) {
     w.put(req.method_string());
     w.put(" ");
     w.put(req.target());
     w.put(" HTTP/1.1\r\n");
-    w.fields(req);
+    const auto is = [](const http::fields::value_type& f, std::string_view name) {
+        return beast::iequals(f.name_string(), name);  // unequal lengths: no character compared
+    };
+    for (const auto& field : req) {
+        if (field.name() == http::field::via || is(field, "X-Forwarded-For") || is(field, "X-Forwarded-Proto"))
+            continue;
+        w.put(field.name_string());
+        w.put(": ");
+        w.put(field.value());
+        w.put("\r\n");
+    }
+    const auto joined = [&](std::string_view name, std::string_view ours, auto match) {
+        w.put(name);
+        w.put(": ");
+        for (const auto& field : req) {
+            if (!match(field)) continue;
+            w.put(field.value());
+            w.put(", ");
+        }
+        w.put(ours);
+        w.put("\r\n");
+    };
+    joined("X-Forwarded-For", client_address, [&](const auto& f) { return is(f, "X-Forwarded-For"); });
+    w.put("X-Forwarded-Proto: http\r\n");
+    joined("Via", "1.1 sidecache", [](const auto& f) { return f.name() == http::field::via; });
+    w.put("\r\n");
 }
 
 void write_head(const http::response_header<>& res, head_writer& w) {
@@ -232,9 +261,17 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
 
     strip_hop_by_hop(req);
     req.erase(http::field::expect);  // answered here, below
-    append_field(req, "X-Forwarded-For", client.address);
-    req.set("X-Forwarded-Proto", "http");
-    append_field(req, "Via", "1.1 sidecache");
+    // Added to the fields only when Beast's serializer sends the head (a
+    // body, or a head too large for write_head); write_head adds them as it
+    // copies the head.
+    bool forwarding_fields_set = false;
+    const auto set_forwarding_fields = [&] {
+        if (forwarding_fields_set) return;
+        forwarding_fields_set = true;
+        append_field(req, "X-Forwarded-For", client.address);
+        req.set("X-Forwarded-Proto", "http");
+        append_field(req, "Via", "1.1 sidecache");
+    };
     req.version(11);
     if (chunked) req.chunked(true);  // else Content-Length, if any, stays as sent
 
@@ -265,11 +302,12 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
         error_code ec;
         bool write_failed = false;
         head_writer request_head{client.scratch};
-        if (!has_body) write_head(req, request_head);
+        if (!has_body) write_head(req, client.address, request_head);
         if (!has_body && request_head.ok) {
             ec = co_await send_all(up.stream, {request_head.buffer(), net::const_buffer{}}, deadline);
             write_failed = bool(ec);
         } else {
+            set_forwarding_fields();
             http::request_serializer<http::buffer_body> sr{req};
             if (!has_body) {
                 req.body().data = nullptr;
