@@ -13,4 +13,6 @@ DROP TRIGGER IF EXISTS sidecache_leads_late_insert ON lead_analytics;
 DROP TRIGGER IF EXISTS sidecache_leads_late_update ON lead_analytics;
 DROP TRIGGER IF EXISTS sidecache_leads_late_delete ON lead_analytics;
 DROP FUNCTION IF EXISTS sidecache.leads_mark_late();
+DROP MATERIALIZED VIEW IF EXISTS sidecache.analytics_agent_day_totals;
+DROP MATERIALIZED VIEW IF EXISTS sidecache.analytics_hour_totals;
 DROP MATERIALIZED VIEW IF EXISTS sidecache.analytics_day_totals;

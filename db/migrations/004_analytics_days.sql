@@ -1,10 +1,11 @@
--- Per-user, per-UTC-day figures of the CLOSED days of W30 for GET
--- /api/dashboard/analytics, whose W30 part (lead quality and call outcomes)
--- otherwise costs one lead_analytics probe per call: the heavy users' fills
--- made its p95 (bench/README.md "## fill"). The same exactness rules as
--- 003_agent_totals.sql (docs/freshness.md):
---   * the view covers calls with boundary - 30 days <= created_at < boundary
---     (refresh_state.boundary, a UTC midnight); the fill reads the rest live;
+-- Per-user figures of the CLOSED days for GET /api/dashboard/analytics, which
+-- otherwise costs one lead_analytics probe per call of W30: the heavy users'
+-- fills made its p95 (bench/README.md "## fill"). Three views: per UTC day
+-- (W30: call outcomes, lead quality), per UTC hour and per UTC day and agent
+-- (W7: leadsOverTime, hourlyDistribution, agentPerformance). The same
+-- exactness rules as 003_agent_totals.sql (docs/freshness.md):
+--   * the views cover calls with created_at < boundary (refresh_state.boundary,
+--     a UTC midnight), back to the window they serve; the fill reads the rest live;
 --   * a write to a call dated before the current UTC day marks its user in
 --     late_changes (003's triggers); these figures also depend on the calls'
 --     leads, so a write to lead_analytics whose call is dated before the
@@ -32,6 +33,39 @@ GROUP BY 1, 2;
 -- REFRESH ... CONCURRENTLY needs a UNIQUE index; the fill reads by user and day.
 CREATE UNIQUE INDEX IF NOT EXISTS analytics_day_totals_key
     ON sidecache.analytics_day_totals (user_id, day);
+
+-- W7's closed days (W7 starts at utc_day(-6) >= boundary - 6 days): per user and
+-- UTC hour (leadsOverTime by day, hourlyDistribution by hour of day), and per
+-- user, UTC day and agent (agentPerformance).
+CREATE MATERIALIZED VIEW IF NOT EXISTS sidecache.analytics_hour_totals AS
+SELECT c.user_id,
+       (date_trunc('hour', c.created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS hour,
+       count(*)                                    AS calls,
+       count(la.total_score)                       AS leads,
+       count(*) FILTER (WHERE la.total_score >= 70) AS qualified
+FROM calls c
+LEFT JOIN lead_analytics la ON la.call_id = c.id
+WHERE c.created_at < (SELECT boundary FROM sidecache.refresh_state)
+  AND c.created_at >= (SELECT boundary FROM sidecache.refresh_state) - interval '6 days'
+GROUP BY 1, 2;
+CREATE UNIQUE INDEX IF NOT EXISTS analytics_hour_totals_key
+    ON sidecache.analytics_hour_totals (user_id, hour);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS sidecache.analytics_agent_day_totals AS
+SELECT c.user_id,
+       (date_trunc('day', c.created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS day,
+       c.agent_id,
+       count(*)                                       AS calls,
+       count(*) FILTER (WHERE c.status = 'completed') AS completed,
+       count(la.total_score)                          AS leads,
+       coalesce(sum(la.total_score), 0)               AS score_sum
+FROM calls c
+LEFT JOIN lead_analytics la ON la.call_id = c.id
+WHERE c.created_at < (SELECT boundary FROM sidecache.refresh_state)
+  AND c.created_at >= (SELECT boundary FROM sidecache.refresh_state) - interval '6 days'
+GROUP BY 1, 2, 3;
+CREATE UNIQUE INDEX IF NOT EXISTS analytics_agent_day_totals_key
+    ON sidecache.analytics_agent_day_totals (user_id, day, agent_id);
 
 -- Marks the users whose closed days a lead write changes: the calls of the
 -- written leads (old and new versions) dated before the current UTC day.
@@ -72,7 +106,7 @@ CREATE TRIGGER sidecache_leads_late_delete AFTER DELETE ON lead_analytics
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION sidecache.leads_mark_late();
 
--- 003's refresh, plus this view (same snapshot, before the marks are forgotten).
+-- 003's refresh, plus these views (same snapshot, before the marks are forgotten).
 CREATE OR REPLACE FUNCTION sidecache.refresh_views() RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -81,6 +115,8 @@ BEGIN
            refreshed_at = now();
     REFRESH MATERIALIZED VIEW CONCURRENTLY sidecache.agent_call_totals;
     REFRESH MATERIALIZED VIEW CONCURRENTLY sidecache.analytics_day_totals;
+    REFRESH MATERIALIZED VIEW CONCURRENTLY sidecache.analytics_hour_totals;
+    REFRESH MATERIALIZED VIEW CONCURRENTLY sidecache.analytics_agent_day_totals;
     DELETE FROM sidecache.late_changes;
 END
 $$;

@@ -1,9 +1,9 @@
 -- GET /api/dashboard/analytics for user $1 (text), the whole response body.
--- NULL (no row) when $1 is not an active user. One statement. W7 is read live
--- through sidecache_calls_user_created (one lead_analytics probe per call);
--- W30's closed days come from the view sidecache.analytics_day_totals and the
--- days since its boundary are read live, unless the user has a late change:
--- then W30 is read wholly live (docs/freshness.md shows why this is exact).
+-- NULL (no row) when $1 is not an active user. One statement. The closed days
+-- come from the views sidecache.analytics_{day,hour,agent_day}_totals, the
+-- calls since their boundary are read live through sidecache_calls_user_created
+-- (one lead_analytics probe per call), unless the user has a late change: then
+-- W30 is read wholly live (docs/freshness.md shows why this is exact).
 WITH u AS (
     SELECT id FROM users WHERE id = sidecache.try_uuid($1) AND is_active
 ),
@@ -13,18 +13,26 @@ s AS (  -- live30_from: where W30's live part starts; live_from: the view's end 
                       THEN '-infinity'::timestamptz ELSE r.boundary END AS live_from
           FROM sidecache.refresh_state r) x
 ),
-c AS (  -- the user's calls read live (W7 and W30's live part), with their lead's score
+c AS (  -- the user's calls read live (W30 since live_from), with their lead's score
     SELECT c.id, c.agent_id, c.status, c.created_at, la.total_score
     FROM u
-    JOIN calls c ON c.user_id = u.id
-                AND c.created_at >= least(sidecache.utc_day(-6), (SELECT live30_from FROM s))
+    JOIN calls c ON c.user_id = u.id AND c.created_at >= (SELECT live30_from FROM s)
     LEFT JOIN lead_analytics la ON la.call_id = c.id
 ),
-per_day AS (  -- one pass over W7 by UTC day; future calls fall in no point
-    SELECT date_trunc('day', created_at AT TIME ZONE 'UTC') AS day, count(*) AS calls,
-           count(total_score) AS leads, count(*) FILTER (WHERE total_score >= 70) AS qualified
-    FROM c WHERE created_at >= sidecache.utc_day(-6) AND created_at < sidecache.utc_day(1)
-    GROUP BY 1
+w7 AS (  -- W7's closed hours from the view (none when the user is read live)
+    SELECT h.hour, h.calls, h.leads, h.qualified
+    FROM u JOIN sidecache.analytics_hour_totals h ON h.user_id = u.id
+    WHERE h.hour >= sidecache.utc_day(-6) AND h.hour < (SELECT live_from FROM s)
+),
+per_day AS (  -- W7 by UTC day, view + live; future calls fall in no point
+    SELECT day, sum(calls) AS calls, sum(leads) AS leads, sum(qualified) AS qualified
+    FROM (SELECT date_trunc('day', created_at AT TIME ZONE 'UTC') AS day, count(*) AS calls,
+                 count(total_score) AS leads, count(*) FILTER (WHERE total_score >= 70) AS qualified
+          FROM c WHERE created_at >= sidecache.utc_day(-6) AND created_at < sidecache.utc_day(1)
+          GROUP BY 1
+          UNION ALL
+          SELECT date_trunc('day', hour AT TIME ZONE 'UTC'), calls, leads, qualified FROM w7) x
+    GROUP BY day
 ),
 days AS (  -- leadsOverTime: today-6 .. today, zero-filled
     SELECT json_agg(json_build_object(
@@ -55,10 +63,17 @@ f AS (  -- W30: the view's closed days plus the live part
 ),
 perf AS (  -- agents with a call in W7: at most 10, calls desc, name (bytes), id
     SELECT ag.id, ag.name, p.calls, p.completed, p.leads, p.score_sum
-    FROM (SELECT agent_id, count(*) AS calls,
-                 count(*) FILTER (WHERE status = 'completed') AS completed,
-                 count(total_score) AS leads, coalesce(sum(total_score), 0) AS score_sum
-          FROM c WHERE created_at >= sidecache.utc_day(-6)
+    FROM (SELECT agent_id, sum(calls) AS calls, sum(completed) AS completed,
+                 sum(leads) AS leads, sum(score_sum) AS score_sum
+          FROM (SELECT agent_id, count(*) AS calls,
+                       count(*) FILTER (WHERE status = 'completed') AS completed,
+                       count(total_score) AS leads, coalesce(sum(total_score), 0) AS score_sum
+                FROM c WHERE created_at >= sidecache.utc_day(-6)
+                GROUP BY agent_id
+                UNION ALL
+                SELECT d.agent_id, d.calls, d.completed, d.leads, d.score_sum
+                FROM u JOIN sidecache.analytics_agent_day_totals d ON d.user_id = u.id
+                WHERE d.day >= sidecache.utc_day(-6) AND d.day < (SELECT live_from FROM s)) x
           GROUP BY agent_id) p
     JOIN agents ag ON ag.id = p.agent_id
     ORDER BY p.calls DESC, ag.name COLLATE "C", ag.id
@@ -72,10 +87,14 @@ perf_json AS (
            ORDER BY calls DESC, name COLLATE "C", id) AS items
     FROM perf
 ),
-per_hour AS (  -- W7 (future calls included) by UTC hour, one pass
-    SELECT extract(hour FROM created_at AT TIME ZONE 'UTC')::int AS h, count(*) AS n
-    FROM c WHERE created_at >= sidecache.utc_day(-6)
-    GROUP BY 1
+per_hour AS (  -- W7 (future calls included) by UTC hour of day, view + live
+    SELECT h, sum(n) AS n
+    FROM (SELECT extract(hour FROM created_at AT TIME ZONE 'UTC')::int AS h, count(*) AS n
+          FROM c WHERE created_at >= sidecache.utc_day(-6)
+          GROUP BY 1
+          UNION ALL
+          SELECT extract(hour FROM hour AT TIME ZONE 'UTC')::int, calls FROM w7) x
+    GROUP BY h
 ),
 hours AS (
     SELECT json_agg(coalesce(p.n, 0) ORDER BY g.h) AS items

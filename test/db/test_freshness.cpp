@@ -27,15 +27,23 @@ std::int64_t conversations(db::pool& p, const char* agent) {
     return -1;
 }
 
-// GET /api/dashboard/analytics's W30 figures for u1: "hot/warm/cold completed".
+// GET /api/dashboard/analytics's figures for u1: W30's "hot/warm/cold completed", then
+// W7's ": leads qualified" (leadsOverTime totals) and "calls" (hourlyDistribution total).
 std::string lead_quality(db::pool& p) {
     auto r = run_sync(p.query_json("analytics", u1, steady_clock::now() + std::chrono::seconds(5)));
     REQUIRE(r.has_value());
     auto data = json::parse(*r).at("data");
     auto& d = data.at("leadQualityDistribution").as_array();
     auto n = [](const json::value& v) { return std::to_string(v.to_number<std::int64_t>()); };
+    std::int64_t leads = 0, qualified = 0, calls = 0;
+    for (auto& day : data.at("leadsOverTime").as_array()) {
+        leads += day.at("leads").to_number<std::int64_t>();
+        qualified += day.at("qualified").to_number<std::int64_t>();
+    }
+    for (auto& h : data.at("hourlyDistribution").as_array()) calls += h.to_number<std::int64_t>();
     return n(d.at(0).at("count")) + "/" + n(d.at(1).at("count")) + "/" + n(d.at(2).at("count")) + " " +
-           n(data.at("callOutcomes").at("completed"));
+           n(data.at("callOutcomes").at("completed")) + ": " + std::to_string(leads) + " " +
+           std::to_string(qualified) + " " + std::to_string(calls);
 }
 
 }  // namespace
@@ -91,7 +99,7 @@ TEST_CASE("agents performance is exact after late inserts, deletes and refreshes
     CHECK(conversations(p, a2) == 3);
 }
 
-TEST_CASE("analytics W30 figures are exact after late lead writes and refreshes [pg]", "[pg]") {
+TEST_CASE("analytics figures are exact after late lead writes and refreshes [pg]", "[pg]") {
     auto db = pg_test_db::create(true);
     if (!db) return;
     db->sql(fixture_sql);
@@ -104,36 +112,44 @@ TEST_CASE("analytics W30 figures are exact after late lead writes and refreshes 
     REQUIRE(run_sync(p.wait_ready(steady_clock::now() + std::chrono::seconds(10))));
     // u1's W30: leads 85 (today), 70 (yesterday), 49 (-6 d), 50 (-30 d); calls 4 (-6 d - 1 s)
     // and 7 (future) have none. Completed: calls 1, 3, 7.
-    CHECK(lead_quality(p) == "1/2/1 3");  // never refreshed: all live
+    CHECK(lead_quality(p) == "1/2/1 3: 3 2 4");  // never refreshed: all live
     REQUIRE(db->refresh() == 0);
     CHECK(db->sql("SELECT count(*) FROM sidecache.analytics_day_totals") != "0");
-    CHECK(lead_quality(p) == "1/2/1 3");  // the closed days from the view
+    CHECK(lead_quality(p) == "1/2/1 3: 3 2 4");  // the closed days from the view
     CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "0");
 
     // A lead added now to a call of six days ago (outside W7, inside the view).
     db->sql("INSERT INTO lead_analytics (id, call_id, total_score) VALUES "
             "('d0000000-0000-4000-8000-0000000000b4', 'c0000000-0000-4000-8000-000000000004', 90)");
     CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "1");
-    CHECK(lead_quality(p) == "2/2/1 3");  // read live until the next refresh
+    CHECK(lead_quality(p) == "2/2/1 3: 3 2 4");  // read live until the next refresh
     REQUIRE(db->refresh() == 0);
     CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "0");
-    CHECK(lead_quality(p) == "2/2/1 3");  // now from the view
+    CHECK(lead_quality(p) == "2/2/1 3: 3 2 4");  // now from the view
 
     // An old lead's score changed, another old lead deleted, an old call's status changed.
     db->sql("UPDATE lead_analytics SET total_score = 10 WHERE call_id = 'c0000000-0000-4000-8000-000000000005'");
-    CHECK(lead_quality(p) == "2/1/2 3");
+    CHECK(lead_quality(p) == "2/1/2 3: 3 2 4");
     db->sql("DELETE FROM lead_analytics WHERE call_id = 'c0000000-0000-4000-8000-000000000002'");
-    CHECK(lead_quality(p) == "2/0/2 3");
+    CHECK(lead_quality(p) == "2/0/2 3: 2 1 4");
     db->sql("UPDATE calls SET status = 'completed' WHERE id = 'c0000000-0000-4000-8000-000000000005'");
-    CHECK(lead_quality(p) == "2/0/2 4");
+    CHECK(lead_quality(p) == "2/0/2 4: 2 1 4");
     REQUIRE(db->refresh() == 0);
-    CHECK(lead_quality(p) == "2/0/2 4");
+    CHECK(lead_quality(p) == "2/0/2 4: 2 1 4");
 
     // A lead of a call dated after today's start needs no mark: that part is read live.
     db->sql("INSERT INTO lead_analytics (id, call_id, total_score) VALUES "
             "('d0000000-0000-4000-8000-0000000000b7', 'c0000000-0000-4000-8000-000000000007', 60)");
     CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "0");
-    CHECK(lead_quality(p) == "2/1/2 4");
+    CHECK(lead_quality(p) == "2/1/2 4: 2 1 4");
+
+    // A closed day inside W7 (the hour and agent views): call 3's lead, six days ago.
+    db->sql("UPDATE lead_analytics SET total_score = 75 WHERE call_id = 'c0000000-0000-4000-8000-000000000003'");
+    CHECK(db->sql("SELECT string_agg(DISTINCT user_id::text, ',') FROM sidecache.late_changes") == u1);
+    CHECK(lead_quality(p) == "2/2/1 4: 2 2 4");
+    REQUIRE(db->refresh() == 0);
+    CHECK(db->sql("SELECT count(*) FROM sidecache.analytics_hour_totals") != "0");
+    CHECK(lead_quality(p) == "2/2/1 4: 2 2 4");
     p.stop();
 }
 
