@@ -385,16 +385,29 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
         head_writer response_head{client.scratch};
         if (bodyless || sized) write_head(res, response_head);
         if ((bodyless || sized) && response_head.ok) {
+            // The upstream connection goes back to the pool as soon as the
+            // answer is read whole, before its last bytes reach the client: a
+            // client that sends its next request at once finds it idle.
+            // Nothing sent after that points into the connection's buffer.
             out.response_started = true;
             std::uint64_t remaining = bodyless ? 0 : *rp->content_length();
             const auto first = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, up.buffer.size()));
-            ec = co_await send_all(client.stream, {response_head.buffer(), net::buffer(up.buffer.data(), first)},
-                                   clock::now() + client.body_timeout);
+            net::const_buffer body{up.buffer.data().data(), first};
+            bool returned = false;  // the lease is given back: `up` is not ours any more
+            if (first == remaining && first <= client.scratch.size() - response_head.size) {
+                // All of it is here (the usual small answer): copied after the head.
+                std::memcpy(client.scratch.data() + response_head.size, body.data(), first);
+                body = net::const_buffer{client.scratch.data() + response_head.size, first};
+                up.buffer.consume(first);
+                leased->release(upstream_keep_alive);
+                returned = true;
+            }
+            ec = co_await send_all(client.stream, {response_head.buffer(), body}, clock::now() + client.body_timeout);
             if (ec) {
                 out.ec = ec;  // the client went away
                 co_return out;
             }
-            up.buffer.consume(first);
+            if (!returned) up.buffer.consume(first);
             remaining -= first;
             out.body_bytes += first;
             while (remaining > 0) {
@@ -408,6 +421,7 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
                 }
                 remaining -= n;
                 out.body_bytes += n;
+                if (remaining == 0) leased->release(upstream_keep_alive);  // the last chunk is in scratch
                 ec = co_await send_all(client.stream, {net::buffer(client.scratch.data(), n), net::const_buffer{}},
                                        clock::now() + client.body_timeout);
                 if (ec) {
@@ -417,7 +431,7 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
             }
             // Read to its end: reusable if the upstream allows it (the pool
             // drops a connection with unasked bytes buffered).
-            leased->release(upstream_keep_alive);
+            leased->release(upstream_keep_alive);  // no-op if released above
             out.keep_alive = keep_alive;
             co_return out;
         }
