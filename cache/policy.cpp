@@ -1,20 +1,15 @@
 #include "cache/policy.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <string_view>
+
+#include <boost/beast/core/string.hpp>
 
 namespace sidecache::cache {
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b)
-{
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
-               return std::tolower(x) == std::tolower(y);
-           });
-}
+using boost::beast::iequals;
 
 // Does a Cache-Control value hold the directive `name` (as a whole token)?
 bool has_directive(std::string_view value, std::string_view name)

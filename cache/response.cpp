@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstring>
 
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
@@ -15,13 +16,7 @@ namespace sidecache::cache {
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b)
-{
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
-               return std::tolower(x) == std::tolower(y);
-           });
-}
+using boost::beast::iequals;
 
 bool dropped(std::string_view name)
 {
