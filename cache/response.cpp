@@ -65,10 +65,11 @@ response_bytes make_response_bytes(std::string_view key, unsigned status,
     out.body_size = static_cast<std::uint32_t>(body.size());
     out.status = status;
     auto data = std::make_shared_for_overwrite<char[]>(out.size());
+    // std::copy, not memcpy: an empty key or body may have a null data().
     char* p = data.get();
-    std::memcpy(p, key.data(), key.size());
-    std::memcpy(p + key.size(), head.data(), head.size());
-    std::memcpy(p + key.size() + head.size(), body.data(), body.size());
+    p = std::copy(key.begin(), key.end(), p);
+    p = std::copy(head.begin(), head.end(), p);
+    std::copy(body.begin(), body.end(), p);
     out.data = std::move(data);
     return out;
 }
@@ -121,8 +122,7 @@ cache_answer render(const response_bytes& response, answer_kind kind, std::chron
     // are bounded (the longest block is ~130 bytes of the 192).
     char* p = owner->block.data();
     const auto put = [&p](std::string_view s) {
-        std::memcpy(p, s.data(), s.size());
-        p += s.size();
+        p = std::copy(s.begin(), s.end(), p);
     };
     put("Age: ");
     p = std::to_chars(p, p + 20, std::max<std::int64_t>(0, age.count())).ptr;

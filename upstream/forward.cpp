@@ -85,7 +85,7 @@ struct head_writer {
             ok = false;
             return;
         }
-        std::memcpy(out.data() + size, s.data(), s.size());
+        if (!s.empty()) std::memcpy(out.data() + size, s.data(), s.size());
         size += s.size();
     }
     void fields(const http::fields& f) {
@@ -396,7 +396,7 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
             bool returned = false;  // the lease is given back: `up` is not ours any more
             if (first == remaining && first <= client.scratch.size() - response_head.size) {
                 // All of it is here (the usual small answer): copied after the head.
-                std::memcpy(client.scratch.data() + response_head.size, body.data(), first);
+                if (first != 0) std::memcpy(client.scratch.data() + response_head.size, body.data(), first);
                 body = net::const_buffer{client.scratch.data() + response_head.size, first};
                 up.buffer.consume(first);
                 leased->release(upstream_keep_alive);
