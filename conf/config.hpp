@@ -101,6 +101,8 @@ struct database_config {
     std::string queries_dir = "db/queries";
     std::string migrations_dir = "db/migrations";
     std::string notify_channel = "sidecache_invalidate";
+    bool listen_notify = true;  // LISTEN on notify_channel and invalidate what it names
+    duration listen_ping_interval{30'000};  // a quiet listener checks its connection this often
 };
 
 struct retry_profile {

@@ -381,6 +381,8 @@ database_config read_database(const section& s) {
         if (!ok)
             channel->fail(fmt::format("\"{}\" must be a lower-case SQL identifier (a-z, 0-9, _; at most 63)", c.notify_channel));
     }
+    s.boolean("listen_notify", c.listen_notify);
+    s.time("listen_ping_interval", c.listen_ping_interval, 100ms, 1h);
     return c;
 }
 
@@ -480,7 +482,8 @@ config load_string(std::string_view yaml, std::string_view file_name, const env_
     cfg.cache = read_cache(ctx, s.sub("cache", {"enabled", "max_bytes", "shards", "routes"}));
     cfg.database = read_database(s.sub("database", {"url", "pool_size", "connect_timeout", "query_timeout",
                                                    "reconnect_backoff_max", "migrate_on_start", "refresh_interval",
-                                                   "queries_dir", "migrations_dir", "notify_channel"}));
+                                                   "queries_dir", "migrations_dir", "notify_channel", "listen_notify",
+                                                   "listen_ping_interval"}));
     cfg.external = read_external(s.sub("external", {"url", "api_key", "verify_tls", "max_connections", "concurrency",
                                                    "try_timeout", "deadline", "foreground", "background", "breaker",
                                                    "config_ttl", "max_stale"}));

@@ -278,6 +278,24 @@ TEST_CASE("cross-field and enum checks", "[unit]") {
           "test.yaml:4:19: database.notify_channel: \"Bad-Channel\" must be a lower-case SQL identifier (a-z, 0-9, _; at "
           "most 63)");
     CHECK(error_of(url + "database:\n  queries_dir: \"\"\n") == "test.yaml:4:16: database.queries_dir: must not be empty");
+    CHECK(error_of(url + "database:\n  listen_notify: yes\n") ==
+          "test.yaml:4:18: database.listen_notify: \"yes\" is not a boolean (write true or false)");
+    CHECK(error_of(url + "database:\n  listen_notify:\n    - true\n") ==
+          "test.yaml:5:5: database.listen_notify: expected a single value, got a list");
+    CHECK(error_of(url + "database:\n  listen_ping_interval: 50ms\n") ==
+          "test.yaml:4:25: database.listen_ping_interval: 50ms is out of range: must be from 100ms to 1h");
+    CHECK(error_of(url + "database:\n  listen_ping_interval: 30\n") ==
+          "test.yaml:4:25: database.listen_ping_interval: \"30\" is not a duration (write 250ms, 30s, 10m, 1h or 0)");
+    CHECK(error_of(url + "database:\n  listen_notfy: true\n") ==
+          "test.yaml:4:3: database.listen_notfy: unknown key (expected one of: url, pool_size, connect_timeout, "
+          "query_timeout, reconnect_backoff_max, migrate_on_start, refresh_interval, queries_dir, migrations_dir, "
+          "notify_channel, listen_notify, listen_ping_interval)");
+    {
+        auto cfg = load_string(url + "database:\n  listen_notify: false\n  listen_ping_interval: 2s\n", "t.yaml",
+                               fake_env());
+        CHECK_FALSE(cfg.database.listen_notify);
+        CHECK(cfg.database.listen_ping_interval == std::chrono::seconds(2));
+    }
     CHECK(error_of(url + "log:\n  level: verbose\n") ==
           "test.yaml:4:10: log.level: must be one of debug, info, warn, error (got \"verbose\")");
     CHECK(error_of(url + "admin:\n  enabled: 1\n") ==
@@ -337,6 +355,8 @@ void check_defaults(const config& cfg) {
     CHECK(cfg.database.queries_dir == d.database.queries_dir);
     CHECK(cfg.database.migrations_dir == d.database.migrations_dir);
     CHECK(cfg.database.notify_channel == d.database.notify_channel);
+    CHECK(cfg.database.listen_notify == d.database.listen_notify);
+    CHECK(cfg.database.listen_ping_interval == d.database.listen_ping_interval);
     CHECK(cfg.external.verify_tls == d.external.verify_tls);
     CHECK(cfg.external.max_connections == d.external.max_connections);
     CHECK(cfg.external.concurrency == d.external.concurrency);
