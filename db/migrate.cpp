@@ -172,6 +172,14 @@ int run_migrate(const conf::config& cfg, bool down) {
                 ++count;
             }
             std::printf("migrations: %d applied, %zu already there\n", count, applied.size());
+            // 005's triggers notify the channel written here: this configuration's.
+            auto has_settings = s->execute("SELECT to_regclass('sidecache.notify_settings') IS NOT NULL");
+            if (!has_settings) return fail("looking for sidecache.notify_settings");
+            if ((*has_settings)[0][0] == "t") {
+                std::string channel[] = {cfg.database.notify_channel};
+                if (!s->query("UPDATE sidecache.notify_settings SET channel = $1 WHERE channel <> $1", channel))
+                    return fail("writing sidecache.notify_settings.channel");
+            }
         } else {
             for (auto it = applied.rbegin(); it != applied.rend(); ++it) {
                 auto f = files.find(*it);

@@ -169,12 +169,15 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     auto data = digest();
     auto cols = columns();
     REQUIRE(db->migrate(false) == 0);
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "4");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "5");
     CHECK(db->sql("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'sidecache\\_%'") == "3");
     CHECK(db->sql("SELECT bool_and(indisvalid)::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
                   " WHERE c.relname LIKE 'sidecache\\_%'") == "true");
+    // 005: a notify trigger per write of each legacy table, notifying the default channel.
+    CHECK(db->sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'sidecache\\_%\\_notify\\_%'") == "15");
+    CHECK(db->sql("SELECT channel FROM sidecache.notify_settings") == "sidecache_invalidate");
     REQUIRE(db->migrate(false) == 0);  // again: nothing to do, nothing fails
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "4");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "5");
     REQUIRE(db->refresh() == 0);
     CHECK(digest() == data);
     CHECK(columns() == cols);
@@ -184,8 +187,11 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     CHECK(db->sql("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'sidecache\\_%'") == "0");
     CHECK(db->sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'sidecache\\_%'") == "0");
     CHECK(db->sql("SELECT count(*) FROM pg_proc WHERE proname IN ('leads_mark_late', 'refresh_views')") == "0");
+    CHECK(db->sql("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+                  " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
+                  " AND (n.nspname = 'sidecache' OR p.proname LIKE '%\\_notify%')") == "0");
     CHECK(digest() == data);
     CHECK(columns() == cols);
     REQUIRE(db->migrate(false) == 0);  // and up again from nothing
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "4");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "5");
 }
