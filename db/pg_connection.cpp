@@ -186,6 +186,8 @@ void pg_connection::abandon() noexcept {
     impl_->timer.cancel();
 }
 
+int pg_connection::backend_pid() const noexcept { return PQbackendPID(impl_->conn); }
+
 bool pg_connection::usable() const noexcept { return !impl_->broken; }
 const std::string& pg_connection::last_error() const noexcept { return impl_->error; }
 
@@ -255,6 +257,28 @@ awaitable<result<cell>> pg_connection::query_prepared(const std::string& name,
         co_return impl_->broken ? errc::connection_failed : errc::query_failed;
     }
     co_return co_await impl_->finish(deadline);
+}
+
+awaitable<result<std::vector<notification>>> pg_connection::wait_notifications(time_point deadline) {
+    auto& m = *impl_;
+    std::vector<notification> out;
+    for (;;) {
+        if (m.broken) co_return errc::connection_failed;
+        while (PGnotify* n = PQnotifies(m.conn)) {
+            out.push_back({n->relname ? n->relname : "", n->extra ? n->extra : "", n->be_pid});
+            PQfreemem(n);
+        }
+        if (!out.empty()) co_return out;
+        auto w = co_await m.wait(net::posix::descriptor_base::wait_read, deadline);
+        if (w == impl::waited::timed_out) co_return out;
+        // A terminated backend: the socket turns readable, PQconsumeInput reads
+        // the FATAL message and EOF, and the connection is bad.
+        if (w == impl::waited::failed || !PQconsumeInput(m.conn) || PQstatus(m.conn) == CONNECTION_BAD) {
+            m.broken = true;
+            if (m.conn) m.error = trimmed(PQerrorMessage(m.conn));
+            co_return errc::connection_failed;
+        }
+    }
 }
 
 // ---- pg_session: blocking, for the command line and tests ----

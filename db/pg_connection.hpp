@@ -29,6 +29,13 @@ using time_point = steady_clock::time_point;
 // A value of a result cell: nullopt is SQL NULL.
 using cell = std::optional<std::string>;
 
+// One NOTIFY received on a LISTENing connection.
+struct notification {
+    std::string channel;
+    std::string payload;
+    int sender_pid = 0;  // the notifying backend
+};
+
 class pg_connection {
 public:
     ~pg_connection();
@@ -57,6 +64,16 @@ public:
     // cancelled (PQcancel, off this thread) and its results drained.
     boost::asio::awaitable<boost::system::result<cell>> query_prepared(
         const std::string& name, std::span<const std::string> params, time_point deadline);
+
+    // After a LISTEN (execute()): the notifications received, waiting for the
+    // socket until at least one arrives or `deadline` passes (then an empty
+    // list). Those that arrived during earlier statements come at once.
+    // connection_failed when the connection breaks or is abandon()ed.
+    boost::asio::awaitable<boost::system::result<std::vector<notification>>> wait_notifications(
+        time_point deadline);
+
+    // The server process of this connection (pg_stat_activity.pid).
+    int backend_pid() const noexcept;
 
     // Gives up the statement in flight (its waits end at once) and marks the
     // connection broken; for shutdown. Same thread as the coroutine using it.

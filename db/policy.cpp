@@ -19,4 +19,34 @@ std::chrono::system_clock::time_point next_refresh_at(std::chrono::system_clock:
     return std::min<system_clock::time_point>(now + interval, midnight);
 }
 
+
+bool is_canonical_uuid(std::string_view t) {
+    if (t.size() != 36) return false;
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        const char c = t[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-') return false;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+change parse_notification(std::string_view payload) {
+    change c;
+    if (payload == "all") return c;
+    constexpr std::string_view user_prefix = "user:";
+    if (payload.size() <= max_notification_payload && payload.starts_with(user_prefix) &&
+        is_canonical_uuid(payload.substr(user_prefix.size()))) {
+        c.what = change::kind::user;
+        c.user_id = payload.substr(user_prefix.size());
+        for (auto& ch : c.user_id)
+            if (ch >= 'A' && ch <= 'F') ch = static_cast<char>(ch - 'A' + 'a');
+        return c;
+    }
+    c.why = change::cause::garbled;
+    return c;
+}
+
 }  // namespace sidecache::db

@@ -2,6 +2,9 @@
 // Pure policy for the db module: no I/O, time injected.
 
 #include <chrono>
+#include <cstddef>
+#include <string>
+#include <string_view>
 
 namespace sidecache::db {
 
@@ -15,5 +18,34 @@ std::chrono::milliseconds reconnect_backoff(unsigned failures, std::chrono::mill
 // midnight.
 std::chrono::system_clock::time_point next_refresh_at(std::chrono::system_clock::time_point now,
                                                       std::chrono::milliseconds interval);
+
+// What one notification on database.notify_channel asks for
+// (db/migrations/005_notify.sql writes them; docs/freshness.md).
+struct change {
+    enum class kind {
+        user,  // one user's answers changed: user_id is the lower-case uuid
+        all,   // every answer may have changed
+    };
+    enum class cause {
+        notified,   // the payload said so
+        garbled,    // a payload we cannot read: it said something changed, not what
+        connected,  // the listener (re)connected: notifications may have been missed
+    };
+    kind what = kind::all;
+    cause why = cause::notified;
+    std::string user_id;
+};
+
+// Longest payload read; PostgreSQL allows 8000 bytes, ours are 41.
+inline constexpr std::size_t max_notification_payload = 128;
+
+// "user:<uuid>" (any case) -> user; "all" -> all; anything else (another
+// kind, a non-uuid id, whitespace, longer than max_notification_payload) ->
+// all with cause garbled: a message on our channel that we cannot read most
+// likely comes from a newer trigger, and a wrong figure is worse than a miss.
+change parse_notification(std::string_view payload);
+
+// A uuid in its canonical 8-4-4-4-12 hex form, any case.
+bool is_canonical_uuid(std::string_view text);
 
 }  // namespace sidecache::db

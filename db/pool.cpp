@@ -63,6 +63,7 @@ struct pool::impl {
     std::deque<waiter*> waiters;
     std::vector<net::steady_timer*> ready_waiters;
     std::optional<net::steady_timer> refresh_timer;
+    std::unique_ptr<db::listener> notify_listener;  // when cfg.listen_notify and on_change()
     bool stopping = false;  // db thread only
     bool refresh_requested = false;  // db thread only
     pg_connection* refreshing = nullptr;  // the refresh's connection, while it runs
@@ -287,6 +288,8 @@ void pool::start() {
         for (std::size_t i = 0; i < m.slots.size(); ++i)
             net::co_spawn(m.ioc, m.maintain(i), net::detached);
         net::co_spawn(m.ioc, m.refresher(), net::detached);
+        if (m.notify_listener)
+            net::co_spawn(m.ioc, m.notify_listener->run(m.ioc.get_executor()), net::detached);
     });
     m.thread = std::thread([&m] { m.ioc.run(); });
 }
@@ -305,6 +308,7 @@ void pool::stop() {
         for (auto& s : m.slots) s.wake->cancel();
         m.refresh_timer->cancel();
         if (m.refreshing) m.refreshing->abandon();  // the server rolls it back
+        if (m.notify_listener) m.notify_listener->stop();
         m.work.reset();
     });
     // Coroutines end as their waits are cancelled; a statement in flight
@@ -358,5 +362,20 @@ void pool::request_refresh() {
 }
 
 unsigned long pool::refreshes() const noexcept { return impl_->refresh_count; }
+
+void pool::on_change(change_handler handler) {
+    auto& m = *impl_;
+    if (m.cfg.url.empty() || !m.cfg.listen_notify || m.thread.joinable()) return;
+    m.notify_listener = std::make_unique<db::listener>(m.cfg, std::move(handler));
+}
+
+std::optional<listener_stats> pool::notify_stats() const {
+    if (!impl_->notify_listener) return std::nullopt;
+    return impl_->notify_listener->stats();
+}
+
+std::string pool::notify_reason() const {
+    return impl_->notify_listener ? impl_->notify_listener->reason() : std::string();
+}
 
 }  // namespace sidecache::db

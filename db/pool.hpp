@@ -7,12 +7,14 @@
 // why a single reactor thread). query_json() hops there and back.
 
 #include "conf/config.hpp"
+#include "db/listener.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/result.hpp>
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -63,6 +65,16 @@ public:
     void request_refresh();
     // How many refreshes this pool completed (tests, metrics).
     unsigned long refreshes() const noexcept;
+
+    // Invalidation by LISTEN/NOTIFY: when cfg.listen_notify, start() also
+    // runs a db::listener on the db thread whose changes go to `handler`
+    // (called on the db thread: it must be thread-safe). Before start().
+    void on_change(change_handler handler);
+    // The listener's counters; nullopt when there is none.
+    std::optional<listener_stats> notify_stats() const;
+    // Why invalidation by NOTIFY is not working, "" when it is (or there is
+    // no listener); for the admin /ready page.
+    std::string notify_reason() const;
 
 private:
     struct impl;

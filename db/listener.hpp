@@ -1,0 +1,71 @@
+#pragma once
+// The LISTEN side of cache invalidation (docs/freshness.md, "Invalidation"):
+// one dedicated connection that LISTENs on database.notify_channel and turns
+// each notification that 005_notify.sql's triggers send into a db::change
+// for its owner's handler. db/ does not know the cache: the handler does the
+// invalidating (proxy/application.cpp wires it to cache::service).
+//
+// It runs as a coroutine on the db pool's single-threaded io_context (the
+// pool owns it: pool::on_change), so every libpq call stays on that thread.
+// The handler is called there too. When the connection breaks it reconnects
+// with the pool's backoff; after every (re)connect, since notifications may
+// have been missed while it was down (or before the first LISTEN), it hands
+// the handler one change::kind::all with cause connected.
+
+#include "conf/config.hpp"
+#include "db/policy.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace sidecache::db {
+
+// Called on the db thread for every change; returns how many cache entries
+// it invalidated (for the counters).
+using change_handler = std::function<std::size_t(const change&)>;
+
+struct listener_stats {
+    bool up = false;                    // LISTENing now
+    std::uint64_t notifications = 0;    // received on our channel
+    std::uint64_t user_changes = 0;     // of which "user:<uuid>"
+    std::uint64_t all_changes = 0;      // of which "all"
+    std::uint64_t garbled = 0;          // of which unreadable (handled as "all")
+    std::uint64_t entries_invalidated = 0;  // cache entries the handler hit
+    std::uint64_t connects = 0;         // successful LISTENs (the first one included)
+    std::uint64_t reconnects = 0;       // of which after a lost connection
+    std::uint64_t connect_failures = 0;
+    int backend_pid = 0;                // the listening connection's server process; 0 when down
+};
+
+class listener {
+public:
+    // `cfg` must outlive it.
+    listener(const conf::database_config& cfg, change_handler handler);
+    ~listener();
+    listener(const listener&) = delete;
+    listener& operator=(const listener&) = delete;
+
+    // Runs until stop(): connect, LISTEN, read notifications, reconnect.
+    // `ex` is the db thread's (single-threaded) executor.
+    boost::asio::awaitable<void> run(boost::asio::any_io_executor ex);
+    // Ends run() promptly (the connection is abandoned). On the db thread.
+    void stop();
+
+    // Any thread.
+    listener_stats stats() const;
+    // Why invalidation by NOTIFY is not working ("" when it is), for /ready.
+    std::string reason() const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace sidecache::db

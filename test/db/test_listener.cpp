@@ -1,0 +1,303 @@
+// Invalidation by LISTEN/NOTIFY at the db level: what each payload means,
+// what each write to the legacy tables notifies (005_notify.sql), and the
+// listener's life: garbled payloads, a terminated backend, stop().
+#include "db/fixture.hpp"
+#include "db/pg_test_db.ipp"
+#include "db/policy.hpp"
+#include "db/pool.hpp"
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+using namespace sidecache;
+using namespace sidecache::test;
+using namespace std::chrono_literals;
+using std::chrono::steady_clock;
+
+TEST_CASE("notification payloads: user:<uuid>, all, and everything else garbled [unit]", "[unit]") {
+    using kind = db::change::kind;
+    using cause = db::change::cause;
+    struct row {
+        std::string payload;
+        kind what;
+        cause why;
+        std::string user;
+    };
+    auto r = GENERATE(values<row>({
+        {"user:11111111-1111-4111-8111-111111111111", kind::user, cause::notified,
+         "11111111-1111-4111-8111-111111111111"},
+        {"user:AAAAAAAA-1111-4111-8111-11111111111F", kind::user, cause::notified,
+         "aaaaaaaa-1111-4111-8111-11111111111f"},
+        {"all", kind::all, cause::notified, ""},
+        {"", kind::all, cause::garbled, ""},
+        {"garbage", kind::all, cause::garbled, ""},
+        {"ALL", kind::all, cause::garbled, ""},
+        {"user:", kind::all, cause::garbled, ""},
+        {"user:not-a-uuid", kind::all, cause::garbled, ""},
+        {"user:11111111-1111-4111-8111-11111111111", kind::all, cause::garbled, ""},
+        {"user:11111111-1111-4111-8111-1111111111111", kind::all, cause::garbled, ""},
+        {"user:11111111x1111-4111-8111-111111111111", kind::all, cause::garbled, ""},
+        {"user:g1111111-1111-4111-8111-111111111111", kind::all, cause::garbled, ""},
+        {" user:11111111-1111-4111-8111-111111111111", kind::all, cause::garbled, ""},
+        {"agent:11111111-1111-4111-8111-111111111111", kind::all, cause::garbled, ""},
+        {"user:11111111-1111-4111-8111-111111111111\n", kind::all, cause::garbled, ""},
+        {std::string("user:11111111-1111-4111-8111-1111111111\0" "11", 41), kind::all, cause::garbled, ""},
+        {std::string(8000, 'x'), kind::all, cause::garbled, ""},
+    }));
+    INFO(r.payload.substr(0, 60));
+    auto c = db::parse_notification(r.payload);
+    CHECK(c.what == r.what);
+    CHECK(c.why == r.why);
+    CHECK(c.user_id == r.user);
+}
+
+namespace {
+
+// The changes a pool's listener delivered, for the test thread to wait on.
+struct recorder {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::vector<db::change> changes;
+    int sentinels = 0;
+
+    db::change_handler handler() {
+        return [this](const db::change& c) {
+            std::lock_guard lock(mutex);
+            changes.push_back(c);
+            cv.notify_all();
+            return std::size_t{1};
+        };
+    }
+
+    // Waits until a change matching `pred` arrived (true), or `within` passed.
+    template <class Pred>
+    bool wait_for(Pred pred, std::chrono::milliseconds within = 5s) {
+        std::unique_lock lock(mutex);
+        return cv.wait_for(lock, within, [&] {
+            for (const auto& c : changes)
+                if (pred(c)) return true;
+            return false;
+        });
+    }
+
+    // Runs `write`, then a sentinel NOTIFY; returns what arrived before the
+    // sentinel (notifications are delivered in commit order), as
+    // "user:<id>" / "all" strings. Empty: the write notified nothing.
+    template <class Write>
+    std::vector<std::string> after(pg_test_db& db, Write write) {
+        const auto sentinel = "ffffffff-ffff-4fff-8fff-" + fmt::format("{:012}", ++sentinels);
+        {
+            std::lock_guard lock(mutex);
+            changes.clear();
+        }
+        write();
+        db.sql("NOTIFY sidecache_invalidate, 'user:" + sentinel + "'");
+        bool got = wait_for([&](const db::change& c) { return c.user_id == sentinel; });
+        REQUIRE(got);
+        std::lock_guard lock(mutex);
+        std::vector<std::string> out;
+        for (const auto& c : changes) {
+            if (c.user_id == sentinel) break;
+            out.push_back(c.what == db::change::kind::user ? "user:" + c.user_id
+                          : c.why == db::change::cause::garbled ? "garbled" : "all");
+        }
+        return out;
+    }
+};
+
+conf::database_config listener_config(const pg_test_db& db) {
+    conf::database_config cfg;
+    cfg.url = db.url();
+    cfg.pool_size = 1;
+    cfg.queries_dir = source_dir() + "/db/queries";
+    cfg.refresh_interval = 0ms;
+    cfg.reconnect_backoff_max = 200ms;
+    return cfg;
+}
+
+using strings = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("each write that changes an answer notifies its user once; others notify nothing [pg]", "[pg]") {
+    auto db = pg_test_db::create(true);
+    if (!db) return;
+    db->sql(fixture_sql);
+    recorder rec;
+    db::pool p(listener_config(*db));
+    p.on_change(rec.handler());
+    p.start();
+    // The first LISTEN invalidates everything: it may have missed changes.
+    REQUIRE(rec.wait_for([](const db::change& c) { return c.why == db::change::cause::connected; }));
+    CHECK(p.notify_reason() == "");
+    const std::string U1 = "user:" + std::string(u1), U2 = "user:" + std::string(u2), U3 = "user:" + std::string(u3);
+
+    SECTION("users") {
+        CHECK(rec.after(*db, [&] { db->sql("UPDATE users SET name = 'renamed', email = email || 'x'"); }) == strings{});
+        CHECK(rec.after(*db, [&] { db->sql(fmt::format("UPDATE users SET is_active = false WHERE id = '{}'", u1)); }) ==
+              strings{U1});
+        CHECK(rec.after(*db, [&] { db->sql(fmt::format("UPDATE users SET credits = credits - 1 WHERE id IN ('{}', '{}')", u1, u3)); })
+                  .size() == 2);
+        // The legacy's POST /api/calls: a call and the credits, one transaction: one notification.
+        CHECK(rec.after(*db, [&] {
+                  db->sql(fmt::format("BEGIN; INSERT INTO calls (id, user_id, agent_id, phone_number, status) VALUES "
+                                      "(gen_random_uuid(), '{0}', '{1}', '+1', 'completed'); "
+                                      "UPDATE users SET credits = credits - 3 WHERE id = '{0}'; COMMIT", u1, a1));
+              }) == strings{U1});
+        CHECK(rec.after(*db, [&] { db->sql(fmt::format("INSERT INTO users (id, email, name) VALUES "
+                                                       "('44444444-4444-4444-8444-444444444444', 'n', 'n')")); }) ==
+              strings{});
+        CHECK(rec.after(*db, [&] { db->sql(fmt::format("DELETE FROM users WHERE id = '{}'", u2)); }) == strings{U2});
+    }
+    SECTION("agents") {
+        CHECK(rec.after(*db, [&] {
+                  db->sql(fmt::format("INSERT INTO agents (id, user_id, name, agent_type, status) VALUES "
+                                      "(gen_random_uuid(), '{}', 'n', 'call', 'draft')", u3));
+              }) == strings{U3});
+        CHECK(rec.after(*db, [&] { db->sql("UPDATE agents SET updated_at = now()"); }) == strings{});
+        CHECK(rec.after(*db, [&] { db->sql(fmt::format("UPDATE agents SET name = 'Zed2' WHERE id = '{}'", a1)); }) ==
+              strings{U1});
+        // Moved to another user: both.
+        auto moved = rec.after(*db, [&] { db->sql(fmt::format("UPDATE agents SET user_id = '{}' WHERE id = '{}'", u3, a3)); });
+        std::sort(moved.begin(), moved.end());
+        CHECK(moved == strings{U1, U3});
+        CHECK(rec.after(*db, [&] { db->sql(fmt::format("DELETE FROM agents WHERE id = '{}'", a2)); }) == strings{U1});
+    }
+    SECTION("calls and leads") {
+        const char* c1 = "c0000000-0000-4000-8000-000000000001";
+        const char* c7 = "c0000000-0000-4000-8000-000000000007";
+        CHECK(rec.after(*db, [&] { db->sql("UPDATE calls SET phone_number = '+2'"); }) == strings{});
+        CHECK(rec.after(*db, [&] { db->sql(fmt::format("UPDATE calls SET status = 'failed' WHERE id = '{}'", c1)); }) ==
+              strings{U1});
+        // c0..99 is U2's, the others U1's: one notification per distinct user.
+        auto both = rec.after(*db, [&] { db->sql("UPDATE calls SET status = 'cancelled' WHERE status = 'completed'"); });
+        std::sort(both.begin(), both.end());
+        CHECK(both == strings{U1, U2});
+        CHECK(rec.after(*db, [&] { db->sql("DELETE FROM calls WHERE id = 'c0000000-0000-4000-8000-000000000099'"); }) ==
+              strings{U2});
+        CHECK(rec.after(*db, [&] {
+                  db->sql(fmt::format("INSERT INTO lead_analytics (id, call_id, total_score) VALUES "
+                                      "(gen_random_uuid(), '{}', 75)", c7));
+              }) == strings{U1});
+        CHECK(rec.after(*db, [&] { db->sql("UPDATE lead_analytics SET created_at = now()"); }) == strings{});
+        CHECK(rec.after(*db, [&] { db->sql("UPDATE lead_analytics SET total_score = 10 WHERE id = "
+                                           "'d0000000-0000-4000-8000-000000000001'"); }) == strings{U1});
+        CHECK(rec.after(*db, [&] { db->sql("DELETE FROM lead_analytics WHERE id = "
+                                           "'d0000000-0000-4000-8000-000000000002'"); }) == strings{U1});
+    }
+    SECTION("bulk writes and TRUNCATE notify 'all' once") {
+        db->sql("UPDATE sidecache.notify_settings SET bulk_threshold = 1");
+        CHECK(rec.after(*db, [&] { db->sql("UPDATE users SET credits = credits + 1"); }) == strings{"all"});
+        CHECK(rec.after(*db, [&] { db->sql("TRUNCATE lead_analytics"); }) == strings{"all"});
+    }
+    p.stop();
+}
+
+TEST_CASE("the listener survives garbled payloads and a terminated backend [pg]", "[pg]") {
+    auto db = pg_test_db::create(true);
+    if (!db) return;
+    db->sql(fixture_sql);
+    recorder rec;
+    db::pool p(listener_config(*db));
+    p.on_change(rec.handler());
+    p.start();
+    REQUIRE(rec.wait_for([](const db::change& c) { return c.why == db::change::cause::connected; }));
+
+    // Garbled: each counted and handled as "all"; the next valid one still arrives.
+    auto garbled = rec.after(*db, [&] {
+        db->sql("NOTIFY sidecache_invalidate, 'garbage'");
+        db->sql("NOTIFY sidecache_invalidate, 'user:not-a-uuid'");
+        db->sql("NOTIFY sidecache_invalidate, 'agent:11111111-1111-4111-8111-111111111111'");
+        db->sql("SELECT pg_notify('sidecache_invalidate', repeat('x', 7999))");
+        db->sql("NOTIFY other_channel, 'user:11111111-1111-4111-8111-111111111111'");  // not ours: never seen
+    });
+    CHECK(garbled == strings{"garbled", "garbled", "garbled", "garbled"});
+    CHECK(p.notify_stats()->garbled == 4);
+    CHECK(rec.after(*db, [&] { db->sql(fmt::format("UPDATE users SET credits = 1 WHERE id = '{}'", u3)); }) ==
+          strings{"user:" + std::string(u3)});
+
+    // The listening backend is killed: the listener reconnects (one backoff
+    // step), invalidates everything once, and notifications flow again.
+    auto before = *p.notify_stats();
+    REQUIRE(before.backend_pid != 0);
+    {
+        std::lock_guard lock(rec.mutex);
+        rec.changes.clear();
+    }
+    CHECK(db->sql(fmt::format("SELECT pg_terminate_backend({})", before.backend_pid)) == "t");
+    REQUIRE(rec.wait_for([](const db::change& c) { return c.why == db::change::cause::connected; }));
+    auto after = *p.notify_stats();
+    CHECK(after.reconnects == before.reconnects + 1);
+    CHECK(after.up);
+    CHECK(after.backend_pid != before.backend_pid);
+    CHECK(rec.after(*db, [&] { db->sql(fmt::format("UPDATE users SET credits = 2 WHERE id = '{}'", u3)); }) ==
+          strings{"user:" + std::string(u3)});
+
+    // Migration 005 missing: still listening, but /ready is told nothing notifies.
+    db->sql("DROP TABLE sidecache.notify_settings CASCADE");
+    {
+        std::lock_guard lock(rec.mutex);
+        rec.changes.clear();
+    }
+    CHECK(db->sql(fmt::format("SELECT pg_terminate_backend({})", after.backend_pid)) == "t");
+    REQUIRE(rec.wait_for([](const db::change& c) { return c.why == db::change::cause::connected; }));
+    CHECK(p.notify_reason().find("migration 005 is not applied") != std::string::npos);
+    p.stop();
+    CHECK(!p.notify_stats()->up);
+}
+
+TEST_CASE("no listener without database.listen_notify [pg]", "[pg]") {
+    auto db = pg_test_db::create(true);
+    if (!db) return;
+    auto cfg = listener_config(*db);
+    cfg.listen_notify = false;
+    recorder rec;
+    db::pool p(cfg);
+    p.on_change(rec.handler());
+    p.start();
+    CHECK_FALSE(p.notify_stats().has_value());
+    CHECK(p.notify_reason() == "");
+    p.stop();
+}
+
+TEST_CASE("migrate writes database.notify_channel for the triggers; a listener on another one says so [pg]", "[pg]") {
+    auto db = pg_test_db::create(true);
+    if (!db) return;
+    db->sql(fixture_sql);
+    conf::config other;
+    other.database.url = db->url();
+    other.database.migrations_dir = source_dir() + "/db/migrations";
+    other.database.notify_channel = "billing_changes";
+    REQUIRE(db::run_migrate(other, false) == 0);
+    CHECK(db->sql("SELECT channel FROM sidecache.notify_settings") == "billing_changes");
+
+    recorder rec;
+    auto cfg = listener_config(*db);
+    cfg.notify_channel = "billing_changes";
+    {
+        db::pool p(cfg);
+        p.on_change(rec.handler());
+        p.start();
+        REQUIRE(rec.wait_for([](const db::change& c) { return c.why == db::change::cause::connected; }));
+        CHECK(p.notify_reason() == "");
+        {
+            std::lock_guard lock(rec.mutex);
+            rec.changes.clear();
+        }
+        db->sql(fmt::format("UPDATE users SET credits = 3 WHERE id = '{}'", u1));
+        CHECK(rec.wait_for([](const db::change& c) { return c.user_id == u1; }));
+        p.stop();
+    }
+    db::pool p(listener_config(*db));  // sidecache_invalidate
+    p.on_change(rec.handler());
+    p.start();
+    REQUIRE(rec.wait_for([](const db::change& c) { return c.why == db::change::cause::connected; }));
+    CHECK(p.notify_reason().find("the triggers notify channel billing_changes") != std::string::npos);
+    p.stop();
+}
