@@ -15,6 +15,19 @@ namespace sidecache::cache {
 
 namespace {
 
+// 8-4-4-4-12 hex digits, any case.
+bool is_uuid_shaped(std::string_view t)
+{
+    if (t.size() != 36)
+        return false;
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? t[i] != '-' : !std::isxdigit(static_cast<unsigned char>(t[i])))
+            return false;
+    }
+    return true;
+}
+
 class auth_category_impl final : public boost::system::error_category {
 public:
     const char* name() const noexcept override { return "sidecache.auth"; }
@@ -269,8 +282,15 @@ boost::system::result<std::shared_ptr<const verified_user>> identity_verifier::v
     if (!sub || !sub->is_string() || sub->get_string().empty())
         return make_error_code(auth_error::no_sub);
 
-    return std::make_shared<const verified_user>(
-        verified_user{std::string(sub->get_string()), expires});
+    // A uuid subject in upper case names the same user (PostgreSQL's uuid
+    // equality and the legacy's regex ignore case): keyed in lower case, so
+    // that both tokens share entries and the invalidation tag user:<uuid>
+    // (lower case, from PostgreSQL's uuid::text) reaches them.
+    std::string user_id(sub->get_string());
+    if (is_uuid_shaped(user_id))
+        std::transform(user_id.begin(), user_id.end(), user_id.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return std::make_shared<const verified_user>(verified_user{std::move(user_id), expires});
 }
 
 }  // namespace sidecache::cache

@@ -46,6 +46,21 @@ TEST_CASE("identity: a valid HS256 token gives its sub", "[unit]")
     CHECK(f.verifier.verify("bearer " + cache::sign_hs256(f.claims("u", 60), "s3cret")));
 }
 
+TEST_CASE("identity: a uuid sub is keyed in lower case, any other sub as written", "[unit]")
+{
+    fixture f;
+    auto upper = f.verifier.verify(f.bearer(f.claims("0A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D", 60)));
+    REQUIRE(upper);
+    CHECK((*upper)->user_id == "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
+    auto other = f.verifier.verify(f.bearer(f.claims("User-ABC", 60)));
+    REQUIRE(other);
+    CHECK((*other)->user_id == "User-ABC");
+    // 36 characters but not 8-4-4-4-12: as written.
+    auto almost = f.verifier.verify(f.bearer(f.claims("0A1B2C3D04E5F-4A6B-8C7D-9E0F1A2B3C4D", 60)));
+    REQUIRE(almost);
+    CHECK((*almost)->user_id == "0A1B2C3D04E5F-4A6B-8C7D-9E0F1A2B3C4D");
+}
+
 TEST_CASE("identity: the jwt.io HS256 vector is signed and its signature accepted", "[unit]")
 {
     // Known-good vector: header {"alg":"HS256","typ":"JWT"}, claims
