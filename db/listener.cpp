@@ -159,15 +159,16 @@ awaitable<void> listener::run(net::any_io_executor ex) {
             // The channel is checked by the loader: a plain lower-case identifier.
             if (co_await c.execute("LISTEN " + m.cfg.notify_channel, deadline)) {
                 failures = 0;
-                ++m.connects;
-                if (was_up) ++m.reconnects;
-                was_up = true;
-                m.backend_pid = c.backend_pid();
-                m.up = true;
                 m.set_reason(co_await m.check_triggers(c, steady_clock::now() + m.cfg.query_timeout));
                 // LISTEN is in effect: whatever changed before it (while we were
                 // down, or before the first connect) may be in the cache.
                 m.deliver(change{change::kind::all, change::cause::connected, {}});
+                // Counted up only now: whoever sees it knows the cache caught up.
+                m.backend_pid = c.backend_pid();
+                if (was_up) ++m.reconnects;
+                was_up = true;
+                ++m.connects;
+                m.up = true;
                 co_await m.listen(c);
                 m.up = false;
                 m.backend_pid = 0;

@@ -81,6 +81,21 @@ struct application::impl {
             fillers.push_back(route_fills.back().get());
         }
         server->set_interceptor(std::make_shared<cached_routes>(*cache, *identity, std::move(fillers)));
+        if (database) database->on_change([this](const db::change& c) { return invalidate(c); });
+    }
+
+    // A change PostgreSQL notified (db/listener.hpp), on the db thread; the
+    // store is thread-safe. Always hard: a fill costs milliseconds, and a
+    // stale answer served once while refreshing would be a wrong figure, or
+    // a dashboard for a user who is no longer allowed one (docs/freshness.md).
+    // Fills that began before are not stored (the store's epochs).
+    std::size_t invalidate(const db::change& c) {
+        if (c.what == db::change::kind::user)
+            return cache->invalidate("user:" + c.user_id, cache::invalidation::hard);
+        std::size_t hit = 0;
+        for (const auto& route : cfg.cache.routes)
+            hit += cache->invalidate("route:" + route.name, cache::invalidation::hard);
+        return hit;
     }
 
     void register_admin() {
@@ -100,6 +115,27 @@ struct application::impl {
                 o["ready"] = database->ready();
                 o["reason"] = database->reason();
                 o["refreshes"] = database->refreshes();
+                return o;
+            });
+        }
+        if (database && database->notify_stats()) {
+            // Listener down: still serving, but changes are seen only at expiry.
+            admin.add_degradation("invalidation", [this] { return database->notify_reason(); });
+            admin.add_stats("invalidation", [this] {
+                auto s = *database->notify_stats();
+                boost::json::object o;
+                o["listening"] = s.up;
+                o["channel"] = cfg.database.notify_channel;
+                o["notifications"] = s.notifications;
+                o["user_changes"] = s.user_changes;
+                o["all_changes"] = s.all_changes;
+                o["garbled"] = s.garbled;
+                o["entries_invalidated"] = s.entries_invalidated;
+                o["connects"] = s.connects;
+                o["reconnects"] = s.reconnects;
+                o["connect_failures"] = s.connect_failures;
+                o["backend_pid"] = s.backend_pid;
+                o["reason"] = database->notify_reason();
                 return o;
             });
         }

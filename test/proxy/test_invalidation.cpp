@@ -1,0 +1,246 @@
+// Invalidation by LISTEN/NOTIFY through the whole sidecache, as a user sees
+// it: PostgreSQL fills over the migrations (005's triggers), the legacy
+// stand-in behind (it answers the users PostgreSQL refuses), the admin /stats.
+// Entries live 60 s + 60 s stale here, so without the listener every check
+// below that waits for a change would time out.
+#include "cache/identity.hpp"
+#include "db/fixture.hpp"
+#include "db/pg_test_db.ipp"
+#include "proxy/application.hpp"
+#include "proxy/server.hpp"
+#include "support/child_process.hpp"
+#include "support/test_client.hpp"
+#include "support/test_config.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <ctime>
+#include <thread>
+#include <vector>
+
+using namespace sidecache;
+using namespace sidecache::test;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+using std::chrono::steady_clock;
+
+namespace {
+
+struct answer {
+    unsigned status = 0;
+    std::string body;
+    std::string x_cache;
+};
+
+answer get(test_client& client, const std::string& target, const std::string& token) {
+    client.send(get_request(target, "Authorization: Bearer " + token + "\r\n"));
+    auto r = client.read_response();
+    REQUIRE(r.has_value());
+    return {r->status, r->body, r->header("X-Cache")};
+}
+
+std::string token_for(const std::string& user, const std::string& secret) {
+    const auto exp = std::time(nullptr) + 3600;
+    return cache::sign_hs256(R"({"sub":")" + user + R"(","exp":)" + std::to_string(exp) + "}", secret);
+}
+
+json::object stats(std::uint16_t admin_port) {
+    test_client admin(admin_port);
+    admin.send(get_request("/stats"));
+    auto r = admin.read_response();
+    REQUIRE(r.has_value());
+    return json::parse(r->body).as_object();
+}
+
+std::uint64_t counter(const json::object& s, std::initializer_list<const char*> path) {
+    const json::value* v = &s.at(*path.begin());
+    for (auto it = path.begin() + 1; it != path.end(); ++it) v = &v->as_object().at(*it);
+    return v->is_bool() ? v->as_bool() : v->to_number<std::uint64_t>();
+}
+
+// Asks `probe` until it holds or `within` passes; true if it held. No event
+// tells a client that an entry was invalidated: it asks again, at once.
+template <class Probe>
+bool within(std::chrono::milliseconds limit, Probe probe) {
+    const auto deadline = steady_clock::now() + limit;
+    for (;;) {
+        if (probe()) return true;
+        if (steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(1ms);
+    }
+}
+
+std::size_t agents_of(const answer& a) { return json::parse(a.body).at("data").as_array().size(); }
+
+std::int64_t credits_of(const answer& a) {
+    return json::parse(a.body).at("data").at("credits").at("current").to_number<std::int64_t>();
+}
+
+struct setup {
+    std::optional<pg_test_db> db;
+    std::optional<child_process> legacy;
+    std::uint16_t legacy_port = 0;
+    std::optional<proxy::application> app;
+    const std::string secret = "notify-secret";
+
+    bool start() {
+        auto created = pg_test_db::create(true);
+        if (!created) return false;
+        db.emplace(std::move(*created));
+        db->sql(fixture_sql);
+        const auto src = source_dir();
+        if (!node_stand_ins_available(src)) return false;
+        legacy.emplace("node " + src + "/test/legacy/server.js --port 0 --database-url '" + db->url() +
+                       "' --jwt-secret " + secret);
+        legacy_port = legacy->listening_port();
+
+        auto cfg = test_config(legacy_port);
+        cfg.auth.jwt_secret = secret;
+        cfg.cache.enabled = true;
+        for (auto [name, path] : {std::pair{"overview", "/api/dashboard/overview"}, std::pair{"agents", "/api/agents"}}) {
+            conf::route_config route;
+            route.name = name;
+            route.path = path;
+            route.fill = conf::fill_kind::postgres;
+            route.query = name;
+            route.ttl = 60s;
+            route.stale_while_revalidate = 60s;
+            cfg.cache.routes.push_back(route);
+        }
+        cfg.database.url = db->url();
+        cfg.database.queries_dir = src + "/db/queries";
+        cfg.database.refresh_interval = 0ms;
+        cfg.database.reconnect_backoff_max = 200ms;
+        app.emplace(cfg);
+        app->start();
+        // Listening, and the cache caught up with what it may have missed.
+        REQUIRE(within(10s, [&] { return counter(stats(admin()), {"invalidation", "listening"}) == 1; }));
+        return true;
+    }
+    std::uint16_t port() { return app->server().port(); }
+    std::uint16_t admin() { return app->server().admin_port(); }
+    std::uint64_t fills(const char* route) { return counter(stats(admin()), {"cache", "routes", route, "fills"}); }
+};
+
+}  // namespace
+
+TEST_CASE("a committed change reaches the next request through NOTIFY [pg]", "[pg]") {
+    setup s;
+    if (!s.start()) return;
+    test_client client(s.port());
+    const auto t1 = token_for(u1, s.secret);
+    const auto t3 = token_for(u3, s.secret);
+
+    SECTION("a deactivated user gets the legacy's 403 at once, not the cached dashboard") {
+        CHECK(get(client, "/api/dashboard/overview", t1).x_cache == "MISS");
+        auto hit = get(client, "/api/dashboard/overview", t1);
+        CHECK(hit.status == 200);
+        CHECK(hit.x_cache == "HIT");
+        CHECK(s.fills("overview") == 1);
+
+        s.db->sql(fmt::format("UPDATE users SET is_active = false WHERE id = '{}'", u1));
+        const auto committed = steady_clock::now();
+        answer now;
+        CHECK(within(2s, [&] { return (now = get(client, "/api/dashboard/overview", t1)).status != 200; }));
+        const auto took = steady_clock::now() - committed;
+        WARN(fmt::format("COMMIT of the deactivation -> 403: {:.2f} ms",
+                         std::chrono::duration<double, std::milli>(took).count()));
+        test_client to_legacy(s.legacy_port);
+        const auto theirs = get(to_legacy, "/api/dashboard/overview", t1);
+        CHECK(theirs.status == 403);
+        CHECK(now.status == theirs.status);
+        CHECK(now.body == theirs.body);
+        // And never from the cache again.
+        auto again = get(client, "/api/dashboard/overview", t1);
+        CHECK(again.status == 403);
+        CHECK(again.x_cache != "HIT");
+        CHECK(counter(stats(s.admin()), {"invalidation", "user_changes"}) >= 1);
+    }
+
+    SECTION("an agent added for one user: their /api/agents shows it, other users' entries stay") {
+        CHECK(agents_of(get(client, "/api/agents", t1)) == 3);
+        CHECK(get(client, "/api/agents", t3).x_cache == "MISS");
+        CHECK(get(client, "/api/dashboard/overview", t3).x_cache == "MISS");
+        const auto agents_fills = s.fills("agents");
+        const auto overview_fills = s.fills("overview");
+
+        s.db->sql(fmt::format("INSERT INTO agents (id, user_id, name, agent_type, status) VALUES "
+                              "('a0000000-0000-4000-8000-0000000000aa', '{}', 'New', 'call', 'draft')", u1));
+        answer now;
+        CHECK(within(2s, [&] { return agents_of(now = get(client, "/api/agents", t1)) == 4; }));
+        CHECK(now.x_cache == "MISS");
+        const auto agents = json::parse(now.body).at("data").as_array();
+        CHECK(std::any_of(agents.begin(), agents.end(), [](const json::value& a) { return a.at("name") == "New"; }));
+        // U3's entries were not touched: hits, and no fill but U1's one.
+        CHECK(get(client, "/api/agents", t3).x_cache == "HIT");
+        CHECK(get(client, "/api/dashboard/overview", t3).x_cache == "HIT");
+        CHECK(s.fills("agents") == agents_fills + 1);
+        CHECK(s.fills("overview") == overview_fills);
+    }
+
+    SECTION("garbled payloads are counted and flush the cache; serving and valid ones go on") {
+        CHECK(get(client, "/api/dashboard/overview", t3).x_cache == "MISS");
+        CHECK(get(client, "/api/dashboard/overview", t3).x_cache == "HIT");
+        s.db->sql("NOTIFY sidecache_invalidate, 'garbage'");
+        s.db->sql("NOTIFY sidecache_invalidate, 'user:not-a-uuid'");
+        s.db->sql("NOTIFY sidecache_invalidate, 'agent:11111111-1111-4111-8111-111111111111'");
+        s.db->sql("SELECT pg_notify('sidecache_invalidate', repeat('x', 7999))");
+        CHECK(within(2s, [&] { return counter(stats(s.admin()), {"invalidation", "garbled"}) == 4; }));
+        // Unreadable means "something changed": the entry is filled again.
+        CHECK(get(client, "/api/dashboard/overview", t3).x_cache == "MISS");
+        CHECK(counter(stats(s.admin()), {"invalidation", "listening"}) == 1);
+
+        const auto before = credits_of(get(client, "/api/dashboard/overview", t1));
+        CHECK(get(client, "/api/dashboard/overview", t1).x_cache == "HIT");
+        s.db->sql(fmt::format("UPDATE users SET credits = credits + 5 WHERE id = '{}'", u1));
+        CHECK(within(2s, [&] { return credits_of(get(client, "/api/dashboard/overview", t1)) == before + 5; }));
+    }
+
+    SECTION("the listener's backend terminated: it reconnects, flushes what it may have missed, works again") {
+        const auto before = credits_of(get(client, "/api/dashboard/overview", t1));
+        CHECK(get(client, "/api/dashboard/overview", t1).x_cache == "HIT");
+        const auto pid = counter(stats(s.admin()), {"invalidation", "backend_pid"});
+        REQUIRE(pid != 0);
+        CHECK(s.db->sql(fmt::format("SELECT pg_terminate_backend({})", pid)) == "t");
+        // While it is down, a change it cannot hear of:
+        s.db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u1));
+        CHECK(within(5s, [&] {
+            auto st = stats(s.admin());
+            return counter(st, {"invalidation", "reconnects"}) == 1 && counter(st, {"invalidation", "listening"}) == 1;
+        }));
+        // Whether or not the change was heard, the answer is the new figure.
+        CHECK(credits_of(get(client, "/api/dashboard/overview", t1)) == before + 1);
+        CHECK(counter(stats(s.admin()), {"invalidation", "backend_pid"}) != pid);
+        s.db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u1));
+        CHECK(within(2s, [&] { return credits_of(get(client, "/api/dashboard/overview", t1)) == before + 2; }));
+    }
+    s.app->drain(1s);
+}
+
+TEST_CASE("COMMIT to invalidated answer, 50 times [pg]", "[pg]") {
+    setup s;
+    if (!s.start()) return;
+    test_client client(s.port());
+    const auto t1 = token_for(u1, s.secret);
+    std::vector<double> ms;
+    auto credits = credits_of(get(client, "/api/dashboard/overview", t1));
+    for (int i = 0; i < 50; ++i) {
+        REQUIRE(get(client, "/api/dashboard/overview", t1).x_cache == "HIT");
+        s.db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u1));
+        const auto committed = steady_clock::now();
+        // Asked back to back, no sleep: the first answer with the new figure.
+        answer a;
+        while ((a = get(client, "/api/dashboard/overview", t1)), credits_of(a) != credits + 1)
+            REQUIRE(steady_clock::now() - committed < 2s);
+        ms.push_back(std::chrono::duration<double, std::milli>(steady_clock::now() - committed).count());
+        ++credits;
+    }
+    std::sort(ms.begin(), ms.end());
+    WARN(fmt::format("COMMIT -> first answer with the new figure, 50 runs: p50 {:.2f} ms, p90 {:.2f} ms, max {:.2f} ms",
+                     ms[25], ms[45], ms.back()));
+    CHECK(ms[25] < 100);
+    s.app->drain(1s);
+}
