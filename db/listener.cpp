@@ -56,7 +56,7 @@ struct listener::impl {
     std::atomic<std::uint64_t> notifications{0}, user_changes{0}, all_changes{0}, garbled{0},
         entries_invalidated{0}, connects{0}, reconnects{0}, connect_failures{0};
     mutable std::mutex reason_mutex;
-    std::string reason_text = "not started";
+    std::string reason_text = "listener not connected yet: changes are not seen until it is";
 
     impl(const conf::database_config& c, change_handler h) : cfg(c), handler(std::move(h)) {}
 

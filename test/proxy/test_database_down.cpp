@@ -62,4 +62,6 @@ TEST_CASE("with PostgreSQL unreachable, cached routes are filled by the legacy a
     INFO(ready->body);
     CHECK(ready->body.rfind("ready\n", 0) == 0);
     CHECK(ready->body.find("degraded: database: ") != std::string::npos);
+    // No LISTEN either: changes are seen only when entries expire, and /ready says so.
+    CHECK(ready->body.find("degraded: invalidation: listener ") != std::string::npos);
 }
