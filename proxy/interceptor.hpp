@@ -46,7 +46,7 @@ public:
     virtual ~interceptor() = default;
 
     // std::nullopt: not mine, the session forwards the request to the
-    // upstream. Runs on the session's strand; may wait (a cache fill). Must
+    // upstream. Runs on the session's io thread; may wait (a cache fill). Must
     // not throw for a bad request: answer it (e.g. 401) or decline.
     virtual boost::asio::awaitable<std::optional<response_buffers>> handle(request_view request) = 0;
 };

@@ -9,11 +9,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fmt/core.h>
 
+#include <atomic>
 #include <future>
 #include <optional>
 #include <thread>
@@ -42,7 +42,7 @@ void log_exception(const char* what, std::exception_ptr e) {
 }
 
 tcp::acceptor bind(net::io_context& ioc, const conf::endpoint& at) {
-    tcp::acceptor acceptor(net::make_strand(ioc));
+    tcp::acceptor acceptor(ioc);
     const tcp::endpoint ep(net::ip::make_address(at.host), at.port);
     acceptor.open(ep.protocol());
     acceptor.set_option(net::socket_base::reuse_address(true));
@@ -51,15 +51,41 @@ tcp::acceptor bind(net::io_context& ioc, const conf::endpoint& at) {
     return acceptor;
 }
 
+// One io thread and its io_context: the sessions it was given, and the
+// upstream connections they opened. Nothing in it needs a strand.
+struct worker {
+    // io_context with its shutdown() reachable: the server ends every
+    // worker's coroutines before it destroys any worker's services (a
+    // session on one may hold an upstream connection opened on another).
+    struct context : net::io_context {
+        context() : net::io_context(1) {}
+        using net::io_context::shutdown;
+    };
+    context ioc;
+    std::atomic<unsigned> sessions{0};  // live client sessions on it, to balance new ones
+};
+
+// The worker with the fewest live sessions (the first on ties).
+worker& least_loaded(const std::vector<std::unique_ptr<worker>>& workers) {
+    worker* best = workers.front().get();
+    for (const auto& w : workers) {
+        if (w->sessions.load(std::memory_order_relaxed) < best->sessions.load(std::memory_order_relaxed)) {
+            best = w.get();
+        }
+    }
+    return *best;
+}
+
+// Accepts on the first worker; each client connection goes to the least
+// loaded worker and stays there (its socket, timers and upstream
+// connections), like an nginx worker process, so a request is never handed
+// between threads. Admin connections stay on the first worker.
 net::awaitable<void> accept_loop(std::shared_ptr<server_state> state, tcp::acceptor& acceptor,
-                                 net::io_context& ioc, bool admin) {
+                                 const std::vector<std::unique_ptr<worker>>& workers, bool admin) {
     net::steady_timer backoff(acceptor.get_executor());
     while (acceptor.is_open()) {
-        // One io thread needs no strand: each session runs on the io_context.
-        const net::any_io_executor session_ex =
-            state->cfg.server.threads == 1 ? net::any_io_executor(ioc.get_executor())
-                                           : net::any_io_executor(net::make_strand(ioc));
-        auto [ec, socket] = co_await acceptor.async_accept(session_ex, use_tuple);
+        worker& target = admin ? *workers.front() : least_loaded(workers);
+        auto [ec, socket] = co_await acceptor.async_accept(target.ioc, use_tuple);
         if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
         if (ec) {
             // Out of descriptors and the like: let sessions end, then retry.
@@ -80,8 +106,12 @@ net::awaitable<void> accept_loop(std::shared_ptr<server_state> state, tcp::accep
                 continue;  // the socket closes here
             }
         }
+        target.sessions.fetch_add(1, std::memory_order_relaxed);
         net::co_spawn(socket.get_executor(), run_session(state, std::move(socket)),
-                      [](std::exception_ptr e) { log_exception("session", e); });
+                      [&target](std::exception_ptr e) {
+                          target.sessions.fetch_sub(1, std::memory_order_relaxed);
+                          log_exception("session", e);
+                      });
     }
 }
 
@@ -99,14 +129,16 @@ void run_on(const net::any_io_executor& ex, F f) {
 }  // namespace
 
 struct server::impl {
-    explicit impl(conf::config cfg)
-        : ioc(cfg.server.threads ? static_cast<int>(cfg.server.threads) : BOOST_ASIO_CONCURRENCY_HINT_DEFAULT),
-          state(std::make_shared<server_state>(ioc.get_executor(), std::move(cfg))) {}
+    explicit impl(conf::config cfg) {
+        const unsigned n = cfg.server.threads ? cfg.server.threads : std::max(1u, std::thread::hardware_concurrency());
+        for (unsigned i = 0; i < n; ++i) workers.push_back(std::make_unique<worker>());
+        state = std::make_shared<server_state>(std::move(cfg));
+    }
 
-    // Declared first: destroyed last, after everything that uses it.
-    net::io_context ioc;
+    // Declared first: destroyed last, after everything that uses them.
+    std::vector<std::unique_ptr<worker>> workers;
     std::shared_ptr<server_state> state;
-    std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+    std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
     std::optional<tcp::acceptor> acceptor;
     std::optional<tcp::acceptor> admin_acceptor;
     std::uint16_t port = 0;
@@ -114,12 +146,21 @@ struct server::impl {
     std::vector<std::thread> threads;
     bool stopped = false;
 
+    ~impl() {
+        for (auto& w : workers) w->ioc.shutdown();
+        acceptor.reset();
+        admin_acceptor.reset();
+        state.reset();
+    }
+
+    net::io_context& first() { return workers.front()->ioc; }
+
     bool wait_sessions_until(std::chrono::steady_clock::time_point deadline) {
         std::unique_lock lock(state->mutex);
         return state->sessions_changed.wait_until(lock, deadline, [&] { return state->sessions.empty(); });
     }
 
-    // Posts `f(handle)` to every live session's strand.
+    // Posts `f(handle)` to every live session's io thread.
     template <class F>
     void for_each_session(F f) {
         std::lock_guard lock(state->mutex);
@@ -142,21 +183,20 @@ void server::set_interceptor(std::shared_ptr<interceptor> i) { impl_->state->int
 void server::start() {
     auto& m = *impl_;
     const auto& cfg = m.state->cfg;
-    m.acceptor.emplace(bind(m.ioc, cfg.server.listen));
+    m.acceptor.emplace(bind(m.first(), cfg.server.listen));
     m.port = m.acceptor->local_endpoint().port();
     if (cfg.admin.enabled) {
-        m.admin_acceptor.emplace(bind(m.ioc, cfg.admin.listen));
+        m.admin_acceptor.emplace(bind(m.first(), cfg.admin.listen));
         m.admin_port = m.admin_acceptor->local_endpoint().port();
     }
-    m.work.emplace(m.ioc.get_executor());
-    net::co_spawn(m.acceptor->get_executor(), accept_loop(m.state, *m.acceptor, m.ioc, false),
+    for (auto& w : m.workers) m.work.push_back(net::make_work_guard(w->ioc));
+    net::co_spawn(m.first(), accept_loop(m.state, *m.acceptor, m.workers, false),
                   [](std::exception_ptr e) { log_exception("listener", e); });
     if (m.admin_acceptor) {
-        net::co_spawn(m.admin_acceptor->get_executor(), accept_loop(m.state, *m.admin_acceptor, m.ioc, true),
+        net::co_spawn(m.first(), accept_loop(m.state, *m.admin_acceptor, m.workers, true),
                       [](std::exception_ptr e) { log_exception("admin listener", e); });
     }
-    const unsigned n = cfg.server.threads ? cfg.server.threads : std::max(1u, std::thread::hardware_concurrency());
-    for (unsigned i = 0; i < n; ++i) m.threads.emplace_back([&ioc = m.ioc] { ioc.run(); });
+    for (auto& w : m.workers) m.threads.emplace_back([&ioc = w->ioc] { ioc.run(); });
 }
 
 std::uint16_t server::port() const { return impl_->port; }
@@ -184,15 +224,15 @@ bool server::drain(std::chrono::milliseconds timeout) {
         m.for_each_session([](session_handle& h) { h.stream.close(); });
         m.wait_sessions_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(500));
     }
-    m.work.reset();
-    m.ioc.stop();
+    m.work.clear();
+    for (auto& w : m.workers) w->ioc.stop();
     for (auto& t : m.threads) t.join();
     m.threads.clear();
     return in_time;
 }
 
 void server::wait_for_signal() {
-    net::signal_set signals(impl_->ioc, SIGTERM, SIGINT);
+    net::signal_set signals(impl_->first(), SIGTERM, SIGINT);
     std::promise<int> got;
     signals.async_wait([&](const boost::system::error_code& ec, int signo) {
         if (!ec) got.set_value(signo);
@@ -200,7 +240,7 @@ void server::wait_for_signal() {
     got.get_future().wait();
 }
 
-net::io_context& server::context() { return impl_->ioc; }
+net::io_context& server::context() { return impl_->first(); }
 upstream::pool& server::upstream_pool() { return impl_->state->pool; }
 admin_registry& server::admin() { return impl_->state->admin; }
 const conf::config& server::config() const { return impl_->state->cfg; }

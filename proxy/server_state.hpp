@@ -24,7 +24,7 @@
 namespace sidecache::proxy {
 
 // One client connection as the server sees it. Touched only on the
-// session's strand (drain posts there).
+// session's io thread (drain posts there).
 struct session_handle {
     explicit session_handle(boost::asio::ip::tcp::socket socket)
         : stream(std::move(socket)), idle_timer(stream.get_executor()) {}
@@ -54,8 +54,7 @@ struct proxy_stats {
 };
 
 struct server_state {
-    server_state(boost::asio::any_io_executor ex, conf::config c)
-        : cfg(std::move(c)), pool(std::move(ex), cfg.upstream, cfg.server.threads != 1) {}
+    explicit server_state(conf::config c) : cfg(std::move(c)), pool(cfg.upstream) {}
 
     const conf::config cfg;
     upstream::pool pool;

@@ -10,13 +10,13 @@
 namespace sidecache::upstream {
 
 struct connection {
-    explicit connection(boost::asio::any_io_executor strand) : stream(std::move(strand)) {
+    explicit connection(boost::asio::any_io_executor ex) : stream(std::move(ex)) {
         // Beast reads at most the buffer's free capacity per call: a buffer
         // grown from nothing reads a 4 KiB answer in ~10 recvmsg, this in one.
         buffer.reserve(16 * 1024);
     }
 
-    boost::beast::tcp_stream stream;  // on its own strand: its timer and socket never race
+    boost::beast::tcp_stream stream;  // on the io_context that opened it: its timer and socket never race
     boost::beast::flat_buffer buffer;  // bytes read from the upstream, not yet parsed
     std::chrono::steady_clock::time_point idle_since{};
 };

@@ -7,7 +7,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -61,20 +60,64 @@ bool is_stale_error(const error_code& ec) {
 
 }  // namespace
 
-struct pool_core : std::enable_shared_from_this<pool_core> {
-    pool_core(net::any_io_executor ex, conf::upstream_config cfg, bool strands)
-        : executor(std::move(ex)), config(std::move(cfg)), strands(strands) {}
+// The idle connections opened on one io_context, most recently used last.
+struct idle_set {
+    const net::execution_context* context = nullptr;
+    std::vector<std::unique_ptr<connection>> connections;
+};
 
-    net::any_io_executor executor;
+const net::execution_context* context_of(const net::any_io_executor& ex) {
+    return &net::query(ex, net::execution::context);
+}
+
+struct pool_core : std::enable_shared_from_this<pool_core> {
+    explicit pool_core(conf::upstream_config cfg) : config(std::move(cfg)) {}
+
     const conf::upstream_config config;
-    const bool strands;
 
     std::mutex mutex;
-    std::vector<std::unique_ptr<connection>> idle;  // most recently used last
-    std::size_t open = 0;                           // idle + leased + connecting
+    std::vector<idle_set> idle;  // one per io_context that opened connections (a few)
+    std::size_t idle_count = 0;  // over all sets
+    std::size_t open = 0;        // idle + leased + connecting
     std::deque<std::shared_ptr<waiter>> waiters;
 
     std::atomic<std::uint64_t> connects{0}, connect_failures{0}, reuses{0}, stale_retries{0};
+
+    idle_set& set_for(const net::execution_context* context) {
+        for (auto& s : idle) {
+            if (s.context == context) return s;
+        }
+        return idle.emplace_back(idle_set{context, {}});
+    }
+
+    // The set of another io_context holding the most idle connections, or
+    // nullptr. Called with `mutex` held.
+    idle_set* busiest_other_set(const net::execution_context* here) {
+        idle_set* best = nullptr;
+        for (auto& s : idle) {
+            if (s.context != here && !s.connections.empty() &&
+                (!best || s.connections.size() > best->connections.size())) {
+                best = &s;
+            }
+        }
+        return best;
+    }
+
+    // The most recently used usable connection of `set`, dropping the
+    // expired and closed ones met on the way. Called with `mutex` held.
+    std::unique_ptr<connection> take_idle(idle_set& set, clock::time_point now, bool probe) {
+        while (!set.connections.empty()) {
+            auto c = std::move(set.connections.back());
+            set.connections.pop_back();
+            --idle_count;
+            if (now - c->idle_since < config.idle_timeout && c->stream.socket().is_open() &&
+                (!probe || looks_alive(*c))) {
+                return c;
+            }
+            --open;  // expired or closed by the upstream: drop it
+        }
+        return nullptr;
+    }
 
     // Wakes the oldest waiter, if any. Called with `mutex` held.
     void wake_one() {
@@ -89,42 +132,49 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
         std::unique_ptr<connection> doomed;
         std::lock_guard lock(mutex);
         if (reusable && c->stream.socket().is_open() && c->buffer.size() == 0 &&
-            idle.size() < config.max_idle_connections) {
+            idle_count < config.max_idle_connections) {
             c->stream.expires_never();
             c->idle_since = clock::now();
-            idle.push_back(std::move(c));
+            set_for(context_of(c->stream.get_executor())).connections.push_back(std::move(c));
+            ++idle_count;
         } else {
-            doomed = std::move(c);  // closed by its destructor, outside no lock needed
+            doomed = std::move(c);  // closed by its destructor, after the lock is released
             --open;
         }
         wake_one();
     }
 
     net::awaitable<boost::system::result<lease>> acquire(clock::time_point deadline, bool probe) {
+        const auto ex = co_await net::this_coro::executor;
+        const auto* here = context_of(ex);
         for (;;) {
             std::shared_ptr<waiter> me;
+            std::unique_ptr<connection> doomed;  // closed after the lock is released
             {
                 std::unique_lock lock(mutex);
                 const auto now = clock::now();
-                while (!idle.empty()) {
-                    auto c = std::move(idle.back());
-                    idle.pop_back();
-                    if (now - c->idle_since < config.idle_timeout && c->stream.socket().is_open() &&
-                        (!probe || looks_alive(*c))) {
-                        ++reuses;
-                        co_return lease{shared_from_this(), std::move(c), true};
-                    }
-                    --open;  // expired or closed by the upstream: drop it
+                if (auto c = take_idle(set_for(here), now, probe)) {
+                    ++reuses;
+                    co_return lease{shared_from_this(), std::move(c), true};
                 }
                 if (open < config.max_connections) {
                     ++open;
+                } else if (auto* other = busiest_other_set(here)) {
+                    // At the limit with idle connections elsewhere: one of
+                    // them, the least recently used, gives its slot to a new
+                    // connection here (a connection stays with the thread
+                    // that opened it; its timers and socket never race).
+                    doomed = std::move(other->connections.front());
+                    other->connections.erase(other->connections.begin());
+                    --idle_count;
                 } else {
-                    me = std::make_shared<waiter>(co_await net::this_coro::executor);
+                    me = std::make_shared<waiter>(ex);
                     me->timer.expires_at(deadline);
                     waiters.push_back(me);
                 }
             }
-            if (!me) co_return co_await connect(deadline);
+            doomed.reset();
+            if (!me) co_return co_await connect(ex, deadline);
 
             co_await me->timer.async_wait(use_tuple);  // woken (cancelled) or the deadline
             std::lock_guard lock(mutex);
@@ -135,8 +185,8 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     }
 
     // Opens a connection for a slot already counted in `open`.
-    net::awaitable<boost::system::result<lease>> connect(clock::time_point deadline) {
-        auto c = std::make_unique<connection>(strands ? net::make_strand(executor) : executor);
+    net::awaitable<boost::system::result<lease>> connect(net::any_io_executor ex, clock::time_point deadline) {
+        auto c = std::make_unique<connection>(std::move(ex));
         tcp::resolver resolver(c->stream.get_executor());
         auto [rec, endpoints] = co_await resolver.async_resolve(
             config.url.host, std::to_string(config.url.port), use_tuple);
@@ -189,8 +239,7 @@ void lease::release(bool reusable) {
     core_.reset();
 }
 
-pool::pool(net::any_io_executor ex, conf::upstream_config cfg, bool strands)
-    : core_(std::make_shared<pool_core>(std::move(ex), std::move(cfg), strands)) {}
+pool::pool(conf::upstream_config cfg) : core_(std::make_shared<pool_core>(std::move(cfg))) {}
 
 pool::~pool() = default;
 
@@ -206,7 +255,7 @@ pool_stats pool::stats() const {
     s.stale_retries = core_->stale_retries;
     std::lock_guard lock(core_->mutex);
     s.open = core_->open;
-    s.idle = core_->idle.size();
+    s.idle = core_->idle_count;
     return s;
 }
 

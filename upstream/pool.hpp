@@ -2,11 +2,18 @@
 // A keep-alive connection pool to the legacy backend (upstream.url, plain
 // http). Thread-safe: any io thread may acquire; a leased connection belongs
 // to one request at a time and goes back to the pool when released.
+//
+// A connection is opened on the executor of the coroutine that needs it and
+// is lent again, first, to coroutines of the same io_context, so that with
+// one io_context per thread a request and its upstream connection stay on
+// one thread (as an nginx worker keeps its own keep-alive cache). Only when
+// max_connections are open is an idle connection of another io_context lent.
+// The caller's executor must not run two handlers at once (a single-threaded
+// io_context, or a strand).
 
 #include "conf/config.hpp"
 #include "upstream/upstream_error.hpp"
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -76,10 +83,7 @@ private:
 
 class pool {
 public:
-    // `ex` is the io_context's executor. With `strands`, each connection
-    // gets its own strand (needed when several threads run the io_context);
-    // without, connections use `ex` itself (one io thread: no locking).
-    pool(boost::asio::any_io_executor ex, conf::upstream_config cfg, bool strands = true);
+    explicit pool(conf::upstream_config cfg);
     ~pool();
     pool(const pool&) = delete;
     pool& operator=(const pool&) = delete;

@@ -4,6 +4,7 @@
 #include "proxy/admin.hpp"
 #include "proxy/interceptor.hpp"
 #include "proxy/server.hpp"
+#include "upstream/pool.hpp"
 #include "support/test_client.hpp"
 #include "support/test_config.hpp"
 #include "support/test_upstream.hpp"
@@ -153,17 +154,49 @@ TEST_CASE("hop-by-hop headers are dropped both ways; X-Forwarded-For, X-Forwarde
 }
 
 TEST_CASE("upstream connections are reused across client connections", "[integration]") {
+    // Each io thread keeps its own upstream connections (as each nginx
+    // worker does): sequential clients need one per thread at most.
+    const unsigned threads = GENERATE(1u, 2u);
     test_upstream up([](const test::recorded_request& r) { return ok(r.target); });
-    auto srv = start_proxy(up.port());
-    for (int i = 0; i < 5; ++i) {
+    auto srv = start_proxy(up.port(), [&](conf::config& c) { c.server.threads = threads; });
+    for (int i = 0; i < 6; ++i) {
         test_client client(srv->port());
         client.send(get_request(fmt::format("/r{}", i)));
         auto res = client.read_response();
         REQUIRE(res);
         CHECK(res->body == fmt::format("/r{}", i));
     }
-    CHECK(up.requests() == 5);
-    CHECK(up.accepted() == 1);
+    CHECK(up.requests() == 6);
+    CHECK(up.accepted() >= 1);
+    CHECK(up.accepted() <= threads);
+    CHECK(srv->upstream_pool().stats().reuses == 6 - up.accepted());
+}
+
+TEST_CASE("at max_connections, an idle upstream connection of another io thread gives up its slot",
+          "[integration]") {
+    test_upstream up([](const test::recorded_request& r) { return ok(r.target); });
+    auto srv = start_proxy(up.port(), [](conf::config& c) {
+        c.server.threads = 2;
+        c.upstream.max_connections = 1;
+    });
+    // Two clients held open at once land on the two io threads; the second
+    // one's request finds the only slot idle on the other thread.
+    test_client a(srv->port());
+    test_client b(srv->port());
+    for (int i = 0; i < 3; ++i) {
+        for (auto* c : {&a, &b}) {
+            c->send(get_request(fmt::format("/r{}", i)));
+            auto res = c->read_response();
+            REQUIRE(res);
+            CHECK(res->status == 200);
+            CHECK(res->body == fmt::format("/r{}", i));
+        }
+    }
+    CHECK(up.requests() == 6);
+    const auto stats = srv->upstream_pool().stats();
+    CHECK(stats.open == 1);
+    CHECK(stats.connects == up.accepted());
+    CHECK(stats.connects >= 2);  // the slot moved between threads
 }
 
 TEST_CASE("keep-alive with pipelining: three requests in one write, three answers in order", "[integration]") {
