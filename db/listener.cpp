@@ -152,8 +152,8 @@ awaitable<void> listener::run(net::any_io_executor ex) {
     while (!m.stopping) {
         std::string why;
         auto deadline = steady_clock::now() + m.cfg.connect_timeout;
-        auto conn = co_await pg_connection::connect(ex, m.cfg.url, deadline, &why);
-        if (conn && !m.stopping) {
+        // Scoped: a broken connection is closed before the backoff, not after.
+        if (auto conn = co_await pg_connection::connect(ex, m.cfg.url, deadline, &why); conn && !m.stopping) {
             auto& c = **conn;
             m.current = &c;
             // The channel is checked by the loader: a plain lower-case identifier.

@@ -1,5 +1,6 @@
 // The one file that calls libpq. Everything async here runs on one
-// single-threaded io_context (pool.cpp): Asio registers descriptors
+// single-threaded io_context (pool.cpp). Asio watches a duplicate of libpq's
+// socket (watch_socket says why). Asio registers descriptors
 // edge-triggered, so a readiness edge that arrived between libpq's EAGAIN and
 // our async_wait could be consumed by another reactor thread and lost; with a
 // single thread the wait is always queued before the reactor runs again.
@@ -19,6 +20,9 @@
 
 #include <chrono>
 #include <utility>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace sidecache::db {
 
@@ -54,8 +58,8 @@ std::string trimmed(const char* msg) {
 struct pg_connection::impl {
     impl(net::any_io_executor ex) : sd(ex), timer(ex) {}
     ~impl() {
-        // libpq owns the socket: stop watching it without closing it.
-        if (sd.is_open()) sd.release();
+        boost::system::error_code ec;
+        sd.close(ec);  // our duplicate (watch_socket), never libpq's socket
         if (conn) PQfinish(conn);
     }
 
@@ -65,13 +69,22 @@ struct pg_connection::impl {
     std::string error;
     bool broken = false;
 
-    // Watches the current PQsocket (which may change at each connect step).
+    // Watches the current PQsocket (which may change at each connect step)
+    // through a dup() of it that we own. libpq closes its own descriptor when
+    // it finds the connection broken (inside PQconsumeInput, say), and another
+    // thread may get that number at once: watching libpq's number, our
+    // later epoll_ctl would act on that thread's file. A duplicate cannot be
+    // reused while we hold it; it refers to the same socket, so readiness is
+    // the same.
     bool watch_socket() {
-        if (sd.is_open()) sd.release();
+        boost::system::error_code ec;
+        sd.close(ec);
         int fd = PQsocket(conn);
         if (fd < 0) return false;
-        boost::system::error_code ec;
-        sd.assign(fd, ec);
+        int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (own < 0) return false;
+        sd.assign(own, ec);
+        if (ec) ::close(own);
         return !ec;
     }
 

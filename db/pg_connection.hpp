@@ -3,8 +3,8 @@
 //
 // pg_connection: one connection in non-blocking mode, driven by coroutines on
 // one single-threaded io_context (see pool.hpp for why single-threaded). Its
-// socket is watched with a posix::stream_descriptor that is release()d, never
-// closed: libpq owns the socket.
+// socket is watched with a posix::stream_descriptor on a dup() of it: libpq
+// owns and closes its own descriptor, we close only our duplicate.
 //
 // pg_session: a blocking connection for the command line (migrate, refresh)
 // and for tests; never used on an I/O thread.
