@@ -6,7 +6,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/core/string.hpp>
+#include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/http/serializer.hpp>
@@ -100,10 +102,45 @@ struct head_writer {
     net::const_buffer buffer() const { return {out.data(), size}; }
 };
 
-// The forwarded request head: the client's fields, then X-Forwarded-For
-// and Via with our hop appended to what the client sent (several fields of
-// one name joined by ", "), and X-Forwarded-Proto, at the end in that order,
-// as append_field/set would leave them, without changing `req`.
+// Hop-by-hop fields that are known by name (RFC 9110 §7.6.1), Connection
+// aside: it names the others.
+bool is_hop_by_hop(http::field f) {
+    switch (f) {
+        case http::field::keep_alive:
+        case http::field::proxy_connection:
+        case http::field::te:
+        case http::field::trailer:
+        case http::field::transfer_encoding:
+        case http::field::upgrade:
+        case http::field::proxy_authenticate:
+        case http::field::proxy_authorization: return true;
+        default: return false;
+    }
+}
+
+// Whether a Connection value names a field (anything but close and
+// keep-alive, which name none): that field is hop-by-hop too.
+bool names_fields(std::string_view connection_value) {
+    for (auto token : http::token_list{connection_value}) {
+        if (!beast::iequals(token, "close") && !beast::iequals(token, "keep-alive")) return true;
+    }
+    return false;
+}
+
+bool connection_names_fields(const http::fields& f) {
+    const auto [first, last] = f.equal_range(http::field::connection);
+    for (auto it = first; it != last; ++it) {
+        if (names_fields(it->value())) return true;
+    }
+    return false;
+}
+
+// The forwarded request head: the client's fields minus hop-by-hop ones and
+// Expect, then X-Forwarded-For and Via with our hop appended to what the
+// client sent (several fields of one name joined by ", "), and
+// X-Forwarded-Proto, at the end in that order, as append_field/set would
+// leave them, without changing `req`. Fields named by Connection are not
+// known here: strip_hop_by_hop() first when there are any.
 void write_head(const http::request_header<>& req, std::string_view client_address, head_writer& w) {
     w.put(req.method_string());
     w.put(" ");
@@ -113,7 +150,9 @@ void write_head(const http::request_header<>& req, std::string_view client_addre
         return beast::iequals(f.name_string(), name);  // unequal lengths: no character compared
     };
     for (const auto& field : req) {
-        if (field.name() == http::field::via || is(field, "X-Forwarded-For") || is(field, "X-Forwarded-Proto"))
+        const auto name = field.name();
+        if (name == http::field::via || name == http::field::connection || name == http::field::expect ||
+            is_hop_by_hop(name) || is(field, "X-Forwarded-For") || is(field, "X-Forwarded-Proto"))
             continue;
         w.put(field.name_string());
         w.put(": ");
@@ -147,6 +186,61 @@ void write_head(const http::response_header<>& res, head_writer& w) {
     w.put("\r\n");
     w.fields(res);
 }
+
+// The upstream's response head copied into the client's head as Beast's
+// parser meets it: the status line, then the fields as the upstream sent
+// them minus hop-by-hop ones, with no http::fields built (no allocation per
+// field, no tree, no second pass). The caller ends the head. What it does
+// not handle (simple() false: an interim 1xx, a Connection naming other
+// fields, a head too large for the buffer) is parsed again by an
+// http::parser from the same, unconsumed bytes.
+class streamed_response_head final : public http::basic_parser<false> {
+public:
+    explicit streamed_response_head(head_writer& out) : out_(out) {}
+
+    unsigned status() const { return status_; }
+    bool simple() const { return simple_ && out_.ok && status_ / 100 != 1; }
+
+private:
+    void on_request_impl(http::verb, beast::string_view, beast::string_view, int, error_code&) override {}
+
+    void on_response_impl(int code, beast::string_view reason, int, error_code&) override {
+        status_ = static_cast<unsigned>(code);
+        char digits[16];
+        const auto end = std::to_chars(digits, digits + sizeof digits, code).ptr;
+        out_.put("HTTP/1.1 ");
+        out_.put({digits, static_cast<std::size_t>(end - digits)});
+        out_.put(" ");
+        out_.put(reason);
+        out_.put("\r\n");
+    }
+
+    void on_field_impl(http::field name, beast::string_view name_string, beast::string_view value,
+                       error_code&) override {
+        if (is_hop_by_hop(name)) return;
+        if (name == http::field::connection) {
+            simple_ = simple_ && !names_fields(value);
+            return;
+        }
+        out_.put(name_string);
+        out_.put(": ");
+        out_.put(value);
+        out_.put("\r\n");
+    }
+
+    void on_header_impl(error_code&) override {}
+    void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
+    std::size_t on_body_impl(beast::string_view body, error_code&) override { return body.size(); }
+    void on_chunk_header_impl(std::uint64_t, beast::string_view, error_code&) override {}
+    std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, error_code&) override {
+        return body.size();
+    }
+    void on_finish_impl(error_code&) override {}
+
+    head_writer& out_;
+    unsigned status_ = 0;
+    bool simple_ = true;
+};
 
 // Sends `buffers` whole: what the (non-blocking) socket takes at once, then
 // the rest asynchronously with `expiry` as the stream's deadline.
@@ -230,19 +324,9 @@ void strip_hop_by_hop(http::fields& fields) {
     // One pass, comparing the known names as enums. `named` views point into
     // the Connection values, so those go last.
     for (auto it = fields.begin(); it != fields.end();) {
-        bool hop = false;
-        switch (it->name()) {
-            case http::field::keep_alive:
-            case http::field::proxy_connection:
-            case http::field::te:
-            case http::field::trailer:
-            case http::field::transfer_encoding:
-            case http::field::upgrade:
-            case http::field::proxy_authenticate:
-            case http::field::proxy_authorization: hop = true; break;
-            case http::field::connection: break;
-            default:
-                for (auto name : named) hop = hop || beast::iequals(name, it->name_string());
+        bool hop = is_hop_by_hop(it->name());
+        if (!hop && it->name() != http::field::connection) {
+            for (auto name : named) hop = hop || beast::iequals(name, it->name_string());
         }
         it = hop ? fields.erase(it) : std::next(it);
     }
@@ -259,21 +343,23 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
     const bool client_http11 = req.version() >= 11;
     const bool expect_continue = has_body && beast::iequals(req[http::field::expect], "100-continue");
 
-    strip_hop_by_hop(req);
-    req.erase(http::field::expect);  // answered here, below
-    // Added to the fields only when Beast's serializer sends the head (a
-    // body, or a head too large for write_head); write_head adds them as it
-    // copies the head.
-    bool forwarding_fields_set = false;
-    const auto set_forwarding_fields = [&] {
-        if (forwarding_fields_set) return;
-        forwarding_fields_set = true;
+    // A request without body has its head copied by write_head, which
+    // leaves out the hop-by-hop fields and adds the forwarding ones without
+    // touching `req`; Beast's serializer (a body, or a head too large for
+    // write_head) needs them done in the fields, once.
+    if (connection_names_fields(req)) strip_hop_by_hop(req);  // fields write_head cannot tell
+    bool serializable = false;
+    const auto make_serializable = [&] {
+        if (serializable) return;
+        serializable = true;
+        strip_hop_by_hop(req);
+        req.erase(http::field::expect);  // answered here, below
         append_field(req, "X-Forwarded-For", client.address);
         req.set("X-Forwarded-Proto", "http");
         append_field(req, "Via", "1.1 sidecache");
+        req.version(11);
+        if (chunked) req.chunked(true);  // else Content-Length, if any, stays as sent
     };
-    req.version(11);
-    if (chunked) req.chunked(true);  // else Content-Length, if any, stays as sent
 
     if (expect_continue) {
         static constexpr std::string_view continue_100 = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -307,7 +393,7 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
             ec = co_await send_all(up.stream, {request_head.buffer(), net::const_buffer{}}, deadline);
             write_failed = bool(ec);
         } else {
-            set_forwarding_fields();
+            make_serializable();
             http::request_serializer<http::buffer_body> sr{req};
             if (!has_body) {
                 req.body().data = nullptr;
@@ -332,17 +418,27 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
             }
         }
 
-        // The response head; interim 1xx answers are skipped.
-        std::optional<http::response_parser<http::buffer_body>> rp;
-        while (!ec) {
-            rp.emplace();
-            rp->body_limit(std::numeric_limits<std::uint64_t>::max());
-            rp->header_limit(64 * 1024);
-            if (head) rp->skip(true);
-            up.stream.expires_at(deadline);
-            auto [hec, n] = co_await http::async_read_header(up.stream, up.buffer, *rp, use_tuple);
-            ec = hec;
-            if (ec || rp->get().result_int() / 100 != 1 || rp->get().result_int() == 101) break;
+        // The response head, as the common answer (no interim 1xx, no body
+        // or a Content-Length body) is handled: copied to the client's head
+        // as it is parsed, the upstream's bytes consumed only once it is.
+        head_writer response_head{client.scratch};
+        std::size_t head_bytes = 0;
+        std::optional<streamed_response_head> streamed;
+        if (!ec) {
+            streamed.emplace(response_head);
+            streamed->header_limit(64 * 1024);
+            streamed->body_limit(std::numeric_limits<std::uint64_t>::max());
+            if (head) streamed->skip(true);
+            for (;;) {
+                head_bytes = streamed->put(up.buffer.data(), ec);
+                if (ec != http::error::need_more) break;
+                up.stream.expires_at(deadline);
+                auto [rec, n] = co_await up.stream.async_read_some(
+                    up.buffer.prepare(beast::read_size(up.buffer, 64 * 1024)), use_tuple);
+                ec = rec;
+                if (ec) break;
+                up.buffer.commit(n);
+            }
         }
         if (ec) {
             if (attempt == 0 && leased->reused() && !has_body && is_closed_error(ec) &&
@@ -354,43 +450,81 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
             out.upstream_fault = true;
             co_return out;
         }
-
-        // The response: head as the upstream sent it minus hop-by-hop
-        // fields, body relayed with its own framing re-applied.
-        auto& res = rp->get();
-        out.status = res.result_int();
-        const bool bodyless = head || out.status == 204 || out.status == 304;
-        const bool upstream_keep_alive = rp->keep_alive();
-        const bool until_eof = !bodyless && !rp->chunked() && !rp->content_length();
         bool keep_alive = client.keep_alive && !(client.closing && client.closing->load());
-        strip_hop_by_hop(res);
-        res.version(11);
-        if (!bodyless) {
-            if (rp->chunked() || (until_eof && client_http11)) {
-                res.chunked(true);
-            } else if (until_eof) {
-                keep_alive = false;  // an HTTP/1.0 client: the end of the body is the close
+        const auto status = streamed->status();
+        bool bodyless = head || status == 204 || status == 304;
+        bool sized = !bodyless && !streamed->chunked() && streamed->content_length().has_value();
+        bool upstream_keep_alive = streamed->keep_alive();
+        std::uint64_t remaining = sized ? *streamed->content_length() : 0;
+        if (streamed->simple() && (bodyless || sized)) {
+            if (!keep_alive) {
+                response_head.put("Connection: close\r\n");
+            } else if (!client_http11) {
+                response_head.put("Connection: keep-alive\r\n");
             }
+            response_head.put("\r\n");
         }
-        if (!keep_alive) {
-            res.set(http::field::connection, "close");
-        } else if (!client_http11) {
-            res.set(http::field::connection, "keep-alive");
+        const bool copied = streamed->simple() && (bodyless || sized) && response_head.ok;
+        std::optional<http::response_parser<http::buffer_body>> rp;
+        if (copied) {
+            up.buffer.consume(head_bytes);
+            out.status = status;
+        } else {
+            // Parsed again from the same bytes by Beast's parser, which
+            // builds the fields; interim 1xx answers are skipped.
+            while (!ec) {
+                rp.emplace();
+                rp->body_limit(std::numeric_limits<std::uint64_t>::max());
+                rp->header_limit(64 * 1024);
+                if (head) rp->skip(true);
+                up.stream.expires_at(deadline);
+                auto [hec, n] = co_await http::async_read_header(up.stream, up.buffer, *rp, use_tuple);
+                ec = hec;
+                if (ec || rp->get().result_int() / 100 != 1 || rp->get().result_int() == 101) break;
+            }
+            if (ec) {
+                out.ec = upstream_error_for(ec);
+                out.upstream_fault = true;
+                co_return out;
+            }
+            out.status = rp->get().result_int();
+            bodyless = head || out.status == 204 || out.status == 304;
+            sized = !bodyless && !rp->chunked() && rp->content_length().has_value();
+            upstream_keep_alive = rp->keep_alive();
+            remaining = sized ? *rp->content_length() : 0;
+        }
+        const bool until_eof = !copied && !bodyless && !rp->chunked() && !rp->content_length();
+        if (!copied) {
+            // The response: head as the upstream sent it minus hop-by-hop
+            // fields, body relayed with its own framing re-applied.
+            auto& res = rp->get();
+            strip_hop_by_hop(res);
+            res.version(11);
+            if (!bodyless) {
+                if (rp->chunked() || (until_eof && client_http11)) {
+                    res.chunked(true);
+                } else if (until_eof) {
+                    keep_alive = false;  // an HTTP/1.0 client: the end of the body is the close
+                }
+            }
+            if (!keep_alive) {
+                res.set(http::field::connection, "close");
+            } else if (!client_http11) {
+                res.set(http::field::connection, "keep-alive");
+            }
+            response_head = head_writer{client.scratch};
+            if (bodyless || sized) write_head(res, response_head);
         }
 
         // The common answers (no body, or a Content-Length body) go out as
         // the head plus the body bytes already read with it, in one write;
         // the rest of the body is copied as it arrives.
-        const bool sized = !bodyless && !rp->chunked() && rp->content_length().has_value();
-        head_writer response_head{client.scratch};
-        if (bodyless || sized) write_head(res, response_head);
         if ((bodyless || sized) && response_head.ok) {
             // The upstream connection goes back to the pool as soon as the
             // answer is read whole, before its last bytes reach the client: a
             // client that sends its next request at once finds it idle.
             // Nothing sent after that points into the connection's buffer.
             out.response_started = true;
-            std::uint64_t remaining = bodyless ? 0 : *rp->content_length();
             const auto first = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, up.buffer.size()));
             net::const_buffer body{up.buffer.data().data(), first};
             bool returned = false;  // the lease is given back: `up` is not ours any more
@@ -436,6 +570,7 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
             co_return out;
         }
 
+        auto& res = rp->get();
         http::response_serializer<http::buffer_body> sr{res};
         out.response_started = true;
         if (bodyless) {
