@@ -136,22 +136,37 @@ void watch_idle(const std::shared_ptr<session_handle>& h) {
     });
 }
 
-// Writes a whole answer: first straight to the socket (non-blocking, so a
+// Writes what of a whole answer the (non-blocking) socket takes at once: a
 // small answer to a client that reads goes out in this one call, with no
-// timer, no operation and no suspension), then what the kernel did not take,
-// asynchronously within `timeout`.
-net::awaitable<error_code> write_answer(beast::tcp_stream& stream,
-                                        const std::vector<net::const_buffer>& buffers,
-                                        std::chrono::milliseconds timeout) {
+// timer, no operation, no suspension and no coroutine frame. would_block:
+// `sent` bytes went, write_rest() writes the others.
+error_code write_now(beast::tcp_stream& stream, const std::vector<net::const_buffer>& buffers,
+                     std::size_t& sent) {
     error_code ec;
-    const auto sent = stream.socket().write_some(buffers, ec);
-    if (ec && ec != net::error::would_block && ec != net::error::try_again) co_return ec;
-    if (!ec && sent == net::buffer_size(buffers)) co_return ec;
+    sent = stream.socket().write_some(buffers, ec);
+    if (ec == net::error::try_again) ec = net::error::would_block;
+    if (!ec && sent != net::buffer_size(buffers)) ec = net::error::would_block;
+    return ec;
+}
+
+// Writes the answer past its first `sent` bytes, within `timeout`.
+net::awaitable<error_code> write_rest(beast::tcp_stream& stream, const std::vector<net::const_buffer>& buffers,
+                                      std::size_t sent, std::chrono::milliseconds timeout) {
     beast::buffers_suffix<std::vector<net::const_buffer>> rest(buffers);
     rest.consume(sent);
     stream.expires_after(timeout);
-    auto [wec, n] = co_await net::async_write(stream, rest, use_tuple);
-    co_return wec;
+    auto [ec, n] = co_await net::async_write(stream, rest, use_tuple);
+    co_return ec;
+}
+
+// Writes a whole answer: write_now(), then write_rest() if needed.
+net::awaitable<error_code> write_answer(beast::tcp_stream& stream,
+                                        const std::vector<net::const_buffer>& buffers,
+                                        std::chrono::milliseconds timeout) {
+    std::size_t sent = 0;
+    auto ec = write_now(stream, buffers, sent);
+    if (ec == net::error::would_block) ec = co_await write_rest(stream, buffers, sent, timeout);
+    co_return ec;
 }
 
 // Answers of pipelined requests not written yet: the buffers and what owns
@@ -216,18 +231,21 @@ std::optional<error> classify_head_error(const error_code& ec) {
     return std::nullopt;  // the client closed, reset, or we are draining
 }
 
-// Reads one request head into `parser`, within `timeout` once called. What is
-// already buffered is parsed first, so a pipelined request costs no timer.
+// Parses a request head from what is already buffered: need_more when it
+// is not all there (then read_head() reads the rest). No coroutine, so a
+// head that came whole (the usual case) costs no frame and no timer.
+error_code parse_buffered_head(beast::flat_buffer& buffer, request_parser& parser) {
+    if (buffer.size() == 0) return http::error::need_more;
+    error_code ec;
+    buffer.consume(parser.put(buffer.data(), ec));
+    return ec;
+}
+
+// Reads the rest of a request head into `parser`, within `timeout` once
+// called, after parse_buffered_head() found it incomplete.
 net::awaitable<error_code> read_head(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                                      request_parser& parser, net::steady_timer& timer,
                                      std::chrono::milliseconds timeout) {
-    if (buffer.size() != 0) {
-        error_code ec;
-        const auto used = parser.put(buffer.data(), ec);
-        buffer.consume(used);
-        if (!ec) co_return ec;
-        if (ec != http::error::need_more) co_return ec;
-    }
     // Beast's stream timeout closes the socket; a 408 must still be written,
     // so the head read races a separate timer instead.
     stream.expires_never();
@@ -284,7 +302,8 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         request_parser parser;
         parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
         parser.body_limit(cfg.max_body_bytes);
-        ec = co_await read_head(stream, buffer, parser, timer, cfg.header_timeout);
+        ec = parse_buffered_head(buffer, parser);
+        if (ec == http::error::need_more) ec = co_await read_head(stream, buffer, parser, timer, cfg.header_timeout);
         std::optional<error> refusal;
         if (ec == error::header_timeout) {
             refusal = error::header_timeout;
@@ -319,7 +338,12 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
                 const bool hold = !last && pending.size() + 1 < cfg.max_pipelined && holds_head(buffer);
                 if (!hold && pending.empty()) {
                     // Nothing held: written as it is (the common, unpipelined case).
-                    if (co_await write_answer(stream, answer->buffers, cfg.body_timeout)) co_return;
+                    std::size_t sent = 0;
+                    ec = write_now(stream, answer->buffers, sent);
+                    if (ec == net::error::would_block) {
+                        ec = co_await write_rest(stream, answer->buffers, sent, cfg.body_timeout);
+                    }
+                    if (ec) co_return;
                 } else {
                     pending.buffers.insert(pending.buffers.end(), answer->buffers.begin(), answer->buffers.end());
                     pending.owners.push_back(std::move(answer->storage));

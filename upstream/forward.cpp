@@ -3,6 +3,7 @@
 #include "upstream/connection.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_suffix.hpp>
@@ -242,22 +243,30 @@ private:
     bool simple_ = true;
 };
 
-// Sends `buffers` whole: what the (non-blocking) socket takes at once, then
-// the rest asynchronously with `expiry` as the stream's deadline.
-net::awaitable<error_code> send_all(beast::tcp_stream& out, std::array<net::const_buffer, 2> buffers,
-                                    clock::time_point expiry) {
+using two_buffers = std::array<net::const_buffer, 2>;
+
+// Writes what the (non-blocking) socket of `out` takes at once; `sent`
+// counts it. would_block: the rest is for send_rest(). No coroutine, so the
+// usual small write costs no frame.
+error_code send_now(beast::tcp_stream& out, const two_buffers& buffers, std::size_t& sent) {
+    sent = 0;
+    if (!out.socket().non_blocking()) return net::error::would_block;
     error_code ec;
-    std::size_t sent = 0;
-    if (out.socket().non_blocking()) {
-        sent = out.socket().write_some(buffers, ec);
-        if (!ec && sent == net::buffer_size(buffers)) co_return ec;
-        if (ec && ec != net::error::would_block && ec != net::error::try_again) co_return ec;
-    }
-    beast::buffers_suffix<std::array<net::const_buffer, 2>> rest(buffers);
+    sent = out.socket().write_some(buffers, ec);
+    if (ec == net::error::try_again) ec = net::error::would_block;
+    if (!ec && sent != net::buffer_size(buffers)) ec = net::error::would_block;
+    return ec;
+}
+
+// Writes `buffers` past their first `sent` bytes, with `expiry` as the
+// stream's deadline.
+net::awaitable<error_code> send_rest(beast::tcp_stream& out, two_buffers buffers, std::size_t sent,
+                                     clock::time_point expiry) {
+    beast::buffers_suffix<two_buffers> rest(buffers);
     rest.consume(sent);
     out.expires_at(expiry);
-    auto [wec, n] = co_await net::async_write(out, rest, use_tuple);
-    co_return wec;
+    auto [ec, n] = co_await net::async_write(out, rest, use_tuple);
+    co_return ec;
 }
 
 void append_field(http::fields& f, std::string_view name, std::string_view value) {
@@ -375,12 +384,18 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
     // the pool need not peek at it first; a retry does not gamble twice.
     const bool retriable = !has_body && is_idempotent(req.method());
     const auto deadline = clock::now() + upstream.config().response_timeout;
+    const auto executor = co_await net::this_coro::executor;
     for (int attempt = 0;; ++attempt) {
-        auto leased = co_await upstream.acquire(deadline, attempt > 0 || !retriable);
+        const bool probe = attempt > 0 || !retriable;
+        auto leased = upstream.try_acquire(executor, probe);
         if (!leased) {
-            out.ec = leased.error();
-            out.upstream_fault = true;
-            co_return out;
+            auto acquired = co_await upstream.acquire(deadline, probe);
+            if (!acquired) {
+                out.ec = acquired.error();
+                out.upstream_fault = true;
+                co_return out;
+            }
+            leased.emplace(std::move(*acquired));
         }
         auto& up = leased->conn();
 
@@ -390,7 +405,10 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
         head_writer request_head{client.scratch};
         if (!has_body) write_head(req, client.address, request_head);
         if (!has_body && request_head.ok) {
-            ec = co_await send_all(up.stream, {request_head.buffer(), net::const_buffer{}}, deadline);
+            const two_buffers buffers{request_head.buffer(), net::const_buffer{}};
+            std::size_t sent = 0;
+            ec = send_now(up.stream, buffers, sent);
+            if (ec == net::error::would_block) ec = co_await send_rest(up.stream, buffers, sent, deadline);
             write_failed = bool(ec);
         } else {
             make_serializable();
@@ -536,7 +554,12 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
                 leased->release(upstream_keep_alive);
                 returned = true;
             }
-            ec = co_await send_all(client.stream, {response_head.buffer(), body}, clock::now() + client.body_timeout);
+            const two_buffers buffers{response_head.buffer(), body};
+            std::size_t sent = 0;
+            ec = send_now(client.stream, buffers, sent);
+            if (ec == net::error::would_block) {
+                ec = co_await send_rest(client.stream, buffers, sent, clock::now() + client.body_timeout);
+            }
             if (ec) {
                 out.ec = ec;  // the client went away
                 co_return out;
@@ -556,8 +579,12 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
                 remaining -= n;
                 out.body_bytes += n;
                 if (remaining == 0) leased->release(upstream_keep_alive);  // the last chunk is in scratch
-                ec = co_await send_all(client.stream, {net::buffer(client.scratch.data(), n), net::const_buffer{}},
-                                       clock::now() + client.body_timeout);
+                const two_buffers chunk{net::buffer(client.scratch.data(), n), net::const_buffer{}};
+                std::size_t sent = 0;
+                ec = send_now(client.stream, chunk, sent);
+                if (ec == net::error::would_block) {
+                    ec = co_await send_rest(client.stream, chunk, sent, clock::now() + client.body_timeout);
+                }
                 if (ec) {
                     out.ec = ec;
                     co_return out;

@@ -144,6 +144,15 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
         wake_one();
     }
 
+    std::optional<lease> try_acquire(const net::any_io_executor& ex, bool probe) {
+        std::lock_guard lock(mutex);
+        if (auto c = take_idle(set_for(context_of(ex)), clock::now(), probe)) {
+            ++reuses;
+            return lease{shared_from_this(), std::move(c), true};
+        }
+        return std::nullopt;
+    }
+
     net::awaitable<boost::system::result<lease>> acquire(clock::time_point deadline, bool probe) {
         const auto ex = co_await net::this_coro::executor;
         const auto* here = context_of(ex);
@@ -261,6 +270,10 @@ pool_stats pool::stats() const {
 
 net::awaitable<boost::system::result<lease>> pool::acquire(clock::time_point deadline, bool probe) {
     return core_->acquire(deadline, probe);
+}
+
+std::optional<lease> pool::try_acquire(const net::any_io_executor& ex, bool probe) {
+    return core_->try_acquire(ex, probe);
 }
 
 net::awaitable<boost::system::result<buffered_response>> pool::fetch(

@@ -14,6 +14,7 @@
 #include "conf/config.hpp"
 #include "upstream/upstream_error.hpp"
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -23,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace sidecache::upstream {
@@ -97,6 +99,11 @@ public:
     // Errors: refused, connect_timeout, pool_exhausted.
     boost::asio::awaitable<boost::system::result<lease>> acquire(clock::time_point deadline,
                                                                  bool probe = true);
+
+    // An idle connection of the caller's io_context (`ex`: the caller's
+    // executor) at once, or nothing, in which case acquire() waits or
+    // connects. Not a coroutine: the usual case costs no frame.
+    std::optional<lease> try_acquire(const boost::asio::any_io_executor& ex, bool probe = true);
 
     // Sends `req` (no body) and reads the whole answer, body at most
     // `body_cap` bytes. The response head must arrive before `deadline`.
