@@ -252,7 +252,14 @@ error_code send_now(beast::tcp_stream& out, const two_buffers& buffers, std::siz
     sent = 0;
     if (!out.socket().non_blocking()) return net::error::would_block;
     error_code ec;
-    sent = out.socket().write_some(buffers, ec);
+    const auto* first_end = static_cast<const char*>(buffers[0].data()) + buffers[0].size();
+    if (buffers[1].size() == 0 || first_end == buffers[1].data()) {
+        // One piece of memory (a head, or a head with its body copied after
+        // it): send() rather than sendmsg(), with no iovec to copy in.
+        sent = out.socket().write_some(net::const_buffer(buffers[0].data(), net::buffer_size(buffers)), ec);
+    } else {
+        sent = out.socket().write_some(buffers, ec);
+    }
     if (ec == net::error::try_again) ec = net::error::would_block;
     if (!ec && sent != net::buffer_size(buffers)) ec = net::error::would_block;
     return ec;
