@@ -12,6 +12,7 @@
 #include "proxy/application.hpp"
 #include "proxy/server.hpp"
 #include "support/child_process.hpp"
+#include "support/authorized_get.hpp"
 #include "support/test_client.hpp"
 
 #include <boost/json.hpp>
@@ -24,28 +25,6 @@
 using namespace sidecache;
 using namespace sidecache::test;
 namespace json = boost::json;
-
-namespace {
-
-struct answer {
-    unsigned status = 0;
-    std::string body;
-    std::string x_cache;
-};
-
-answer get(test_client& client, const std::string& target, const std::string& token) {
-    client.send(get_request(target, "Authorization: Bearer " + token + "\r\n"));
-    auto r = client.read_response();
-    REQUIRE(r.has_value());
-    return {r->status, r->body, r->header("X-Cache")};
-}
-
-std::string token_for(const std::string& user, const std::string& secret) {
-    const auto exp = std::time(nullptr) + 3600;
-    return cache::sign_hs256(R"({"sub":")" + user + R"(","exp":)" + std::to_string(exp) + "}", secret);
-}
-
-}  // namespace
 
 TEST_CASE("sidecache answers every user of the small dataset as the legacy does [pg]", "[pg]") {
     auto db = pg_test_db::create(false);
@@ -101,9 +80,9 @@ TEST_CASE("sidecache answers every user of the small dataset as the legacy does 
         (is_active ? active : inactive) += 1;
         for (const char* endpoint : endpoints) {
             INFO("user " << user << " endpoint " << endpoint);
-            const auto theirs = get(to_legacy, endpoint, token);
-            const auto miss = get(to_sidecache, endpoint, token);
-            const auto hit = get(to_sidecache, endpoint, token);
+            const auto theirs = authorized_get(to_legacy, endpoint, token);
+            const auto miss = authorized_get(to_sidecache, endpoint, token);
+            const auto hit = authorized_get(to_sidecache, endpoint, token);
             INFO("sidecache: " << miss.body << "\nlegacy: " << theirs.body);
             REQUIRE(miss.status == theirs.status);
             REQUIRE(hit.status == theirs.status);

@@ -9,6 +9,7 @@
 #include "proxy/application.hpp"
 #include "proxy/server.hpp"
 #include "support/child_process.hpp"
+#include "support/authorized_get.hpp"
 #include "support/test_client.hpp"
 #include "support/test_config.hpp"
 
@@ -28,24 +29,6 @@ using namespace std::chrono_literals;
 using std::chrono::steady_clock;
 
 namespace {
-
-struct answer {
-    unsigned status = 0;
-    std::string body;
-    std::string x_cache;
-};
-
-answer get(test_client& client, const std::string& target, const std::string& token) {
-    client.send(get_request(target, "Authorization: Bearer " + token + "\r\n"));
-    auto r = client.read_response();
-    REQUIRE(r.has_value());
-    return {r->status, r->body, r->header("X-Cache")};
-}
-
-std::string token_for(const std::string& user, const std::string& secret) {
-    const auto exp = std::time(nullptr) + 3600;
-    return cache::sign_hs256(R"({"sub":")" + user + R"(","exp":)" + std::to_string(exp) + "}", secret);
-}
 
 json::object stats(std::uint16_t admin_port) {
     test_client admin(admin_port);
@@ -135,8 +118,8 @@ TEST_CASE("a committed change reaches the next request through NOTIFY [pg]", "[p
     const auto t3 = token_for(u3, s.secret);
 
     SECTION("a deactivated user gets the legacy's 403 at once, not the cached dashboard") {
-        CHECK(get(client, "/api/dashboard/overview", t1).x_cache == "MISS");
-        auto hit = get(client, "/api/dashboard/overview", t1);
+        CHECK(authorized_get(client, "/api/dashboard/overview", t1).x_cache == "MISS");
+        auto hit = authorized_get(client, "/api/dashboard/overview", t1);
         CHECK(hit.status == 200);
         CHECK(hit.x_cache == "HIT");
         CHECK(s.fills("overview") == 1);
@@ -144,64 +127,64 @@ TEST_CASE("a committed change reaches the next request through NOTIFY [pg]", "[p
         s.db->sql(fmt::format("UPDATE users SET is_active = false WHERE id = '{}'", u1));
         const auto committed = steady_clock::now();
         answer now;
-        CHECK(within(2s, [&] { return (now = get(client, "/api/dashboard/overview", t1)).status != 200; }));
+        CHECK(within(2s, [&] { return (now = authorized_get(client, "/api/dashboard/overview", t1)).status != 200; }));
         const auto took = steady_clock::now() - committed;
         WARN(fmt::format("COMMIT of the deactivation -> 403: {:.2f} ms",
                          std::chrono::duration<double, std::milli>(took).count()));
         test_client to_legacy(s.legacy_port);
-        const auto theirs = get(to_legacy, "/api/dashboard/overview", t1);
+        const auto theirs = authorized_get(to_legacy, "/api/dashboard/overview", t1);
         CHECK(theirs.status == 403);
         CHECK(now.status == theirs.status);
         CHECK(now.body == theirs.body);
         // And never from the cache again.
-        auto again = get(client, "/api/dashboard/overview", t1);
+        auto again = authorized_get(client, "/api/dashboard/overview", t1);
         CHECK(again.status == 403);
         CHECK(again.x_cache != "HIT");
         CHECK(counter(stats(s.admin()), {"invalidation", "user_changes"}) >= 1);
     }
 
     SECTION("an agent added for one user: their /api/agents shows it, other users' entries stay") {
-        CHECK(agents_of(get(client, "/api/agents", t1)) == 3);
-        CHECK(get(client, "/api/agents", t3).x_cache == "MISS");
-        CHECK(get(client, "/api/dashboard/overview", t3).x_cache == "MISS");
+        CHECK(agents_of(authorized_get(client, "/api/agents", t1)) == 3);
+        CHECK(authorized_get(client, "/api/agents", t3).x_cache == "MISS");
+        CHECK(authorized_get(client, "/api/dashboard/overview", t3).x_cache == "MISS");
         const auto agents_fills = s.fills("agents");
         const auto overview_fills = s.fills("overview");
 
         s.db->sql(fmt::format("INSERT INTO agents (id, user_id, name, agent_type, status) VALUES "
                               "('a0000000-0000-4000-8000-0000000000aa', '{}', 'New', 'call', 'draft')", u1));
         answer now;
-        CHECK(within(2s, [&] { return agents_of(now = get(client, "/api/agents", t1)) == 4; }));
+        CHECK(within(2s, [&] { return agents_of(now = authorized_get(client, "/api/agents", t1)) == 4; }));
         CHECK(now.x_cache == "MISS");
         const auto agents = json::parse(now.body).at("data").as_array();
         CHECK(std::any_of(agents.begin(), agents.end(), [](const json::value& a) { return a.at("name") == "New"; }));
         // U3's entries were not touched: hits, and no fill but U1's one.
-        CHECK(get(client, "/api/agents", t3).x_cache == "HIT");
-        CHECK(get(client, "/api/dashboard/overview", t3).x_cache == "HIT");
+        CHECK(authorized_get(client, "/api/agents", t3).x_cache == "HIT");
+        CHECK(authorized_get(client, "/api/dashboard/overview", t3).x_cache == "HIT");
         CHECK(s.fills("agents") == agents_fills + 1);
         CHECK(s.fills("overview") == overview_fills);
     }
 
     SECTION("garbled payloads are counted and flush the cache; serving and valid ones go on") {
-        CHECK(get(client, "/api/dashboard/overview", t3).x_cache == "MISS");
-        CHECK(get(client, "/api/dashboard/overview", t3).x_cache == "HIT");
+        CHECK(authorized_get(client, "/api/dashboard/overview", t3).x_cache == "MISS");
+        CHECK(authorized_get(client, "/api/dashboard/overview", t3).x_cache == "HIT");
         s.db->sql("NOTIFY sidecache_invalidate, 'garbage'");
         s.db->sql("NOTIFY sidecache_invalidate, 'user:not-a-uuid'");
         s.db->sql("NOTIFY sidecache_invalidate, 'agent:11111111-1111-4111-8111-111111111111'");
         s.db->sql("SELECT pg_notify('sidecache_invalidate', repeat('x', 7999))");
         CHECK(within(2s, [&] { return counter(stats(s.admin()), {"invalidation", "garbled"}) == 4; }));
         // Unreadable means "something changed": the entry is filled again.
-        CHECK(get(client, "/api/dashboard/overview", t3).x_cache == "MISS");
+        CHECK(authorized_get(client, "/api/dashboard/overview", t3).x_cache == "MISS");
         CHECK(counter(stats(s.admin()), {"invalidation", "listening"}) == 1);
 
-        const auto before = credits_of(get(client, "/api/dashboard/overview", t1));
-        CHECK(get(client, "/api/dashboard/overview", t1).x_cache == "HIT");
+        const auto before = credits_of(authorized_get(client, "/api/dashboard/overview", t1));
+        CHECK(authorized_get(client, "/api/dashboard/overview", t1).x_cache == "HIT");
         s.db->sql(fmt::format("UPDATE users SET credits = credits + 5 WHERE id = '{}'", u1));
-        CHECK(within(2s, [&] { return credits_of(get(client, "/api/dashboard/overview", t1)) == before + 5; }));
+        CHECK(within(2s, [&] { return credits_of(authorized_get(client, "/api/dashboard/overview", t1)) == before + 5; }));
     }
 
     SECTION("the listener's backend terminated: it reconnects, flushes what it may have missed, works again") {
-        const auto before = credits_of(get(client, "/api/dashboard/overview", t1));
-        CHECK(get(client, "/api/dashboard/overview", t1).x_cache == "HIT");
+        const auto before = credits_of(authorized_get(client, "/api/dashboard/overview", t1));
+        CHECK(authorized_get(client, "/api/dashboard/overview", t1).x_cache == "HIT");
         const auto pid = counter(stats(s.admin()), {"invalidation", "backend_pid"});
         REQUIRE(pid != 0);
         CHECK(s.db->sql(fmt::format("SELECT pg_terminate_backend({})", pid)) == "t");
@@ -212,10 +195,10 @@ TEST_CASE("a committed change reaches the next request through NOTIFY [pg]", "[p
             return counter(st, {"invalidation", "reconnects"}) == 1 && counter(st, {"invalidation", "listening"}) == 1;
         }));
         // Whether or not the change was heard, the answer is the new figure.
-        CHECK(credits_of(get(client, "/api/dashboard/overview", t1)) == before + 1);
+        CHECK(credits_of(authorized_get(client, "/api/dashboard/overview", t1)) == before + 1);
         CHECK(counter(stats(s.admin()), {"invalidation", "backend_pid"}) != pid);
         s.db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u1));
-        CHECK(within(2s, [&] { return credits_of(get(client, "/api/dashboard/overview", t1)) == before + 2; }));
+        CHECK(within(2s, [&] { return credits_of(authorized_get(client, "/api/dashboard/overview", t1)) == before + 2; }));
     }
     s.app->drain(1s);
 }
@@ -226,14 +209,14 @@ TEST_CASE("COMMIT to invalidated answer, 50 times [pg]", "[pg]") {
     test_client client(s.port());
     const auto t1 = token_for(u1, s.secret);
     std::vector<double> ms;
-    auto credits = credits_of(get(client, "/api/dashboard/overview", t1));
+    auto credits = credits_of(authorized_get(client, "/api/dashboard/overview", t1));
     for (int i = 0; i < 50; ++i) {
-        REQUIRE(get(client, "/api/dashboard/overview", t1).x_cache == "HIT");
+        REQUIRE(authorized_get(client, "/api/dashboard/overview", t1).x_cache == "HIT");
         s.db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u1));
         const auto committed = steady_clock::now();
         // Asked back to back, no sleep: the first answer with the new figure.
         answer a;
-        while ((a = get(client, "/api/dashboard/overview", t1)), credits_of(a) != credits + 1)
+        while ((a = authorized_get(client, "/api/dashboard/overview", t1)), credits_of(a) != credits + 1)
             REQUIRE(steady_clock::now() - committed < 2s);
         ms.push_back(std::chrono::duration<double, std::milli>(steady_clock::now() - committed).count());
         ++credits;
