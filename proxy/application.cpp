@@ -39,7 +39,7 @@ boost::json::object to_json(const upstream::external_stats& s) {
 // Members are destroyed in reverse order: the server (its io_context, and
 // with it every coroutine frame, fills included) goes before the cache and
 // the fills those frames refer to; the external client, whose sockets live
-// on the server's io_context, goes before the server.
+// on the server's io_contexts, goes before the server.
 struct application::impl {
     conf::config cfg;
     const cache::time_source& clock;
@@ -67,8 +67,7 @@ struct application::impl {
         bool enrich = false;
         for (const auto& r : cfg.cache.routes) enrich = enrich || r.enrich_agents;
         if (enrich && !cfg.external.url.host.empty()) {
-            external = std::make_unique<upstream::external_client>(
-                server->context().get_executor(), cfg.external);
+            external = std::make_unique<upstream::external_client>(cfg.external);
         }
 
         identity = std::make_unique<cache::identity_verifier>(cfg.auth, clock);

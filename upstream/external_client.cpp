@@ -68,7 +68,6 @@ std::string encode_segment(std::string_view s) {
 }  // namespace
 
 struct external_client::impl {
-    net::any_io_executor executor;
     conf::external_config config;
     unit_rng rng;
     external_http http;
@@ -82,11 +81,10 @@ struct external_client::impl {
 
     std::atomic<std::uint64_t> tries{0}, fetches{0}, coalesced{0}, cache_hits{0}, rejected{0}, degraded{0};
 
-    impl(net::any_io_executor ex, conf::external_config c, unit_rng r)
-        : executor(ex),
-          config(std::move(c)),
+    impl(conf::external_config c, unit_rng r)
+        : config(std::move(c)),
           rng(std::move(r)),
-          http(ex, config),
+          http(config),
           cache(config.config_ttl, config.max_stale),
           breaker(config.breaker) {}
 
@@ -188,6 +186,7 @@ struct external_client::impl {
     // in progress for it, else from a new flight this call leads.
     net::awaitable<fetch_result> fetch_shared(const std::string& agent_id, clock::time_point deadline,
                                               retry_mode mode) {
+        const auto ex = co_await net::this_coro::executor;
         std::shared_ptr<result_channel> channel;
         {
             // Under the lock a flight ends only after its result is in the
@@ -195,7 +194,7 @@ struct external_client::impl {
             std::lock_guard lock(mutex);
             auto it = flights.find(agent_id);
             if (it != flights.end()) {
-                channel = std::make_shared<result_channel>(executor, 1);
+                channel = std::make_shared<result_channel>(ex, 1);
                 it->second.push_back(channel);
             } else if (auto fresh = cache.fresh(agent_id, clock::now())) {
                 ++cache_hits;
@@ -207,7 +206,7 @@ struct external_client::impl {
         }
         if (channel) {
             ++coalesced;
-            net::steady_timer timer(executor);
+            net::steady_timer timer(ex);
             timer.expires_at(deadline);
             auto r = co_await (channel->async_receive(use_tuple) || timer.async_wait(use_tuple));
             if (r.index() == 0) {
@@ -308,8 +307,8 @@ struct external_client::impl {
     }
 };
 
-external_client::external_client(net::any_io_executor executor, conf::external_config config, unit_rng rng)
-    : impl_(std::make_shared<impl>(std::move(executor), std::move(config), std::move(rng))) {}
+external_client::external_client(conf::external_config config, unit_rng rng)
+    : impl_(std::make_shared<impl>(std::move(config), std::move(rng))) {}
 
 external_client::~external_client() { impl_->http.close_idle(); }
 

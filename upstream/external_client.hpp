@@ -62,9 +62,10 @@ class external_client {
 public:
     using clock = std::chrono::steady_clock;
 
-    // Connections are made on `executor`; `rng` draws the backoff jitter.
-    external_client(boost::asio::any_io_executor executor, conf::external_config config,
-                    unit_rng rng = random_unit());
+    // Connections, timers and waits are made on the executor of the
+    // coroutine that calls enrich() (each io thread keeps its own
+    // connections); `rng` draws the backoff jitter.
+    explicit external_client(conf::external_config config, unit_rng rng = random_unit());
     ~external_client();
     external_client(const external_client&) = delete;
     external_client& operator=(const external_client&) = delete;

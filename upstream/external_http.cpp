@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -58,7 +59,6 @@ http_answer failed(try_outcome outcome) {
 }  // namespace
 
 struct external_http::impl {
-    net::any_io_executor executor;
     conf::base_url url;
     std::string port_text;
     std::string host_header;
@@ -95,9 +95,14 @@ struct external_http::impl {
         notify_one_locked();
     }
 
-    // An idle connection, or a null one with a slot reserved to make one;
-    // false when `until` passes first.
+    // An idle connection opened on the caller's io_context, or a null one
+    // with a slot reserved to make one; false when `until` passes first. A
+    // connection stays on the io_context (thread) that opened it, so its
+    // timers and socket never race: at max_connections, an idle connection
+    // of another io_context is closed to give its slot.
     net::awaitable<std::pair<std::unique_ptr<connection>, bool>> acquire(clock::time_point until) {
+        const auto ex = co_await net::this_coro::executor;
+        const auto* here = &net::query(ex, net::execution::context);
         for (;;) {
             std::shared_ptr<wakeup> w;
             std::vector<std::unique_ptr<connection>> expired;
@@ -109,20 +114,26 @@ struct external_http::impl {
                     idle.erase(idle.begin());
                     --open;
                 }
-                if (!idle.empty()) {
-                    auto c = std::move(idle.back());
-                    idle.pop_back();
+                for (auto it = idle.rbegin(); it != idle.rend(); ++it) {
+                    if (&net::query((*it)->lowest().get_executor(), net::execution::context) != here) continue;
+                    auto c = std::move(*it);
+                    idle.erase(std::next(it).base());
                     co_return std::pair{std::move(c), true};
                 }
                 if (open < max_connections) {
                     ++open;
                     co_return std::pair{std::unique_ptr<connection>{}, true};
                 }
-                w = std::make_shared<wakeup>(executor, 1);
+                if (!idle.empty()) {
+                    expired.push_back(std::move(idle.front()));  // its slot is ours
+                    idle.erase(idle.begin());
+                    co_return std::pair{std::unique_ptr<connection>{}, true};
+                }
+                w = std::make_shared<wakeup>(ex, 1);
                 waiters.push_back(w);
             }
             expired.clear();
-            net::steady_timer timer(executor);
+            net::steady_timer timer(ex);
             timer.expires_at(until);
             auto r = co_await (w->async_receive(use_tuple) || timer.async_wait(use_tuple));
             if (r.index() == 1) {
@@ -136,7 +147,9 @@ struct external_http::impl {
     }
 
     // A new connection (resolved, connected, TLS handshaken) or the outcome.
+    // On the caller's io_context (see acquire()).
     net::awaitable<std::pair<std::unique_ptr<connection>, try_outcome>> connect(clock::time_point until) {
+        const auto executor = co_await net::this_coro::executor;
         tcp::resolver resolver(executor);
         net::steady_timer timer(executor);
         timer.expires_at(until);
@@ -242,9 +255,7 @@ struct external_http::impl {
     }
 };
 
-external_http::external_http(net::any_io_executor executor, const conf::external_config& config)
-    : impl_(std::make_shared<impl>()) {
-    impl_->executor = std::move(executor);
+external_http::external_http(const conf::external_config& config) : impl_(std::make_shared<impl>()) {
     impl_->url = config.url;
     impl_->port_text = std::to_string(config.url.port);
     impl_->tls = config.url.scheme == "https";

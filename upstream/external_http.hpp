@@ -30,8 +30,10 @@ class external_http {
 public:
     using clock = std::chrono::steady_clock;
 
-    // Connections are made on `executor`. Throws on an unusable TLS setup.
-    external_http(boost::asio::any_io_executor executor, const conf::external_config& config);
+    // Connections are made on the io_context of the coroutine that needs
+    // one, and lent again to that io_context's coroutines. Throws on an
+    // unusable TLS setup.
+    explicit external_http(const conf::external_config& config);
     ~external_http();
     external_http(const external_http&) = delete;
     external_http& operator=(const external_http&) = delete;

@@ -90,14 +90,14 @@ int main(int argc, char** argv) {
         if (mode == "sequential") {
             auto c = cfg;
             c.max_connections = 1;
-            external_http http(ioc.get_executor(), c);
+            external_http http(c);
             auto f = net::co_spawn(ioc, sequential(http, agents, run), net::use_future);
             ioc.run();
             auto [o, failed] = f.get();
             ok += o;
             degraded += failed;
         } else {
-            external_client client(ioc.get_executor(), cfg);
+            external_client client(cfg);
             auto f = net::co_spawn(
                 ioc, client.enrich(agents_body(agents, run), client.deadline_for(retry_mode::foreground),
                                    retry_mode::foreground),
