@@ -153,6 +153,36 @@ TEST_CASE("analytics figures are exact after late lead writes and refreshes [pg]
     p.stop();
 }
 
+TEST_CASE("figures are exact after a TRUNCATE of calls or lead_analytics, before any refresh [pg]", "[pg]") {
+    auto db = pg_test_db::create(true);
+    if (!db) return;
+    db->sql(fixture_sql);
+    conf::database_config cfg;
+    cfg.url = db->url();
+    cfg.queries_dir = source_dir() + "/db/queries";
+    cfg.refresh_interval = std::chrono::milliseconds(0);
+    db::pool p(cfg);
+    p.start();
+    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + std::chrono::seconds(10))));
+    REQUIRE(db->refresh() == 0);
+    CHECK(lead_quality(p) == "1/2/1 3: 3 2 4");  // the closed days from the views
+    CHECK(conversations(p, a2) == 2);
+
+    // No row trigger fires: without 006 the views would still count them.
+    db->sql("TRUNCATE lead_analytics");
+    CHECK(db->sql("SELECT count(DISTINCT user_id) FROM sidecache.late_changes") ==
+          db->sql("SELECT count(*) FROM users"));
+    CHECK(lead_quality(p) == "0/0/0 3: 0 0 4");
+    db->sql("TRUNCATE calls CASCADE");
+    CHECK(lead_quality(p) == "0/0/0 0: 0 0 0");
+    CHECK(conversations(p, a2) == 0);
+    REQUIRE(db->refresh() == 0);  // the views catch up and the marks go
+    CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "0");
+    CHECK(lead_quality(p) == "0/0/0 0: 0 0 0");
+    CHECK(conversations(p, a2) == 0);
+    p.stop();
+}
+
 TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouched [pg]", "[pg]") {
     auto db = pg_test_db::create(false);
     if (!db) return;
@@ -169,15 +199,17 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     auto data = digest();
     auto cols = columns();
     REQUIRE(db->migrate(false) == 0);
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "5");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "6");
     CHECK(db->sql("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'sidecache\\_%'") == "3");
     CHECK(db->sql("SELECT bool_and(indisvalid)::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
                   " WHERE c.relname LIKE 'sidecache\\_%'") == "true");
     // 005: a notify trigger per write of each legacy table, notifying the default channel.
     CHECK(db->sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'sidecache\\_%\\_notify\\_%'") == "15");
     CHECK(db->sql("SELECT channel FROM sidecache.notify_settings") == "sidecache_invalidate");
+    // 006: TRUNCATE of calls and lead_analytics marks every user.
+    CHECK(db->sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'sidecache\\_%\\_late\\_truncate'") == "2");
     REQUIRE(db->migrate(false) == 0);  // again: nothing to do, nothing fails
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "5");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "6");
     REQUIRE(db->refresh() == 0);
     CHECK(digest() == data);
     CHECK(columns() == cols);
@@ -193,5 +225,5 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     CHECK(digest() == data);
     CHECK(columns() == cols);
     REQUIRE(db->migrate(false) == 0);  // and up again from nothing
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "5");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "6");
 }
