@@ -74,6 +74,53 @@ response_bytes make_response_bytes(std::string_view key, unsigned status,
     return out;
 }
 
+namespace {
+
+// Where `"cached": false` of the body's "cacheInfo" object starts its
+// `false`, as JSON.stringify ("cacheInfo":{"cached":false) or PostgreSQL's
+// json_build_object ("cacheInfo" : {"cached" : false) writes it; npos if
+// the body has none.
+std::size_t cached_false_at(std::string_view body)
+{
+    constexpr std::string_view object = "\"cacheInfo\"";
+    constexpr std::string_view member = "\"cached\"";
+    const auto skip_space = [&](std::size_t i) {
+        while (i < body.size() && (body[i] == ' ' || body[i] == '\t' || body[i] == '\n' || body[i] == '\r'))
+            ++i;
+        return i;
+    };
+    const auto expect = [&](std::size_t i, std::string_view what) {
+        i = skip_space(i);
+        return body.substr(i, what.size()) == what ? i + what.size() : std::string_view::npos;
+    };
+    for (auto at = body.rfind(object); at != std::string_view::npos;
+         at = at == 0 ? std::string_view::npos : body.rfind(object, at - 1)) {
+        auto i = expect(at + object.size(), ":");
+        if (i != std::string_view::npos) i = expect(i, "{");
+        if (i != std::string_view::npos) i = expect(i, member);
+        if (i != std::string_view::npos) i = expect(i, ":");
+        if (i == std::string_view::npos) continue;
+        i = skip_space(i);
+        if (body.substr(i, 5) == "false") return i;
+    }
+    return std::string_view::npos;
+}
+
+}  // namespace
+
+response_bytes as_served_from_cache(const response_bytes& response)
+{
+    const auto at = cached_false_at(response.body());
+    if (at == std::string_view::npos)
+        return response;
+    response_bytes out = response;
+    auto data = std::make_shared_for_overwrite<char[]>(response.size());
+    std::copy(response.data.get(), response.data.get() + response.size(), data.get());
+    std::copy_n("true ", 5, data.get() + response.key_size + response.head_size + at);
+    out.data = std::move(data);
+    return out;
+}
+
 response_bytes make_error_response(unsigned status, std::string_view code,
                                    std::string_view message)
 {

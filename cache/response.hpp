@@ -35,6 +35,13 @@ struct response_bytes {
 response_bytes make_response_bytes(std::string_view key, unsigned status,
                                    const header_list& headers, std::string_view body);
 
+// The copy of `response` that the cache keeps and serves to later requests:
+// where the body carries the contract's `"cacheInfo": {"cached": false`,
+// it says `true ` instead (same length: Content-Length stands), since those
+// answers are served from a cache. The fill's own answer keeps `false`.
+// Without the marker, `response` itself (no copy).
+response_bytes as_served_from_cache(const response_bytes& response);
+
 // The error envelope {"success":false,"error":{"code":...,"message":...}}.
 response_bytes make_error_response(unsigned status, std::string_view code,
                                    std::string_view message);

@@ -105,8 +105,8 @@ struct service_access {
         } else if (is_storable(result)) {
             auto until = fresh_until(result.ttl.value_or(rc.ttl), rc.utc_day_bound, computed_at,
                                      svc.clock_.steady_now(), svc.clock_.system_now());
-            stored = svc.store_.put(route, user_id, bytes, result.tags, until, computed_at, epoch) ==
-                     put_result::stored;
+            stored = svc.store_.put(route, user_id, as_served_from_cache(bytes), result.tags, until,
+                                    computed_at, epoch) == put_result::stored;
         }
         if (!failed && !stored)
             counters.not_stored.fetch_add(1, std::memory_order_relaxed);

@@ -3,8 +3,9 @@
 // enrichment from the external-API mock, in front of the legacy stand-in.
 // For EVERY user of the `small` dataset and each of the three endpoints,
 // sidecache's answer equals the legacy's (parsed JSON, numbers by value,
-// data.cacheInfo ignored; elevenLabs and configStatus compared too), on the
-// miss and again on the hit. Users the legacy refuses (inactive) get its 403.
+// data.cacheInfo apart: `cached` is false on the miss, true on the hit;
+// elevenLabs and configStatus compared too), on the miss and again on the
+// hit. Users the legacy refuses (inactive) get its 403.
 #include "cache/identity.hpp"
 #include "conf/loader.hpp"
 #include "db/json_diff.hpp"
@@ -98,6 +99,15 @@ TEST_CASE("sidecache answers every user of the small dataset as the legacy does 
                 auto diff = json_diff(json::parse(mine->body), json::parse(theirs.body), skip);
                 INFO("first difference (sidecache vs legacy): " << diff.value_or(""));
                 CHECK_FALSE(diff.has_value());
+            }
+            // Where the answer has cacheInfo (overview), it tells the truth:
+            // the fill's answer was computed now, the hit comes from the cache.
+            const auto legacy_body = json::parse(theirs.body);
+            const auto* data = legacy_body.at("data").if_object();
+            if (const auto* info = data ? data->if_contains("cacheInfo") : nullptr) {
+                CHECK(info->at("cached") == false);
+                CHECK(json::parse(miss.body).at_pointer("/data/cacheInfo/cached") == false);
+                CHECK(json::parse(hit.body).at_pointer("/data/cacheInfo/cached") == true);
             }
         }
     }
