@@ -444,26 +444,39 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
         }
 
         // The response head, as the common answer (no interim 1xx, no body
-        // or a Content-Length body) is handled: copied to the client's head
-        // as it is parsed, the upstream's bytes consumed only once it is.
+        // or a Content-Length body) is handled: read until its blank line is
+        // buffered, then parsed in one put() and copied to the client's head
+        // as it is parsed. The upstream's bytes are consumed only once it is
+        // known to be that answer (Beast's parser consumes a head that
+        // arrives in pieces piece by piece, so it is given the whole).
+        constexpr std::size_t head_limit = 64 * 1024;
         head_writer response_head{client.scratch};
         std::size_t head_bytes = 0;
         std::optional<streamed_response_head> streamed;
-        if (!ec) {
-            streamed.emplace(response_head);
-            streamed->header_limit(64 * 1024);
-            streamed->body_limit(std::numeric_limits<std::uint64_t>::max());
-            if (head) streamed->skip(true);
-            for (;;) {
-                head_bytes = streamed->put(up.buffer.data(), ec);
-                if (ec != http::error::need_more) break;
-                up.stream.expires_at(deadline);
-                auto [rec, n] = co_await up.stream.async_read_some(
-                    up.buffer.prepare(beast::read_size(up.buffer, 64 * 1024)), use_tuple);
-                ec = rec;
-                if (ec) break;
-                up.buffer.commit(n);
+        bool whole = false;  // the streamed parser saw a whole head
+        for (std::size_t scanned = 0; !ec;) {
+            const auto data = up.buffer.data();
+            const std::string_view bytes(static_cast<const char*>(data.data()), data.size());
+            if (bytes.find("\r\n\r\n", scanned) != std::string_view::npos) {
+                streamed.emplace(response_head);
+                streamed->header_limit(head_limit);
+                streamed->body_limit(std::numeric_limits<std::uint64_t>::max());
+                if (head) streamed->skip(true);
+                head_bytes = streamed->put(data, ec);
+                whole = !ec;
+                if (ec == http::error::need_more) ec = {};  // not expected: Beast's parser reads it below
+                break;
             }
+            if (bytes.size() >= head_limit) {
+                ec = http::error::header_limit;
+                break;
+            }
+            scanned = bytes.size() < 3 ? 0 : bytes.size() - 3;
+            up.stream.expires_at(deadline);
+            auto [rec, n] = co_await up.stream.async_read_some(
+                up.buffer.prepare(beast::read_size(up.buffer, head_limit)), use_tuple);
+            ec = rec;
+            if (!ec) up.buffer.commit(n);
         }
         if (ec) {
             if (attempt == 0 && leased->reused() && !has_body && is_closed_error(ec) &&
@@ -476,12 +489,13 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
             co_return out;
         }
         bool keep_alive = client.keep_alive && !(client.closing && client.closing->load());
-        const auto status = streamed->status();
+        const auto status = whole ? streamed->status() : 0;
         bool bodyless = head || status == 204 || status == 304;
-        bool sized = !bodyless && !streamed->chunked() && streamed->content_length().has_value();
-        bool upstream_keep_alive = streamed->keep_alive();
+        bool sized = whole && !bodyless && !streamed->chunked() && streamed->content_length().has_value();
+        bool upstream_keep_alive = whole && streamed->keep_alive();
         std::uint64_t remaining = sized ? *streamed->content_length() : 0;
-        if (streamed->simple() && (bodyless || sized)) {
+        const bool simple = whole && streamed->simple() && (bodyless || sized);
+        if (simple) {
             if (!keep_alive) {
                 response_head.put("Connection: close\r\n");
             } else if (!client_http11) {
@@ -489,7 +503,7 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
             }
             response_head.put("\r\n");
         }
-        const bool copied = streamed->simple() && (bodyless || sized) && response_head.ok;
+        const bool copied = simple && response_head.ok;
         std::optional<http::response_parser<http::buffer_body>> rp;
         if (copied) {
             up.buffer.consume(head_bytes);

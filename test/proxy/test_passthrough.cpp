@@ -153,6 +153,82 @@ TEST_CASE("hop-by-hop headers are dropped both ways; X-Forwarded-For, X-Forwarde
     CHECK(req.header("Via") == "1.0 edge, 1.1 sidecache");
 }
 
+TEST_CASE("hop-by-hop headers known by name are dropped on the common path too (Connection names no field)",
+          "[integration]") {
+    test_upstream up([](const test::recorded_request&) {
+        auto r = ok("x");
+        r.headers = {{"Connection", "keep-alive"}, {"Keep-Alive", "timeout=5"}, {"Proxy-Authenticate", "Basic"},
+                     {"Trailer", "X-Checksum"}, {"Upgrade", "h2c"}, {"X-Public", "yes"}};
+        return r;
+    });
+    auto srv = start_proxy(up.port());
+    test_client client(srv->port());
+    for (int i = 0; i < 2; ++i) {  // the second on the same connections, both ways
+        client.send(get_request("/h", "Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n"
+                                      "Proxy-Authorization: Basic eA==\r\nProxy-Connection: keep-alive\r\n"
+                                      "Trailer: X-Sum\r\nUpgrade: h2c\r\nExpect: 100-continue\r\nX-Keep: kept\r\n"));
+        auto res = client.read_response();
+        REQUIRE(res);
+        CHECK(res->status == 200);
+        CHECK(res->body == "x");
+        CHECK(res->header("X-Public") == "yes");
+        for (auto name : {"Connection", "Keep-Alive", "Proxy-Authenticate", "Trailer", "Upgrade"}) {
+            INFO(name);
+            CHECK_FALSE(test::has_header(res->headers, name));
+        }
+        const auto req = up.last();
+        for (auto name : {"Connection", "Keep-Alive", "TE", "Proxy-Authorization", "Proxy-Connection", "Trailer",
+                          "Upgrade", "Expect"}) {
+            INFO(name);
+            CHECK_FALSE(test::has_header(req.headers, name));
+        }
+        CHECK(req.header("X-Keep") == "kept");
+        CHECK(req.header("Via") == "1.1 sidecache");
+    }
+    CHECK(up.accepted() == 1);
+}
+
+TEST_CASE("interim 1xx answers of the upstream are skipped; the final one is relayed", "[integration]") {
+    test_upstream up([](const test::recorded_request&) {
+        scripted_response r;
+        r.raw = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Final: 1\r\n\r\nok";
+        return r;
+    });
+    auto srv = start_proxy(up.port());
+    test_client client(srv->port());
+    for (int i = 0; i < 2; ++i) {
+        client.send(get_request("/early"));
+        auto res = client.read_response();
+        REQUIRE(res);
+        CHECK(res->status == 200);
+        CHECK(res->body == "ok");
+        CHECK(res->header("X-Final") == "1");
+        CHECK_FALSE(test::has_header(res->headers, "Link"));
+    }
+    CHECK(up.accepted() == 1);  // the answer was read whole: the connection was reused
+}
+
+TEST_CASE("a response head larger than the copy buffer is relayed whole", "[integration]") {
+    const std::string big(40 * 1024, 'v');  // past the 16 KiB head copy, within the 64 KiB limit
+    test_upstream up([&](const test::recorded_request&) {
+        auto r = ok("body");
+        r.headers = {{"X-Big", big}, {"Keep-Alive", "timeout=5"}};
+        return r;
+    });
+    auto srv = start_proxy(up.port());
+    test_client client(srv->port());
+    for (int i = 0; i < 2; ++i) {
+        client.send(get_request("/big"));
+        auto res = client.read_response();
+        REQUIRE(res);
+        CHECK(res->status == 200);
+        CHECK(res->body == "body");
+        CHECK(res->header("X-Big") == big);
+        CHECK_FALSE(test::has_header(res->headers, "Keep-Alive"));
+    }
+}
+
 TEST_CASE("upstream connections are reused across client connections", "[integration]") {
     // Each io thread keeps its own upstream connections (as each nginx
     // worker does): sequential clients need one per thread at most.
