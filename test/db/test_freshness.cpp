@@ -46,19 +46,28 @@ std::string lead_quality(db::pool& p) {
            std::to_string(qualified) + " " + std::to_string(calls);
 }
 
+// A pool over `db` whose views refresh only when the test asks.
+conf::database_config refreshed_on_request(const pg_test_db& db) {
+    conf::database_config cfg;
+    cfg.url = db.url();
+    cfg.queries_dir = source_dir() + "/db/queries";
+    cfg.refresh_interval = std::chrono::milliseconds(0);
+    return cfg;
+}
+
+void start(db::pool& p) {
+    p.start();
+    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + std::chrono::seconds(10))));
+}
+
 }  // namespace
 
 TEST_CASE("agents performance is exact after late inserts, deletes and refreshes [pg]", "[pg]") {
     auto db = pg_test_db::create(true);
     if (!db) return;
     db->sql(fixture_sql);
-    conf::database_config cfg;
-    cfg.url = db->url();
-    cfg.queries_dir = source_dir() + "/db/queries";
-    cfg.refresh_interval = std::chrono::milliseconds(0);
-    db::pool p(cfg);
-    p.start();
-    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + std::chrono::seconds(10))));
+    db::pool p(refreshed_on_request(*db));
+    start(p);
     REQUIRE(db->refresh() == 0);
     CHECK(conversations(p, a2) == 2);
     CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "0");
@@ -103,13 +112,8 @@ TEST_CASE("analytics figures are exact after late lead writes and refreshes [pg]
     auto db = pg_test_db::create(true);
     if (!db) return;
     db->sql(fixture_sql);
-    conf::database_config cfg;
-    cfg.url = db->url();
-    cfg.queries_dir = source_dir() + "/db/queries";
-    cfg.refresh_interval = std::chrono::milliseconds(0);
-    db::pool p(cfg);
-    p.start();
-    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + std::chrono::seconds(10))));
+    db::pool p(refreshed_on_request(*db));
+    start(p);
     // u1's W30: leads 85 (today), 70 (yesterday), 49 (-6 d), 50 (-30 d); calls 4 (-6 d - 1 s)
     // and 7 (future) have none. Completed: calls 1, 3, 7.
     CHECK(lead_quality(p) == "1/2/1 3: 3 2 4");  // never refreshed: all live
@@ -157,13 +161,8 @@ TEST_CASE("figures are exact after a TRUNCATE of calls or lead_analytics, before
     auto db = pg_test_db::create(true);
     if (!db) return;
     db->sql(fixture_sql);
-    conf::database_config cfg;
-    cfg.url = db->url();
-    cfg.queries_dir = source_dir() + "/db/queries";
-    cfg.refresh_interval = std::chrono::milliseconds(0);
-    db::pool p(cfg);
-    p.start();
-    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + std::chrono::seconds(10))));
+    db::pool p(refreshed_on_request(*db));
+    start(p);
     REQUIRE(db->refresh() == 0);
     CHECK(lead_quality(p) == "1/2/1 3: 3 2 4");  // the closed days from the views
     CHECK(conversations(p, a2) == 2);
