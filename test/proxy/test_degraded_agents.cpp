@@ -10,6 +10,7 @@
 #include "proxy/application.hpp"
 #include "proxy/server.hpp"
 #include "support/child_process.hpp"
+#include "support/listener_up.hpp"
 #include "support/test_client.hpp"
 #include "support/test_config.hpp"
 
@@ -119,6 +120,7 @@ TEST_CASE("a degraded agents answer is cached briefly and completed in the backg
     proxy::application app(cfg);
     app.start();
     REQUIRE(run_sync(app.database()->wait_ready(std::chrono::steady_clock::now() + 10s)));
+    REQUIRE(wait_listener_up(app, 10s));
     const auto token = cache::sign_hs256(
         R"({"sub":")" + user + R"(","exp":)" + std::to_string(std::time(nullptr) + 600) + "}", "s");
     test_client client(app.server().port());

@@ -14,6 +14,7 @@
 #include "proxy/server.hpp"
 #include "support/child_process.hpp"
 #include "support/authorized_get.hpp"
+#include "support/listener_up.hpp"
 #include "support/test_client.hpp"
 
 #include <boost/json.hpp>
@@ -65,6 +66,7 @@ TEST_CASE("sidecache answers every user of the small dataset as the legacy does 
     cfg.database.migrations_dir = src + "/db/migrations";
     proxy::application app(cfg);
     app.start();
+    REQUIRE(wait_listener_up(app, std::chrono::seconds(10)));
     const auto port = app.server().port();
 
     const char* endpoints[] = {"/api/dashboard/overview", "/api/dashboard/analytics", "/api/agents"};
