@@ -1,6 +1,6 @@
 #include "proxy/application.hpp"
 
-#include "cache/identity.hpp"
+#include "auth/verifier.hpp"
 #include "cache/service.hpp"
 #include "cache/time_source.hpp"
 #include "db/pool.hpp"
@@ -8,7 +8,7 @@
 #include "proxy/cached_routes.hpp"
 #include "proxy/fills.hpp"
 #include "proxy/server.hpp"
-#include "upstream/external_client.hpp"
+#include "external/client.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
@@ -20,7 +20,7 @@ namespace sidecache::proxy {
 
 namespace {
 
-boost::json::object to_json(const upstream::external_stats& s) {
+boost::json::object to_json(const external::external_stats& s) {
     boost::json::object o;
     o["tries"] = s.tries;
     o["fetches"] = s.fetches;
@@ -28,7 +28,7 @@ boost::json::object to_json(const upstream::external_stats& s) {
     o["cache_hits"] = s.cache_hits;
     o["rejected"] = s.rejected;
     o["degraded_agents"] = s.degraded_agents;
-    o["breaker"] = std::string(upstream::to_string(s.breaker));
+    o["breaker"] = std::string(external::to_string(s.breaker));
     o["breaker_opened"] = s.breaker_opened;
     o["open_connections"] = s.open_connections;
     return o;
@@ -44,13 +44,13 @@ struct application::impl {
     conf::config cfg;
     const cache::time_source& clock;
     std::unique_ptr<db::pool> database;
-    std::unique_ptr<cache::identity_verifier> identity;
+    std::unique_ptr<auth::verifier> identity;
     std::unique_ptr<cache::service> cache;
     std::unique_ptr<upstream_fill> fallback;
     fill_stats fills;
     std::vector<std::unique_ptr<route_fill>> route_fills;
     std::unique_ptr<proxy::server> server;
-    std::unique_ptr<upstream::external_client> external;
+    std::unique_ptr<external::external_client> external;
 
     impl(conf::config c, const cache::time_source& t) : cfg(std::move(c)), clock(t) {
         server = std::make_unique<proxy::server>(cfg);
@@ -67,10 +67,10 @@ struct application::impl {
         bool enrich = false;
         for (const auto& r : cfg.cache.routes) enrich = enrich || r.enrich_agents;
         if (enrich && !cfg.external.url.host.empty()) {
-            external = std::make_unique<upstream::external_client>(cfg.external);
+            external = std::make_unique<external::external_client>(cfg.external);
         }
 
-        identity = std::make_unique<cache::identity_verifier>(cfg.auth, clock);
+        identity = std::make_unique<auth::verifier>(cfg.auth, clock);
         cache = std::make_unique<cache::service>(cfg.cache, clock);
         fallback = std::make_unique<upstream_fill>(server->upstream_pool());
         std::vector<cache::filler*> fillers;
@@ -168,6 +168,6 @@ bool application::drain(std::chrono::milliseconds timeout) { return impl_->serve
 server& application::server() { return *impl_->server; }
 cache::service* application::cache() { return impl_->cache.get(); }
 db::pool* application::database() { return impl_->database.get(); }
-upstream::external_client* application::external() { return impl_->external.get(); }
+external::external_client* application::external() { return impl_->external.get(); }
 
 }  // namespace sidecache::proxy

@@ -16,7 +16,7 @@ class time_source;
 namespace sidecache::db {
 class pool;
 }
-namespace sidecache::upstream {
+namespace sidecache::external {
 class external_client;
 }
 
@@ -42,7 +42,7 @@ public:
     // Null when not configured (no jwt_secret or cache disabled; no database.url).
     cache::service* cache();
     db::pool* database();
-    upstream::external_client* external();
+    external::external_client* external();
 
 private:
     struct impl;

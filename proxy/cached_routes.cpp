@@ -1,6 +1,6 @@
 #include "proxy/cached_routes.hpp"
 
-#include "cache/identity.hpp"
+#include "auth/verifier.hpp"
 #include "cache/service.hpp"
 
 #include <boost/beast/http/field.hpp>
@@ -30,7 +30,7 @@ response_buffers to_response(cache::cache_answer answer, bool head) {
 
 }  // namespace
 
-cached_routes::cached_routes(cache::service& cache, const cache::identity_verifier& identity,
+cached_routes::cached_routes(cache::service& cache, const auth::verifier& identity,
                              std::vector<cache::filler*> fillers)
     : cache_(cache), identity_(identity), fillers_(std::move(fillers)) {}
 

@@ -10,8 +10,11 @@
 #include <memory>
 #include <vector>
 
+namespace sidecache::auth {
+class verifier;
+}  // namespace sidecache::auth
+
 namespace sidecache::cache {
-class identity_verifier;
 class service;
 }  // namespace sidecache::cache
 
@@ -21,14 +24,14 @@ class cached_routes final : public interceptor {
 public:
     // One filler per route, in the order of cache.routes. Everything must
     // outlive the interceptor and every fill it started.
-    cached_routes(cache::service& cache, const cache::identity_verifier& identity,
+    cached_routes(cache::service& cache, const auth::verifier& identity,
                   std::vector<cache::filler*> fillers);
 
     boost::asio::awaitable<std::optional<response_buffers>> handle(request_view request) override;
 
 private:
     cache::service& cache_;
-    const cache::identity_verifier& identity_;
+    const auth::verifier& identity_;
     std::vector<cache::filler*> fillers_;
 };
 

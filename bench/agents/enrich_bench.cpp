@@ -19,13 +19,13 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 
-#include "upstream/external_client.hpp"
-#include "upstream/external_http.hpp"
+#include "external/client.hpp"
+#include "external/http.hpp"
 
 namespace net = boost::asio;
 namespace json = boost::json;
 using namespace sidecache;
-using namespace sidecache::upstream;
+using namespace sidecache::external;
 using clock_type = std::chrono::steady_clock;
 
 namespace {

@@ -12,7 +12,8 @@ namespace sidecache::test {
 
 class pg_test_db {
 public:
-    // nullopt (and a Catch2 WARN) when SIDECACHE_TEST_DATABASE_URL is unset.
+    // Fails the test when SIDECACHE_TEST_DATABASE_URL is unset; nullopt (and a
+    // Catch2 WARN) only when SIDECACHE_SKIP_PG=1 asks for [pg] tests to be skipped.
     static std::optional<pg_test_db> create(bool migrate);
     pg_test_db(pg_test_db&&) noexcept;
     ~pg_test_db();

@@ -3,7 +3,7 @@
 // answers a body naming the user of the Authorization's token and counts
 // the requests it receives.
 
-#include "cache/identity.hpp"
+#include "auth/verifier.hpp"
 #include "cache/key.hpp"
 #include "cache/service.hpp"
 #include "proxy/application.hpp"
@@ -51,7 +51,7 @@ std::int64_t now_s() {
 }
 
 std::string token_for(std::string_view user, std::int64_t exp_in = 3600) {
-    return cache::sign_hs256(fmt::format(R"({{"sub":"{}","iat":{},"exp":{}}})", user, now_s(), now_s() + exp_in),
+    return auth::sign_hs256(fmt::format(R"({{"sub":"{}","iat":{},"exp":{}}})", user, now_s(), now_s() + exp_in),
                              secret);
 }
 
@@ -65,7 +65,7 @@ std::string user_of(const recorded_request& req) {
     const auto second = auth.find('.', first + 1);
     if (auth.rfind("Bearer ", 0) != 0 || first == std::string::npos || second == std::string::npos)
         return "anonymous";
-    const auto claims = cache::base64url_decode(std::string_view(auth).substr(first + 1, second - first - 1));
+    const auto claims = auth::base64url_decode(std::string_view(auth).substr(first + 1, second - first - 1));
     if (!claims) return "anonymous";
     boost::system::error_code ec;
     auto json = boost::json::parse(*claims, ec);
@@ -255,24 +255,24 @@ TEST_CASE("unverifiable requests are forwarded as they are and never cached", "[
         return r;
     };
     const auto claims = fmt::format(R"({{"sub":"mallory","exp":{}}})", now_s() + 3600);
-    const auto unsigned_token = cache::base64url_encode(R"({"alg":"none","typ":"JWT"})") + "." +
-                                cache::base64url_encode(claims) + ".";
+    const auto unsigned_token = auth::base64url_encode(R"({"alg":"none","typ":"JWT"})") + "." +
+                                auth::base64url_encode(claims) + ".";
     struct variant {
         const char* name;
         std::string authorization;  // "" : no header
     };
     const auto v = GENERATE_COPY(values<variant>({
-        {"forged (other secret)", "Bearer " + cache::sign_hs256(claims, "not-the-secret")},
+        {"forged (other secret)", "Bearer " + auth::sign_hs256(claims, "not-the-secret")},
         {"forged (claims changed)",
          [&] {
              auto t = token_for("alice");
              const auto a = t.find('.'), b = t.find('.', a + 1);
-             return "Bearer " + t.substr(0, a + 1) + cache::base64url_encode(claims) + t.substr(b);
+             return "Bearer " + t.substr(0, a + 1) + auth::base64url_encode(claims) + t.substr(b);
          }()},
         {"expired", "Bearer " + token_for("alice", -60)},
         {"alg none, no signature", "Bearer " + unsigned_token},
-        {"alg none, signed", "Bearer " + cache::sign_hs256(R"({"alg":"none","typ":"JWT"})", claims, secret)},
-        {"no sub", "Bearer " + cache::sign_hs256(fmt::format(R"({{"exp":{}}})", now_s() + 3600), secret)},
+        {"alg none, signed", "Bearer " + auth::sign_hs256(R"({"alg":"none","typ":"JWT"})", claims, secret)},
+        {"no sub", "Bearer " + auth::sign_hs256(fmt::format(R"({{"exp":{}}})", now_s() + 3600), secret)},
         {"not bearer", "Basic YWxpY2U6cHc="},
         {"no Authorization", ""},
     }));

@@ -1,7 +1,7 @@
 // PostgreSQL down: sidecache still starts and serves; the cached routes fall
 // back to the upstream fill (the legacy answers, sidecache caches it), and
 // the admin /ready says why it is degraded without taking sidecache out.
-#include "cache/identity.hpp"
+#include "auth/verifier.hpp"
 #include "proxy/application.hpp"
 #include "proxy/server.hpp"
 #include "support/test_client.hpp"
@@ -41,7 +41,7 @@ TEST_CASE("with PostgreSQL unreachable, cached routes are filled by the legacy a
     proxy::application app(cfg);
     app.start();
 
-    const auto token = cache::sign_hs256(
+    const auto token = auth::sign_hs256(
         R"({"sub":"11111111-1111-1111-1111-111111111111","exp":)" + std::to_string(std::time(nullptr) + 600) + "}", "s");
     test_client client(app.server().port());
     for (const char* expected : {"MISS", "HIT"}) {

@@ -3,7 +3,7 @@
 // route.degraded_ttl, and once the API is back the next request gets the
 // stale answer while one background fill (background retry profile, the
 // breaker's half-open probe) replaces it with the complete one.
-#include "cache/identity.hpp"
+#include "auth/verifier.hpp"
 #include "db/pg_test_db.ipp"
 #include "db/pool.hpp"
 #include "db/run_sync.hpp"
@@ -121,7 +121,7 @@ TEST_CASE("a degraded agents answer is cached briefly and completed in the backg
     app.start();
     REQUIRE(run_sync(app.database()->wait_ready(std::chrono::steady_clock::now() + 10s)));
     REQUIRE(wait_listener_up(app, 10s));
-    const auto token = cache::sign_hs256(
+    const auto token = auth::sign_hs256(
         R"({"sub":")" + user + R"(","exp":)" + std::to_string(std::time(nullptr) + 600) + "}", "s");
     test_client client(app.server().port());
 

@@ -6,7 +6,7 @@
 // data.cacheInfo apart: `cached` is false on the miss, true on the hit;
 // elevenLabs and configStatus compared too), on the miss and again on the
 // hit. Users the legacy refuses (inactive) get its 403.
-#include "cache/identity.hpp"
+#include "auth/verifier.hpp"
 #include "conf/loader.hpp"
 #include "db/json_diff.hpp"
 #include "db/pg_test_db.ipp"

@@ -3,7 +3,7 @@
 // stand-in behind (it answers the users PostgreSQL refuses), the admin /stats.
 // Entries live 60 s + 60 s stale here, so without the listener every check
 // below that waits for a change would time out.
-#include "cache/identity.hpp"
+#include "auth/verifier.hpp"
 #include "db/fixture.hpp"
 #include "db/pg_test_db.ipp"
 #include "proxy/application.hpp"

@@ -3,7 +3,7 @@
 // with the legacy's HS256 secret), and the parts of the answer the
 // end-to-end tests compare.
 
-#include "cache/identity.hpp"
+#include "auth/verifier.hpp"
 #include "support/test_client.hpp"
 
 #include <catch2/catch.hpp>
@@ -22,7 +22,7 @@ struct answer {
 // A token for `user`, valid for an hour.
 inline std::string token_for(const std::string& user, const std::string& secret) {
     const auto exp = std::time(nullptr) + 3600;
-    return cache::sign_hs256(R"({"sub":")" + user + R"(","exp":)" + std::to_string(exp) + "}", secret);
+    return auth::sign_hs256(R"({"sub":")" + user + R"(","exp":)" + std::to_string(exp) + "}", secret);
 }
 
 inline answer authorized_get(test_client& client, const std::string& target, const std::string& token) {

@@ -1,10 +1,10 @@
 // The circuit breaker state machine on a manual clock.
 #include <catch2/catch.hpp>
 
-#include "upstream/breaker.hpp"
+#include "external/breaker.hpp"
 
 using namespace sidecache;
-using namespace sidecache::upstream;
+using namespace sidecache::external;
 using ms = std::chrono::milliseconds;
 using state = circuit_breaker::state;
 using admission = circuit_breaker::admission;

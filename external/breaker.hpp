@@ -17,7 +17,7 @@
 
 #include "conf/config.hpp"
 
-namespace sidecache::upstream {
+namespace sidecache::external {
 
 class circuit_breaker {
 public:
@@ -71,4 +71,4 @@ private:
 
 std::string_view to_string(circuit_breaker::state s);
 
-}  // namespace sidecache::upstream
+}  // namespace sidecache::external

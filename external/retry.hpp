@@ -7,7 +7,7 @@
 
 #include "conf/config.hpp"
 
-namespace sidecache::upstream {
+namespace sidecache::external {
 
 // What one try of an external call came to.
 enum class try_outcome {
@@ -52,12 +52,12 @@ retry_decision decide_retry(const conf::retry_profile& profile, try_outcome outc
 // jittered backoff applies instead).
 std::optional<conf::duration> parse_retry_after(std::string_view value);
 
-}  // namespace sidecache::upstream
+}  // namespace sidecache::external
 
-namespace sidecache::upstream {
+namespace sidecache::external {
 
 // The outcome of a try that got an HTTP answer with this status: 200 ok,
 // 404 not_found, 429 rate_limited, 5xx server_error, anything else client_error.
 try_outcome outcome_of_status(unsigned status);
 
-}  // namespace sidecache::upstream
+}  // namespace sidecache::external

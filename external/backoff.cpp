@@ -1,4 +1,4 @@
-#include "upstream/backoff.hpp"
+#include "external/backoff.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include <mutex>
 #include <random>
 
-namespace sidecache::upstream {
+namespace sidecache::external {
 
 conf::duration backoff_ceiling(const conf::retry_profile& profile, unsigned retry) {
     if (retry == 0) return conf::duration{0};
@@ -38,4 +38,4 @@ unit_rng random_unit() {
     };
 }
 
-}  // namespace sidecache::upstream
+}  // namespace sidecache::external

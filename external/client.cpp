@@ -1,4 +1,4 @@
-#include "upstream/external_client.hpp"
+#include "external/client.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -18,11 +18,11 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
-#include "upstream/agent_config_cache.hpp"
-#include "upstream/external_http.hpp"
-#include "upstream/retry.hpp"
+#include "external/agent_config_cache.hpp"
+#include "external/http.hpp"
+#include "external/retry.hpp"
 
-namespace sidecache::upstream {
+namespace sidecache::external {
 
 namespace net = boost::asio;
 namespace json = boost::json;
@@ -375,4 +375,4 @@ external_stats external_client::stats() const {
 
 const conf::external_config& external_client::config() const { return impl_->config; }
 
-}  // namespace sidecache::upstream
+}  // namespace sidecache::external

@@ -1,8 +1,8 @@
-#include "upstream/agent_config_cache.hpp"
+#include "external/agent_config_cache.hpp"
 
 #include <algorithm>
 
-namespace sidecache::upstream {
+namespace sidecache::external {
 
 agent_config_cache::agent_config_cache(conf::duration ttl, conf::duration max_stale)
     : ttl_(ttl), max_stale_(std::max(ttl, max_stale)) {}
@@ -77,4 +77,4 @@ void agent_config_cache::prune(time_point now) {
     });
 }
 
-}  // namespace sidecache::upstream
+}  // namespace sidecache::external

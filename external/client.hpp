@@ -29,11 +29,11 @@
 #include <boost/json/value.hpp>
 
 #include "conf/config.hpp"
-#include "upstream/backoff.hpp"
-#include "upstream/breaker.hpp"
-#include "upstream/external_mapping.hpp"
+#include "external/backoff.hpp"
+#include "external/breaker.hpp"
+#include "external/mapping.hpp"
 
-namespace sidecache::upstream {
+namespace sidecache::external {
 
 enum class retry_mode {
     foreground,  // a user waits: external.foreground, bounded by the deadline
@@ -100,4 +100,4 @@ private:
     std::shared_ptr<impl> impl_;
 };
 
-}  // namespace sidecache::upstream
+}  // namespace sidecache::external

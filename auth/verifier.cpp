@@ -1,4 +1,4 @@
-#include "cache/identity.hpp"
+#include "auth/verifier.hpp"
 
 #include <algorithm>
 #include <array>
@@ -11,7 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-namespace sidecache::cache {
+namespace sidecache::auth {
 
 namespace {
 
@@ -27,29 +27,6 @@ bool is_uuid_shaped(std::string_view t)
     }
     return true;
 }
-
-class auth_category_impl final : public boost::system::error_category {
-public:
-    const char* name() const noexcept override { return "sidecache.auth"; }
-    std::string message(int ev) const override
-    {
-        switch (static_cast<auth_error>(ev)) {
-        case auth_error::missing: return "no Authorization header";
-        case auth_error::not_bearer: return "Authorization is not a Bearer token";
-        case auth_error::malformed: return "token is not header.claims.signature";
-        case auth_error::bad_base64: return "token part is not strict base64url";
-        case auth_error::bad_json: return "token header or claims are not a JSON object";
-        case auth_error::bad_alg: return "token alg is not HS256";
-        case auth_error::bad_signature: return "token signature does not match";
-        case auth_error::no_exp: return "token has no numeric exp";
-        case auth_error::expired: return "token expired";
-        case auth_error::not_yet_valid: return "token not valid yet (nbf)";
-        case auth_error::no_sub: return "token has no sub";
-        case auth_error::disabled: return "no JWT secret configured";
-        }
-        return "unknown auth error";
-    }
-};
 
 constexpr std::array<signed char, 256> decode_table = [] {
     std::array<signed char, 256> t{};
@@ -94,17 +71,6 @@ std::chrono::system_clock::time_point from_seconds(double s)
 }
 
 }  // namespace
-
-const boost::system::error_category& auth_category()
-{
-    static const auth_category_impl instance;
-    return instance;
-}
-
-boost::system::error_code make_error_code(auth_error e)
-{
-    return {static_cast<int>(e), auth_category()};
-}
 
 // Written out because strictness is the point: OpenSSL's and Beast's
 // decoders accept padding, whitespace or non-zero trailing bits.
@@ -167,31 +133,31 @@ std::string sign_hs256(std::string_view claims_json, std::string_view secret)
     return sign_hs256(R"({"alg":"HS256","typ":"JWT"})", claims_json, secret);
 }
 
-identity_verifier::identity_verifier(const conf::auth_config& config, const time_source& clock)
+verifier::verifier(const conf::auth_config& config, const cache::time_source& clock)
     : config_(config), clock_(clock)
 {
 }
 
-std::size_t identity_verifier::cached_tokens() const
+std::size_t verifier::cached_tokens() const
 {
     std::lock_guard lock(mutex_);
     return tokens_.size();
 }
 
-boost::system::result<std::shared_ptr<const verified_user>> identity_verifier::verify(
+boost::system::result<std::shared_ptr<const verified_user>> verifier::verify(
     std::string_view authorization) const
 {
     if (config_.jwt_secret.empty())
-        return make_error_code(auth_error::disabled);
+        return make_error_code(error::disabled);
     if (authorization.empty())
-        return make_error_code(auth_error::missing);
+        return make_error_code(error::missing);
     // The scheme is case-insensitive (RFC 9110 §11.1).
     constexpr std::string_view scheme = "bearer ";
     if (authorization.size() <= scheme.size())
-        return make_error_code(auth_error::not_bearer);
+        return make_error_code(error::not_bearer);
     for (std::size_t i = 0; i < scheme.size(); ++i)
         if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i])
-            return make_error_code(auth_error::not_bearer);
+            return make_error_code(error::not_bearer);
     auto token = authorization.substr(scheme.size());
     while (!token.empty() && token.front() == ' ')
         token.remove_prefix(1);
@@ -206,7 +172,7 @@ boost::system::result<std::shared_ptr<const verified_user>> identity_verifier::v
             if (now < it->second->expires + config_.leeway)
                 return it->second;
             tokens_.erase(it);
-            return make_error_code(auth_error::expired);
+            return make_error_code(error::expired);
         }
     }
 
@@ -227,60 +193,60 @@ boost::system::result<std::shared_ptr<const verified_user>> identity_verifier::v
     return verified;
 }
 
-boost::system::result<std::shared_ptr<const verified_user>> identity_verifier::verify_token(
+boost::system::result<std::shared_ptr<const verified_user>> verifier::verify_token(
     std::string_view token) const
 {
     auto dot1 = token.find('.');
     if (dot1 == std::string_view::npos)
-        return make_error_code(auth_error::malformed);
+        return make_error_code(error::malformed);
     auto dot2 = token.find('.', dot1 + 1);
     if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos)
-        return make_error_code(auth_error::malformed);
+        return make_error_code(error::malformed);
     auto header_b64 = token.substr(0, dot1);
     auto claims_b64 = token.substr(dot1 + 1, dot2 - dot1 - 1);
     auto sig_b64 = token.substr(dot2 + 1);
     if (header_b64.empty() || claims_b64.empty() || sig_b64.empty())
-        return make_error_code(auth_error::malformed);
+        return make_error_code(error::malformed);
 
     auto header = base64url_decode(header_b64);
     auto claims = base64url_decode(claims_b64);
     auto sig = base64url_decode(sig_b64);
     if (!header || !claims || !sig)
-        return make_error_code(auth_error::bad_base64);
+        return make_error_code(error::bad_base64);
 
     boost::system::error_code ec;
     auto header_json = boost::json::parse(*header, ec);
     if (ec || !header_json.is_object())
-        return make_error_code(auth_error::bad_json);
+        return make_error_code(error::bad_json);
     auto* alg = header_json.as_object().if_contains("alg");
     if (!alg || !alg->is_string() || alg->get_string() != "HS256")
-        return make_error_code(auth_error::bad_alg);
+        return make_error_code(error::bad_alg);
 
     // The signature before anything in the claims is trusted; constant time.
     auto mac = hmac_sha256(token.substr(0, dot2), config_.jwt_secret);
     if (sig->size() != mac.size() || CRYPTO_memcmp(sig->data(), mac.data(), mac.size()) != 0)
-        return make_error_code(auth_error::bad_signature);
+        return make_error_code(error::bad_signature);
 
     auto claims_json = boost::json::parse(*claims, ec);
     if (ec || !claims_json.is_object())
-        return make_error_code(auth_error::bad_json);
+        return make_error_code(error::bad_json);
     const auto& obj = claims_json.as_object();
 
     auto now = clock_.system_now();
     auto exp = numeric_date(obj.if_contains("exp"));
     if (!exp)
-        return make_error_code(auth_error::no_exp);
+        return make_error_code(error::no_exp);
     auto expires = from_seconds(*exp);
     if (now >= expires + config_.leeway)
-        return make_error_code(auth_error::expired);
+        return make_error_code(error::expired);
     if (auto* nbf_value = obj.if_contains("nbf")) {
         auto nbf = numeric_date(nbf_value);
         if (!nbf || now + config_.leeway < from_seconds(*nbf))
-            return make_error_code(auth_error::not_yet_valid);
+            return make_error_code(error::not_yet_valid);
     }
     auto* sub = obj.if_contains("sub");
     if (!sub || !sub->is_string() || sub->get_string().empty())
-        return make_error_code(auth_error::no_sub);
+        return make_error_code(error::no_sub);
 
     // A uuid subject in upper case names the same user (PostgreSQL's uuid
     // equality and the legacy's regex ignore case): keyed in lower case, so
@@ -293,4 +259,4 @@ boost::system::result<std::shared_ptr<const verified_user>> identity_verifier::v
     return std::make_shared<const verified_user>(verified_user{std::move(user_id), expires});
 }
 
-}  // namespace sidecache::cache
+}  // namespace sidecache::auth

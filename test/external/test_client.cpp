@@ -18,11 +18,11 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
-#include "upstream/external_client.hpp"
-#include "upstream/external_test_support.hpp"
+#include "external/client.hpp"
+#include "external/external_test_support.hpp"
 
 using namespace sidecache;
-using namespace sidecache::upstream;
+using namespace sidecache::external;
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;

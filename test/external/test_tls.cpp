@@ -14,11 +14,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
-#include "upstream/external_client.hpp"
-#include "upstream/external_test_support.hpp"
+#include "external/client.hpp"
+#include "external/external_test_support.hpp"
 
 using namespace sidecache;
-using namespace sidecache::upstream;
+using namespace sidecache::external;
 namespace net = boost::asio;
 namespace fs = std::filesystem;
 

@@ -2,18 +2,18 @@
 // bounded cache of verified tokens.
 #include <catch2/catch.hpp>
 
-#include "cache/identity.hpp"
+#include "auth/verifier.hpp"
 
 using namespace sidecache;
 using namespace std::chrono_literals;
-using cache::auth_error;
+using auth::error;
 
 namespace {
 
 struct fixture {
     conf::auth_config config;
     cache::manual_time_source clock;  // 2026-11-28T09:00:00Z
-    cache::identity_verifier verifier{config, clock};
+    auth::verifier verifier{config, clock};
     std::int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
                              cache::manual_time_source{}.system_now().time_since_epoch())
                              .count();
@@ -22,7 +22,7 @@ struct fixture {
 
     std::string bearer(const std::string& claims, const std::string& secret = "s3cret")
     {
-        return "Bearer " + cache::sign_hs256(claims, secret);
+        return "Bearer " + auth::sign_hs256(claims, secret);
     }
     std::string claims(const std::string& sub, std::int64_t exp_in)
     {
@@ -37,16 +37,16 @@ struct fixture {
 
 }  // namespace
 
-TEST_CASE("identity: a valid HS256 token gives its sub", "[unit]")
+TEST_CASE("verifier: a valid HS256 token gives its sub", "[unit]")
 {
     fixture f;
     auto r = f.verifier.verify(f.bearer(f.claims("7d1c-user", 60)));
     REQUIRE(r);
     CHECK((*r)->user_id == "7d1c-user");
-    CHECK(f.verifier.verify("bearer " + cache::sign_hs256(f.claims("u", 60), "s3cret")));
+    CHECK(f.verifier.verify("bearer " + auth::sign_hs256(f.claims("u", 60), "s3cret")));
 }
 
-TEST_CASE("identity: a uuid sub is keyed in lower case, any other sub as written", "[unit]")
+TEST_CASE("verifier: a uuid sub is keyed in lower case, any other sub as written", "[unit]")
 {
     fixture f;
     auto upper = f.verifier.verify(f.bearer(f.claims("0A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D", 60)));
@@ -61,7 +61,7 @@ TEST_CASE("identity: a uuid sub is keyed in lower case, any other sub as written
     CHECK((*almost)->user_id == "0A1B2C3D04E5F-4A6B-8C7D-9E0F1A2B3C4D");
 }
 
-TEST_CASE("identity: the jwt.io HS256 vector is signed and its signature accepted", "[unit]")
+TEST_CASE("verifier: the jwt.io HS256 vector is signed and its signature accepted", "[unit]")
 {
     // Known-good vector: header {"alg":"HS256","typ":"JWT"}, claims
     // {"sub":"1234567890","name":"John Doe","iat":1516239022} + exp, secret
@@ -69,77 +69,77 @@ TEST_CASE("identity: the jwt.io HS256 vector is signed and its signature accepte
     // Python's hmac independently of this code.
     fixture f;
     f.config.jwt_secret = "your-256-bit-secret";
-    auto token = cache::sign_hs256(R"({"sub":"1234567890","name":"John Doe","iat":1516239022})",
+    auto token = auth::sign_hs256(R"({"sub":"1234567890","name":"John Doe","iat":1516239022})",
                                    "your-256-bit-secret");
     CHECK(token ==
           "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9l"
           "IiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c");
-    CHECK(f.error_of("Bearer " + token) == auth_error::no_exp);  // valid signature, no exp
+    CHECK(f.error_of("Bearer " + token) == error::no_exp);  // valid signature, no exp
 }
 
-TEST_CASE("identity: rejections", "[unit]")
+TEST_CASE("verifier: rejections", "[unit]")
 {
     fixture f;
-    auto good = cache::sign_hs256(f.claims("u1", 60), "s3cret");
+    auto good = auth::sign_hs256(f.claims("u1", 60), "s3cret");
     auto dot2 = good.rfind('.');
 
-    CHECK(f.error_of("") == auth_error::missing);
-    CHECK(f.error_of("Basic dXNlcjpwYXNz") == auth_error::not_bearer);
-    CHECK(f.error_of("Bearer abc") == auth_error::malformed);
-    CHECK(f.error_of("Bearer a.b.c.d") == auth_error::malformed);
-    CHECK(f.error_of(f.bearer(f.claims("u1", 60), "other")) == auth_error::bad_signature);
-    CHECK(f.error_of("Bearer " + good.substr(0, dot2 + 1) + "AAAA") == auth_error::bad_signature);
-    CHECK(f.error_of("Bearer " + good + "=") == auth_error::bad_base64);  // padding
-    CHECK(f.error_of("Bearer " + good.substr(0, dot2) + ".+/==") == auth_error::bad_base64);
-    CHECK(f.error_of(f.bearer(f.claims("u1", -1))) == auth_error::expired);
-    CHECK(f.error_of(f.bearer(f.claims("u1", 0))) == auth_error::expired);  // now >= exp
-    CHECK(f.error_of(f.bearer(f.claims("", 60))) == auth_error::no_sub);
+    CHECK(f.error_of("") == error::missing);
+    CHECK(f.error_of("Basic dXNlcjpwYXNz") == error::not_bearer);
+    CHECK(f.error_of("Bearer abc") == error::malformed);
+    CHECK(f.error_of("Bearer a.b.c.d") == error::malformed);
+    CHECK(f.error_of(f.bearer(f.claims("u1", 60), "other")) == error::bad_signature);
+    CHECK(f.error_of("Bearer " + good.substr(0, dot2 + 1) + "AAAA") == error::bad_signature);
+    CHECK(f.error_of("Bearer " + good + "=") == error::bad_base64);  // padding
+    CHECK(f.error_of("Bearer " + good.substr(0, dot2) + ".+/==") == error::bad_base64);
+    CHECK(f.error_of(f.bearer(f.claims("u1", -1))) == error::expired);
+    CHECK(f.error_of(f.bearer(f.claims("u1", 0))) == error::expired);  // now >= exp
+    CHECK(f.error_of(f.bearer(f.claims("", 60))) == error::no_sub);
     CHECK(f.error_of(f.bearer(R"({"exp":)" + std::to_string(f.now_s + 60) + "}")) ==
-          auth_error::no_sub);
-    CHECK(f.error_of(f.bearer(R"({"sub":"u1","exp":"tomorrow"})")) == auth_error::no_exp);
-    CHECK(f.error_of(f.bearer(R"({"sub":"u1","exp":)")) == auth_error::bad_json);
-    CHECK(f.error_of(f.bearer(R"(["u1"])")) == auth_error::bad_json);
+          error::no_sub);
+    CHECK(f.error_of(f.bearer(R"({"sub":"u1","exp":"tomorrow"})")) == error::no_exp);
+    CHECK(f.error_of(f.bearer(R"({"sub":"u1","exp":)")) == error::bad_json);
+    CHECK(f.error_of(f.bearer(R"(["u1"])")) == error::bad_json);
 
     SECTION("alg none and other algorithms")
     {
         auto header = GENERATE(std::string(R"({"alg":"none","typ":"JWT"})"),
                                std::string(R"({"alg":"HS512"})"), std::string(R"({"alg":"RS256"})"),
                                std::string(R"({"typ":"JWT"})"), std::string(R"({"alg":"hs256"})"));
-        auto token = cache::sign_hs256(header, f.claims("u1", 60), "s3cret");
-        CHECK(f.error_of("Bearer " + token) == auth_error::bad_alg);
+        auto token = auth::sign_hs256(header, f.claims("u1", 60), "s3cret");
+        CHECK(f.error_of("Bearer " + token) == error::bad_alg);
         // alg none with an empty signature
         auto unsigned_token = token.substr(0, token.rfind('.') + 1);
-        CHECK(f.error_of("Bearer " + unsigned_token) == auth_error::malformed);
+        CHECK(f.error_of("Bearer " + unsigned_token) == error::malformed);
     }
     SECTION("no secret configured: nothing is verified")
     {
         f.config.jwt_secret.clear();
-        CHECK(f.error_of("Bearer " + good) == auth_error::disabled);
+        CHECK(f.error_of("Bearer " + good) == error::disabled);
     }
 }
 
-TEST_CASE("identity: leeway on exp", "[unit]")
+TEST_CASE("verifier: leeway on exp", "[unit]")
 {
     fixture f;
     f.config.leeway = 5s;
     CHECK(f.verifier.verify(f.bearer(f.claims("u1", -3))));
-    CHECK(f.error_of(f.bearer(f.claims("u1", -6))) == auth_error::expired);
+    CHECK(f.error_of(f.bearer(f.claims("u1", -6))) == error::expired);
 }
 
-TEST_CASE("identity: strict base64url", "[unit]")
+TEST_CASE("verifier: strict base64url", "[unit]")
 {
-    CHECK(cache::base64url_decode("aGk") == "hi");
-    CHECK(cache::base64url_decode("aGl-_w") == std::string("hi~\xff", 4));
-    CHECK_FALSE(cache::base64url_decode("aGk="));   // padding
-    CHECK_FALSE(cache::base64url_decode("aGl"));    // non-zero unused bits
-    CHECK_FALSE(cache::base64url_decode("aGk+"));   // '+' is base64, not base64url
-    CHECK_FALSE(cache::base64url_decode("a"));      // impossible length
-    CHECK_FALSE(cache::base64url_decode("aG k"));
+    CHECK(auth::base64url_decode("aGk") == "hi");
+    CHECK(auth::base64url_decode("aGl-_w") == std::string("hi~\xff", 4));
+    CHECK_FALSE(auth::base64url_decode("aGk="));   // padding
+    CHECK_FALSE(auth::base64url_decode("aGl"));    // non-zero unused bits
+    CHECK_FALSE(auth::base64url_decode("aGk+"));   // '+' is base64, not base64url
+    CHECK_FALSE(auth::base64url_decode("a"));      // impossible length
+    CHECK_FALSE(auth::base64url_decode("aG k"));
     for (std::string s : {"", "a", "ab", "abc", "abcd", "\xff\xfe\x00"})
-        CHECK(cache::base64url_decode(cache::base64url_encode(s)) == s);
+        CHECK(auth::base64url_decode(auth::base64url_encode(s)) == s);
 }
 
-TEST_CASE("identity: verified tokens are cached, bounded, never past exp", "[unit]")
+TEST_CASE("verifier: verified tokens are cached, bounded, never past exp", "[unit]")
 {
     fixture f;
     f.config.token_cache_entries = 3;
@@ -158,5 +158,5 @@ TEST_CASE("identity: verified tokens are cached, bounded, never past exp", "[uni
     auto t7 = f.bearer(f.claims("u7", 10));
     REQUIRE(f.verifier.verify(t7));
     f.clock.advance(10s);
-    CHECK(f.error_of(t7) == auth_error::expired);  // cached, but past exp
+    CHECK(f.error_of(t7) == error::expired);  // cached, but past exp
 }

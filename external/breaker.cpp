@@ -1,8 +1,8 @@
-#include "upstream/breaker.hpp"
+#include "external/breaker.hpp"
 
 #include <algorithm>
 
-namespace sidecache::upstream {
+namespace sidecache::external {
 
 circuit_breaker::circuit_breaker(conf::breaker_config config)
     : config_(config),
@@ -97,4 +97,4 @@ std::string_view to_string(circuit_breaker::state s) {
     return "unknown";
 }
 
-}  // namespace sidecache::upstream
+}  // namespace sidecache::external

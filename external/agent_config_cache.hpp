@@ -17,7 +17,7 @@
 
 #include "conf/config.hpp"
 
-namespace sidecache::upstream {
+namespace sidecache::external {
 
 class agent_config_cache {
 public:
@@ -64,4 +64,4 @@ private:
     std::size_t stores_since_prune_ = 0;
 };
 
-}  // namespace sidecache::upstream
+}  // namespace sidecache::external

@@ -1,4 +1,4 @@
-#include "upstream/external_http.hpp"
+#include "external/http.hpp"
 
 #include <algorithm>
 #include <deque>
@@ -17,7 +17,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
-namespace sidecache::upstream {
+namespace sidecache::external {
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
@@ -300,4 +300,4 @@ void external_http::close_idle() {
     closing.swap(impl_->idle);
 }
 
-}  // namespace sidecache::upstream
+}  // namespace sidecache::external

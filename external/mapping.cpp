@@ -1,10 +1,10 @@
-#include "upstream/external_mapping.hpp"
+#include "external/mapping.hpp"
 
 #include <unordered_set>
 
 #include <boost/json/parse.hpp>
 
-namespace sidecache::upstream {
+namespace sidecache::external {
 
 namespace json = boost::json;
 
@@ -107,4 +107,4 @@ bool apply_outcomes(json::value& body, const std::unordered_map<std::string, age
     return degraded;
 }
 
-}  // namespace sidecache::upstream
+}  // namespace sidecache::external

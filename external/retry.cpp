@@ -1,11 +1,11 @@
-#include "upstream/retry.hpp"
+#include "external/retry.hpp"
 
 #include <algorithm>
 #include <charconv>
 
-#include "upstream/backoff.hpp"
+#include "external/backoff.hpp"
 
-namespace sidecache::upstream {
+namespace sidecache::external {
 
 std::string_view to_string(try_outcome o) {
     switch (o) {
@@ -58,9 +58,9 @@ std::optional<conf::duration> parse_retry_after(std::string_view value) {
     return conf::duration{seconds * 1000};
 }
 
-}  // namespace sidecache::upstream
+}  // namespace sidecache::external
 
-namespace sidecache::upstream {
+namespace sidecache::external {
 
 try_outcome outcome_of_status(unsigned status) {
     if (status == 200) return try_outcome::ok;
@@ -70,4 +70,4 @@ try_outcome outcome_of_status(unsigned status) {
     return try_outcome::client_error;
 }
 
-}  // namespace sidecache::upstream
+}  // namespace sidecache::external

@@ -9,7 +9,7 @@
 
 #include "conf/config.hpp"
 
-namespace sidecache::upstream {
+namespace sidecache::external {
 
 // A source of uniform numbers in [0, 1). Production uses random_unit();
 // tests pass a lambda returning fixed values.
@@ -26,4 +26,4 @@ conf::duration backoff_delay(const conf::retry_profile& profile, unsigned retry,
 // A thread-safe uniform [0, 1) source seeded from std::random_device.
 unit_rng random_unit();
 
-}  // namespace sidecache::upstream
+}  // namespace sidecache::external

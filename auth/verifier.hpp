@@ -10,44 +10,27 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <unordered_map>
 
-#include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
 
+#include "auth/error.hpp"
 #include "cache/time_source.hpp"
 #include "conf/config.hpp"
 
-namespace sidecache::cache {
+namespace sidecache::auth {
 
-enum class auth_error {
-    missing = 1,    // no Authorization header
-    not_bearer,     // not "Bearer <token>"
-    malformed,      // not three dot-separated base64url parts
-    bad_base64,     // a part is not strict base64url (no padding, canonical)
-    bad_json,       // header or claims are not a JSON object
-    bad_alg,        // alg is not HS256 (none, RS256, ...)
-    bad_signature,  // the HMAC does not match
-    no_exp,         // exp missing or not a number
-    expired,        // now >= exp + leeway
-    not_yet_valid,  // nbf in the future
-    no_sub,         // sub missing, empty or not a string
-    disabled,       // no secret configured: nothing is verified
-};
 
-const boost::system::error_category& auth_category();
-boost::system::error_code make_error_code(auth_error e);
 
 struct verified_user {
     std::string user_id;  // the `sub` claim
     std::chrono::system_clock::time_point expires;  // exp
 };
 
-class identity_verifier {
+class verifier {
 public:
     // `config` and `clock` must outlive the verifier. Thread-safe.
-    identity_verifier(const conf::auth_config& config, const time_source& clock);
+    verifier(const conf::auth_config& config, const cache::time_source& clock);
 
     // `authorization` is the header's value. A token verified before is
     // answered from a bounded cache, never past its exp (+ leeway).
@@ -66,7 +49,7 @@ private:
     };
 
     const conf::auth_config& config_;
-    const time_source& clock_;
+    const cache::time_source& clock_;
     mutable std::mutex mutex_;
     mutable std::unordered_map<std::string, std::shared_ptr<const verified_user>, token_hash,
                                std::equal_to<>>
@@ -83,9 +66,5 @@ std::string sign_hs256(std::string_view claims_json, std::string_view secret);
 std::string sign_hs256(std::string_view header_json, std::string_view claims_json,
                        std::string_view secret);
 
-}  // namespace sidecache::cache
+}  // namespace sidecache::auth
 
-namespace boost::system {
-template <>
-struct is_error_code_enum<sidecache::cache::auth_error> : std::true_type {};
-}  // namespace boost::system

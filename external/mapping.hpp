@@ -13,7 +13,7 @@
 #include <boost/json/value.hpp>
 #include <boost/system/result.hpp>
 
-namespace sidecache::upstream {
+namespace sidecache::external {
 
 // `configStatus` of one agent in GET /api/agents (api.md).
 enum class config_status {
@@ -58,4 +58,4 @@ std::vector<std::string> collect_agent_ids(const boost::json::value& body);
 bool apply_outcomes(boost::json::value& body,
                     const std::unordered_map<std::string, agent_outcome>& outcomes);
 
-}  // namespace sidecache::upstream
+}  // namespace sidecache::external

@@ -15,9 +15,9 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "conf/config.hpp"
-#include "upstream/retry.hpp"
+#include "external/retry.hpp"
 
-namespace sidecache::upstream {
+namespace sidecache::external {
 
 struct http_answer {
     try_outcome outcome = try_outcome::connect_error;  // from the status when one arrived
@@ -53,4 +53,4 @@ private:
     std::shared_ptr<impl> impl_;
 };
 
-}  // namespace sidecache::upstream
+}  // namespace sidecache::external

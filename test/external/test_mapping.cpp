@@ -4,11 +4,11 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
-#include "upstream/agent_config_cache.hpp"
-#include "upstream/external_mapping.hpp"
+#include "external/agent_config_cache.hpp"
+#include "external/mapping.hpp"
 
 using namespace sidecache;
-using namespace sidecache::upstream;
+using namespace sidecache::external;
 namespace json = boost::json;
 using ms = std::chrono::milliseconds;
 

@@ -1,11 +1,11 @@
 // Backoff with full jitter and the retry decision: pure, no I/O.
 #include <catch2/catch.hpp>
 
-#include "upstream/backoff.hpp"
-#include "upstream/retry.hpp"
+#include "external/backoff.hpp"
+#include "external/retry.hpp"
 
 using namespace sidecache;
-using namespace sidecache::upstream;
+using namespace sidecache::external;
 using ms = std::chrono::milliseconds;
 
 namespace {
