@@ -39,7 +39,7 @@ public:
     // never stops sidecache from starting.
     void start();
     // Cancels everything, waits for the db thread. Pending queries complete
-    // with errc::shutting_down.
+    // with error::shutting_down.
     void stop();
 
     // Runs db/queries/<query_name>.sql with $1 = user_id on a pooled
