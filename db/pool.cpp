@@ -185,7 +185,10 @@ struct pool::impl {
         if (!slot) co_return slot.error();
         auto& conn = *slots[*slot].conn;
         std::string params[] = {std::move(user)};
-        auto r = co_await conn.query_prepared(name, params, deadline);
+        // The statement gets database.query_timeout from now, within the
+        // caller's deadline; past it, it is cancelled and the caller falls back.
+        auto query_deadline = std::min(deadline, steady_clock::now() + cfg.query_timeout);
+        auto r = co_await conn.query_prepared(name, params, query_deadline);
         bool broken = !conn.usable();
         if (broken) set_reason_if_down(fmt::format("postgresql: {}", conn.last_error()));
         release(*slot, broken);

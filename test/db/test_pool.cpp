@@ -69,7 +69,7 @@ TEST_CASE("PostgreSQL down: the pool starts, says why, fails fast [integration]"
           db::error::not_configured);
 }
 
-TEST_CASE("a statement past its deadline is cancelled, the connection reused [pg]", "[pg]") {
+TEST_CASE("a statement past its deadline or query_timeout is cancelled, the connection reused [pg]", "[pg]") {
     auto db = pg_test_db::create(false);
     if (!db) return;
     auto dir = std::filesystem::temp_directory_path() / ("sc_db_queries_" + std::to_string(::getpid()));
@@ -98,5 +98,22 @@ TEST_CASE("a statement past its deadline is cancelled, the connection reused [pg
     REQUIRE(echo.has_value());
     CHECK(*echo == "{\"user\":\"u1\"}");
     p.stop();
+
+    // database.query_timeout ends the statement long before a later caller's deadline.
+    cfg.query_timeout = 200ms;
+    db::pool bounded(cfg);
+    bounded.start();
+    REQUIRE(run_sync(bounded.wait_ready(steady_clock::now() + 10s)));
+    t0 = steady_clock::now();
+    slow = run_sync(bounded.query_json("slow", "x", t0 + 20s));
+    took = steady_clock::now() - t0;
+    REQUIRE_FALSE(slow.has_value());
+    CHECK(slow.error() == db::error::timeout);
+    CHECK(took >= 200ms);
+    CHECK(took < 2s);
+    echo = run_sync(bounded.query_json("echo", "u2", steady_clock::now() + 5s));
+    REQUIRE(echo.has_value());
+    CHECK(*echo == "{\"user\":\"u2\"}");
+    bounded.stop();
     std::filesystem::remove_all(dir);
 }
