@@ -51,13 +51,46 @@ std::string_view kind_name(const YAML::Node& node) {
     }
 }
 
-std::string join(const std::vector<std::string_view>& words) {
+template <class Words>
+std::string join(const Words& words) {
     std::string out;
-    for (auto w : words) {
+    for (std::string_view w : words) {
         if (!out.empty()) out += ", ";
         out += w;
     }
     return out;
+}
+
+// Edits (insert, delete, replace, swap two neighbours) from a to b.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            std::size_t replace = d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, replace});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    }
+    return d[a.size()][b.size()];
+}
+
+// The known key a misspelt one most likely meant: at most 2 edits away, and
+// at most one edit per 3 characters so that short keys need a close match.
+std::optional<std::string> closest(std::string_view typed, const std::vector<std::string>& known) {
+    std::size_t limit = std::clamp<std::size_t>(typed.size() / 3, 1, 2);
+    std::optional<std::string> best;
+    std::size_t best_distance = limit + 1;
+    for (const auto& k : known) {
+        std::size_t d = edit_distance(typed, k);
+        if (d < best_distance) {
+            best = k;
+            best_distance = d;
+        }
+    }
+    return best;
 }
 
 // One value of the document: its node, key path, and the position messages
@@ -86,27 +119,50 @@ struct value_ref {
     }
 };
 
-// A YAML map read as one of the config structs: every key must be one of
-// `keys`, at most once. An absent or empty section reads as all defaults.
+// A YAML map read as one of the config structs. Its readers ask for keys by
+// name (get, time, count, ...); each key they ask for is recorded, whether the
+// file has it or not, so that finish() can refuse the keys nobody asked for: a
+// key is named once, where it is read. Each key at most once. An absent or
+// empty section reads as all defaults.
 class section {
 public:
     // where: the position of the section's own key, for "required key is
     // missing" and for a section that is not a map.
-    section(const context& ctx, const YAML::Node& node, std::string path, YAML::Mark where,
-            std::initializer_list<std::string_view> keys)
-        : ctx_(&ctx), path_(std::move(path)), where_(where), keys_(keys) {
+    section(const context& ctx, const YAML::Node& node, std::string path, YAML::Mark where)
+        : ctx_(&ctx), path_(std::move(path)), where_(where) {
         if (!node.IsDefined() || node.IsNull()) return;
         if (!node.IsMap()) ctx.fail(node.Mark(), path_, fmt::format("expected a map of keys, got {}", kind_name(node)));
         for (auto it = node.begin(); it != node.end(); ++it) {
             YAML::Node key = it->first;  // a copy: it-> is a temporary proxy
             if (!key.IsScalar()) ctx.fail(key.Mark(), path_, "a key must be a plain name");
             std::string name = key.Scalar();
-            if (std::find(keys_.begin(), keys_.end(), name) == keys_.end())
-                ctx.fail(key.Mark(), child(name), fmt::format("unknown key (expected one of: {})", join(keys_)));
             if (auto seen = entries_.find(name); seen != entries_.end())
                 ctx.fail(key.Mark(), child(name), fmt::format("duplicate key (first at line {})", seen->second.key_mark.line + 1));
             entries_.emplace(name, entry{key.Mark(), it->second});
+            order_.push_back(std::move(name));
         }
+    }
+
+    // Call once every reader of this section is done: refuses the first key
+    // of the file (in its order) that no reader asked for, listing the ones
+    // they did and suggesting the closest.
+    void finish() const {
+        for (const auto& name : order_) {
+            if (std::find(asked_.begin(), asked_.end(), name) != asked_.end()) continue;
+            std::string hint;
+            if (auto close = closest(name, asked_)) hint = fmt::format(", did you mean \"{}\"?", *close);
+            ctx_->fail(entries_.find(name)->second.key_mark, child(name),
+                       fmt::format("unknown key{} (expected one of: {})", hint, join(asked_)));
+        }
+    }
+
+    // Reads the nested section `key` with reader(section) and finish()es it.
+    template <class Reader>
+    auto read(std::string_view key, Reader&& reader) const {
+        section s = sub(key);
+        auto out = reader(s);
+        s.finish();
+        return out;
     }
 
     const std::string& path() const { return path_; }
@@ -116,6 +172,7 @@ public:
     }
 
     std::optional<value_ref> get(std::string_view key) const {
+        if (std::find(asked_.begin(), asked_.end(), key) == asked_.end()) asked_.emplace_back(key);
         auto it = entries_.find(std::string(key));
         if (it == entries_.end()) return std::nullopt;
         const YAML::Node& value = it->second.value;
@@ -134,10 +191,11 @@ public:
         return it == entries_.end() ? where_ : it->second.key_mark;
     }
 
-    // A nested section; absent means all defaults.
-    section sub(std::string_view key, std::initializer_list<std::string_view> keys) const {
+    // A nested section; absent means all defaults. The caller finish()es it
+    // (or use read()).
+    section sub(std::string_view key) const {
         auto v = get(key);
-        return section(*ctx_, v ? v->node : YAML::Node(), child(key), key_mark(key), keys);
+        return section(*ctx_, v ? v->node : YAML::Node(), child(key), key_mark(key));
     }
 
     void string(std::string_view key, std::string& out) const {
@@ -236,8 +294,9 @@ private:
     const context* ctx_;
     std::string path_;
     YAML::Mark where_;
-    std::vector<std::string_view> keys_;
     std::map<std::string, entry, std::less<>> entries_;
+    std::vector<std::string> order_;          // the file's keys, in its order
+    mutable std::vector<std::string> asked_;  // the keys readers asked for, in their order
 };
 
 bool is_name_char(char c) {
@@ -324,6 +383,11 @@ route_config read_route(const section& s) {
     } else if (r.fill == fill_kind::postgres) {
         s.require("query");  // throws: "required key is missing" at the route
     }
+    // The fill's SQL is given the user alone: parameters in the key would
+    // split the cache into copies of the same answer.
+    if (auto params = s.get("query_params"); params && r.fill == fill_kind::postgres)
+        params->fail("not allowed with fill: postgres (its query is given only the user; remove the key, or use "
+                     "fill: upstream)");
     s.boolean("enrich_agents", r.enrich_agents);
     s.count<std::size_t>("max_waiters", r.max_waiters, 0, 1'000'000);
     s.time("wait_timeout", r.wait_timeout, 1ms, 1h);
@@ -347,11 +411,9 @@ cache_config read_cache(const context& ctx, const section& s) {
         YAML::Node item = routes->node[i];
         std::string path = fmt::format("{}[{}]", routes->path, i);
         if (!item.IsMap()) ctx.fail(item.IsNull() ? routes->mark : item.Mark(), path, fmt::format("expected a route (a map), got {}", kind_name(item)));
-        section route(ctx, item, path, item.Mark(),
-                      {"name", "path", "query_params", "ttl", "stale_while_revalidate", "stale_if_error",
-                       "utc_day_bound", "fill", "query", "enrich_agents", "max_waiters", "wait_timeout",
-                       "degraded_ttl"});
+        section route(ctx, item, path, item.Mark());
         route_config r = read_route(route);
+        route.finish();
         if (auto [it, fresh] = names.emplace(r.name, i); !fresh)
             route.get("name")->fail(fmt::format("duplicate route name \"{}\" (also {}[{}])", r.name, routes->path, it->second));
         if (auto [it, fresh] = paths.emplace(r.path, i); !fresh)
@@ -418,10 +480,9 @@ external_config read_external(const section& s) {
     s.count<std::size_t>("concurrency", c.concurrency, 1, 1024);
     s.time("try_timeout", c.try_timeout, 1ms, 1h);
     s.time("deadline", c.deadline, 1ms, 1h);
-    std::initializer_list<std::string_view> retry_keys{"attempts", "base", "max", "multiplier"};
-    c.foreground = read_retry(s.sub("foreground", retry_keys), c.foreground);
-    c.background = read_retry(s.sub("background", retry_keys), c.background);
-    c.breaker = read_breaker(s.sub("breaker", {"consecutive_failures", "failure_rate", "window", "min_requests", "cool_down"}));
+    c.foreground = s.read("foreground", [&](const section& f) { return read_retry(f, c.foreground); });
+    c.background = s.read("background", [&](const section& b) { return read_retry(b, c.background); });
+    c.breaker = s.read("breaker", read_breaker);
     s.time("config_ttl", c.config_ttl, 0ms, one_week);
     s.time("max_stale", c.max_stale, 0ms, 30 * one_day);
     return c;
@@ -458,17 +519,16 @@ config load_string(std::string_view yaml, std::string_view file_name, const env_
     top.column = 0;
     if (root.IsDefined() && !root.IsNull() && !root.IsMap())
         ctx.fail(root.Mark(), "", fmt::format("the configuration must be a map of sections, got {}", kind_name(root)));
-    section s(ctx, root, "", top,
-              {"server", "admin", "upstream", "auth", "cache", "database", "external", "log"});
+    section s(ctx, root, "", top);
 
     config cfg;
     cfg.source_file = ctx.file;
-    section server = s.sub("server", {"listen", "threads", "max_header_bytes", "max_body_bytes", "header_timeout",
-                                      "idle_timeout", "body_timeout", "drain_timeout", "max_pipelined",
-                                      "max_connections"});
+    section server = s.sub("server");
     cfg.server = read_server(server);
-    section admin = s.sub("admin", {"listen", "enabled"});
+    server.finish();
+    section admin = s.sub("admin");
     cfg.admin = read_admin(admin);
+    admin.finish();
     if (cfg.admin.enabled && cfg.admin.listen.port != 0 && cfg.admin.listen.port == cfg.server.listen.port &&
         cfg.admin.listen.host == cfg.server.listen.host) {
         std::string where = fmt::format("{}:{}", cfg.admin.listen.host, cfg.admin.listen.port);
@@ -476,18 +536,13 @@ config load_string(std::string_view yaml, std::string_view file_name, const env_
         // admin.listen is its default: point at the server.listen that collides with it.
         server.get("listen")->fail(where + " is also admin.listen (its default)");
     }
-    cfg.upstream = read_upstream(s.sub("upstream", {"url", "max_connections", "max_idle_connections",
-                                                   "connect_timeout", "response_timeout", "idle_timeout"}));
-    cfg.auth = read_auth(s.sub("auth", {"jwt_secret", "leeway", "token_cache_entries"}));
-    cfg.cache = read_cache(ctx, s.sub("cache", {"enabled", "max_bytes", "shards", "routes"}));
-    cfg.database = read_database(s.sub("database", {"url", "pool_size", "connect_timeout", "query_timeout",
-                                                   "reconnect_backoff_max", "migrate_on_start", "refresh_interval",
-                                                   "queries_dir", "migrations_dir", "notify_channel", "listen_notify",
-                                                   "listen_ping_interval"}));
-    cfg.external = read_external(s.sub("external", {"url", "api_key", "verify_tls", "max_connections", "concurrency",
-                                                   "try_timeout", "deadline", "foreground", "background", "breaker",
-                                                   "config_ttl", "max_stale"}));
-    cfg.log = read_log(s.sub("log", {"level", "access_log"}));
+    cfg.upstream = s.read("upstream", read_upstream);
+    cfg.auth = s.read("auth", read_auth);
+    cfg.cache = s.read("cache", [&](const section& c) { return read_cache(ctx, c); });
+    cfg.database = s.read("database", read_database);
+    cfg.external = s.read("external", read_external);
+    cfg.log = s.read("log", read_log);
+    s.finish();
     return cfg;
 }
 

@@ -7,7 +7,7 @@
 
 namespace sidecache::db {
 
-enum class errc {
+enum class error {
     not_configured = 1,  // database.url is empty: no PostgreSQL at all
     not_ready,           // no connection is up (PostgreSQL down, or still connecting)
     timeout,             // the deadline passed (waiting for a connection, or the query ran long)
@@ -19,13 +19,14 @@ enum class errc {
     shutting_down,       // the pool is stopping
 };
 
+// The category of db::error codes, named "sidecache.db".
 const boost::system::error_category& category() noexcept;
 
-inline boost::system::error_code make_error_code(errc e) noexcept {
+inline boost::system::error_code make_error_code(error e) noexcept {
     return {static_cast<int>(e), category()};
 }
 
 }  // namespace sidecache::db
 
 template <>
-struct boost::system::is_error_code_enum<sidecache::db::errc> : std::true_type {};
+struct boost::system::is_error_code_enum<sidecache::db::error> : std::true_type {};

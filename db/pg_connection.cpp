@@ -114,13 +114,13 @@ struct pg_connection::impl {
             if (f < 0) {
                 broken = true;
                 error = trimmed(PQerrorMessage(conn));
-                co_return errc::connection_failed;
+                co_return error::connection_failed;
             }
             auto w = co_await wait(net::posix::descriptor_base::wait_write, deadline);
             if (w == waited::timed_out) co_return co_await cancel_and_drain();
             if (w == waited::failed) {
                 broken = true;
-                co_return errc::connection_failed;
+                co_return error::connection_failed;
             }
         }
         co_return co_await collect(deadline, false);
@@ -135,14 +135,14 @@ struct pg_connection::impl {
                 if (w == waited::timed_out) {
                     if (draining) {
                         broken = true;  // the cancel did not stop it in time: give up
-                        co_return errc::timeout;
+                        co_return error::timeout;
                     }
                     co_return co_await cancel_and_drain();
                 }
                 if (w == waited::failed || !PQconsumeInput(conn)) {
                     broken = true;
                     error = trimmed(PQerrorMessage(conn));
-                    co_return errc::connection_failed;
+                    co_return error::connection_failed;
                 }
             }
             PGresult* res = PQgetResult(conn);
@@ -166,10 +166,10 @@ struct pg_connection::impl {
         if (PQstatus(conn) == CONNECTION_BAD) {
             broken = true;
             error = trimmed(PQerrorMessage(conn));
-            co_return errc::connection_failed;
+            co_return error::connection_failed;
         }
-        if (draining) co_return errc::timeout;
-        if (failed) co_return errc::query_failed;
+        if (draining) co_return error::timeout;
+        if (failed) co_return error::query_failed;
         co_return value;
     }
 
@@ -207,14 +207,14 @@ const std::string& pg_connection::last_error() const noexcept { return impl_->er
 awaitable<result<std::unique_ptr<pg_connection>>> pg_connection::connect(
     net::any_io_executor ex, std::string conninfo, time_point deadline, std::string* error_text) {
     auto p = std::make_unique<impl>(ex);
-    auto failed = [&](errc e, std::string msg) -> result<std::unique_ptr<pg_connection>> {
+    auto failed = [&](error e, std::string msg) -> result<std::unique_ptr<pg_connection>> {
         if (error_text) *error_text = std::move(msg);
         return e;
     };
     p->conn = PQconnectStart(conninfo.c_str());
-    if (!p->conn) co_return failed(errc::connection_failed, "out of memory");
+    if (!p->conn) co_return failed(error::connection_failed, "out of memory");
     if (PQstatus(p->conn) == CONNECTION_BAD)
-        co_return failed(errc::connection_failed, trimmed(PQerrorMessage(p->conn)));
+        co_return failed(error::connection_failed, trimmed(PQerrorMessage(p->conn)));
     PQsetNoticeReceiver(p->conn, ignore_notice, nullptr);
 
     // As the libpq manual says: behave as if PQconnectPoll had last answered
@@ -223,18 +223,18 @@ awaitable<result<std::unique_ptr<pg_connection>>> pg_connection::connect(
     for (;;) {
         if (poll == PGRES_POLLING_OK) break;
         if (poll == PGRES_POLLING_FAILED)
-            co_return failed(errc::connection_failed, trimmed(PQerrorMessage(p->conn)));
+            co_return failed(error::connection_failed, trimmed(PQerrorMessage(p->conn)));
         if (!p->watch_socket())
-            co_return failed(errc::connection_failed, "no socket: " + trimmed(PQerrorMessage(p->conn)));
+            co_return failed(error::connection_failed, "no socket: " + trimmed(PQerrorMessage(p->conn)));
         auto what = poll == PGRES_POLLING_READING ? net::posix::descriptor_base::wait_read
                                                   : net::posix::descriptor_base::wait_write;
         auto w = co_await p->wait(what, deadline);
-        if (w == impl::waited::timed_out) co_return failed(errc::timeout, "connect timed out");
-        if (w == impl::waited::failed) co_return failed(errc::connection_failed, "socket wait failed");
+        if (w == impl::waited::timed_out) co_return failed(error::timeout, "connect timed out");
+        if (w == impl::waited::failed) co_return failed(error::connection_failed, "socket wait failed");
         poll = PQconnectPoll(p->conn);
     }
     if (!p->watch_socket() || PQsetnonblocking(p->conn, 1) != 0)
-        co_return failed(errc::connection_failed, trimmed(PQerrorMessage(p->conn)));
+        co_return failed(error::connection_failed, trimmed(PQerrorMessage(p->conn)));
     co_return std::unique_ptr<pg_connection>(new pg_connection(std::move(p)));
 }
 
@@ -242,7 +242,7 @@ awaitable<result<cell>> pg_connection::execute(std::string_view sql, time_point 
     std::string text(sql);
     if (!PQsendQuery(impl_->conn, text.c_str())) {
         impl_->fail(trimmed(PQerrorMessage(impl_->conn)));
-        co_return impl_->broken ? errc::connection_failed : errc::query_failed;
+        co_return impl_->broken ? error::connection_failed : error::query_failed;
     }
     co_return co_await impl_->finish(deadline);
 }
@@ -251,7 +251,7 @@ awaitable<result<void>> pg_connection::prepare(const std::string& name, const st
                                                int n_params, time_point deadline) {
     if (!PQsendPrepare(impl_->conn, name.c_str(), sql.c_str(), n_params, nullptr)) {
         impl_->fail(trimmed(PQerrorMessage(impl_->conn)));
-        co_return impl_->broken ? errc::connection_failed : errc::query_failed;
+        co_return impl_->broken ? error::connection_failed : error::query_failed;
     }
     auto r = co_await impl_->finish(deadline);
     if (!r) co_return r.error();
@@ -267,7 +267,7 @@ awaitable<result<cell>> pg_connection::query_prepared(const std::string& name,
     if (!PQsendQueryPrepared(impl_->conn, name.c_str(), static_cast<int>(values.size()),
                              values.data(), nullptr, nullptr, 0)) {
         impl_->fail(trimmed(PQerrorMessage(impl_->conn)));
-        co_return impl_->broken ? errc::connection_failed : errc::query_failed;
+        co_return impl_->broken ? error::connection_failed : error::query_failed;
     }
     co_return co_await impl_->finish(deadline);
 }
@@ -276,7 +276,7 @@ awaitable<result<std::vector<notification>>> pg_connection::wait_notifications(t
     auto& m = *impl_;
     std::vector<notification> out;
     for (;;) {
-        if (m.broken) co_return errc::connection_failed;
+        if (m.broken) co_return error::connection_failed;
         while (PGnotify* n = PQnotifies(m.conn)) {
             out.push_back({n->relname ? n->relname : "", n->extra ? n->extra : "", n->be_pid});
             PQfreemem(n);
@@ -289,7 +289,7 @@ awaitable<result<std::vector<notification>>> pg_connection::wait_notifications(t
         if (w == impl::waited::failed || !PQconsumeInput(m.conn) || PQstatus(m.conn) == CONNECTION_BAD) {
             m.broken = true;
             if (m.conn) m.error = trimmed(PQerrorMessage(m.conn));
-            co_return errc::connection_failed;
+            co_return error::connection_failed;
         }
     }
 }
@@ -304,7 +304,7 @@ result<std::vector<std::vector<cell>>> rows_of(PGresult* res, std::string& error
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && st != PGRES_EMPTY_QUERY) {
         error = trimmed(PQresultErrorMessage(res));
         PQclear(res);
-        return errc::query_failed;
+        return error::query_failed;
     }
     for (int r = 0; r < PQntuples(res); ++r) {
         auto& row = rows.emplace_back();
@@ -324,13 +324,13 @@ result<pg_session> pg_session::open(const std::string& conninfo, std::string* er
     if (!c || PQstatus(c) != CONNECTION_OK) {
         if (error_text) *error_text = c ? trimmed(PQerrorMessage(c)) : "out of memory";
         if (c) PQfinish(c);
-        return errc::connection_failed;
+        return error::connection_failed;
     }
     PQsetNoticeReceiver(c, ignore_notice, nullptr);
     pg_session s(c);
     if (!s.execute("SET TIME ZONE 'UTC'")) {
         if (error_text) *error_text = s.error_;
-        return errc::connection_failed;
+        return error::connection_failed;
     }
     return s;
 }
@@ -354,7 +354,7 @@ result<std::vector<std::vector<cell>>> pg_session::execute(std::string_view sql)
     std::string text(sql);
     if (!PQsendQuery(c, text.c_str())) {
         error_ = trimmed(PQerrorMessage(c));
-        return errc::connection_failed;
+        return error::connection_failed;
     }
     // Every result in turn: a failing statement in the middle must be seen.
     result<std::vector<std::vector<cell>>> last = std::vector<std::vector<cell>>{};
@@ -364,7 +364,7 @@ result<std::vector<std::vector<cell>>> pg_session::execute(std::string_view sql)
     }
     if (PQstatus(c) == CONNECTION_BAD) {
         error_ = trimmed(PQerrorMessage(c));
-        return errc::connection_failed;
+        return error::connection_failed;
     }
     return last;
 }
@@ -378,7 +378,7 @@ result<std::vector<std::vector<cell>>> pg_session::query(const std::string& sql,
                                  values.data(), nullptr, nullptr, 0);
     if (!res) {
         error_ = trimmed(PQerrorMessage(c));
-        return errc::connection_failed;
+        return error::connection_failed;
     }
     return rows_of(res, error_);
 }

@@ -141,14 +141,14 @@ struct pool::impl {
                 co_return static_cast<int>(i);
             }
         }
-        if (!is_ready) co_return errc::not_ready;
+        if (!is_ready) co_return error::not_ready;
         waiter w(ioc.get_executor());
         w.timer.expires_at(deadline);
         waiters.push_back(&w);
         co_await w.timer.async_wait(use_tuple);
         if (w.slot >= 0) co_return w.slot;
         std::erase(waiters, &w);
-        co_return stopping ? errc::shutting_down : errc::timeout;
+        co_return stopping ? error::shutting_down : error::timeout;
     }
 
     // Back to the pool; a broken connection is dropped and its maintainer
@@ -179,18 +179,21 @@ struct pool::impl {
     }
 
     awaitable<result<std::string>> run_query(std::string name, std::string user, time_point deadline) {
-        if (stopping) co_return errc::shutting_down;
-        if (!queries.contains(name)) co_return errc::unknown_query;
+        if (stopping) co_return error::shutting_down;
+        if (!queries.contains(name)) co_return error::unknown_query;
         auto slot = co_await acquire(deadline);
         if (!slot) co_return slot.error();
         auto& conn = *slots[*slot].conn;
         std::string params[] = {std::move(user)};
-        auto r = co_await conn.query_prepared(name, params, deadline);
+        // The statement gets database.query_timeout from now, within the
+        // caller's deadline; past it, it is cancelled and the caller falls back.
+        auto query_deadline = std::min(deadline, steady_clock::now() + cfg.query_timeout);
+        auto r = co_await conn.query_prepared(name, params, query_deadline);
         bool broken = !conn.usable();
         if (broken) set_reason_if_down(fmt::format("postgresql: {}", conn.last_error()));
         release(*slot, broken);
         if (!r) co_return r.error();
-        if (!*r) co_return errc::no_such_user;
+        if (!*r) co_return error::no_such_user;
         co_return std::move(**r);
     }
 
@@ -320,8 +323,8 @@ void pool::stop() {
 awaitable<result<std::string>> pool::query_json(std::string_view query_name,
                                                 std::string_view user_id, time_point deadline) {
     auto& m = *impl_;
-    if (m.cfg.url.empty()) co_return errc::not_configured;
-    if (!m.thread.joinable()) co_return errc::not_ready;
+    if (m.cfg.url.empty()) co_return error::not_configured;
+    if (!m.thread.joinable()) co_return error::not_ready;
     // Runs on the db thread; the completion comes back to our executor.
     co_return co_await net::co_spawn(
         m.ioc, m.run_query(std::string(query_name), std::string(user_id), deadline),

@@ -39,12 +39,14 @@ public:
     // never stops sidecache from starting.
     void start();
     // Cancels everything, waits for the db thread. Pending queries complete
-    // with errc::shutting_down.
+    // with error::shutting_down.
     void stop();
 
     // Runs db/queries/<query_name>.sql with $1 = user_id on a pooled
     // connection: the single text column of its answer (the whole response
-    // body). Errors (all mean "fall back to the upstream fill"): not_configured,
+    // body). Waits for a connection until `deadline`; the statement then runs
+    // until `deadline` or cfg.query_timeout, whichever comes first, and is
+    // cancelled (PQcancel) past it with error::timeout. Errors (all mean "fall back to the upstream fill"): not_configured,
     // not_ready, timeout, connection_failed, query_failed, unknown_query,
     // no_such_user (the SQL found no active user), shutting_down.
     // Never blocks the caller's thread; completes on the caller's executor.

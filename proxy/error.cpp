@@ -5,7 +5,7 @@
 namespace sidecache::proxy {
 namespace {
 
-class category final : public boost::system::error_category {
+class category_impl final : public boost::system::error_category {
 public:
     const char* name() const noexcept override { return "sidecache.proxy"; }
 
@@ -25,8 +25,8 @@ public:
 
 }  // namespace
 
-const boost::system::error_category& proxy_category() noexcept {
-    static const category instance;
+const boost::system::error_category& category() noexcept {
+    static const category_impl instance;
     return instance;
 }
 

@@ -16,10 +16,11 @@ enum class error {
     upstream_timeout,      // no upstream answer within upstream.response_timeout: 504
 };
 
-const boost::system::error_category& proxy_category() noexcept;
+// The category of proxy::error codes, named "sidecache.proxy".
+const boost::system::error_category& category() noexcept;
 
 inline boost::system::error_code make_error_code(error e) noexcept {
-    return {static_cast<int>(e), proxy_category()};
+    return {static_cast<int>(e), category()};
 }
 
 }  // namespace sidecache::proxy

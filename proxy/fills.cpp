@@ -52,7 +52,7 @@ net::awaitable<cache::fill_result> route_fill::fill(cache::fill_request request)
     auto body = co_await db_->query_json(route_.query, request.user_id, request.deadline);
     if (!body) {
         ++stats_.fallbacks;
-        if (body.error() == db::errc::no_such_user) ++stats_.no_user;
+        if (body.error() == db::error::no_such_user) ++stats_.no_user;
         co_return co_await fallback_.fill(std::move(request));
     }
     ++stats_.postgres;

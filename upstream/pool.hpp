@@ -12,7 +12,7 @@
 // io_context, or a strand).
 
 #include "conf/config.hpp"
-#include "upstream/upstream_error.hpp"
+#include "upstream/error.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>

@@ -120,12 +120,12 @@ TEST_CASE("errors name the file, line, column and key path", "[unit]") {
     SECTION("the fixture itself") { CHECK(error_of(good) == "loaded"); }
     SECTION("unknown top-level key") {
         CHECK(error_of(with_line(1, "serverr:")) ==
-              "test.yaml:1:1: serverr: unknown key (expected one of: server, admin, upstream, auth, cache, database, "
+              "test.yaml:1:1: serverr: unknown key, did you mean \"server\"? (expected one of: server, admin, upstream, auth, cache, database, "
               "external, log)");
     }
     SECTION("unknown nested key") {
         CHECK(error_of(with_line(3, "  thread: 2")) ==
-              "test.yaml:3:3: server.thread: unknown key (expected one of: listen, threads, max_header_bytes, "
+              "test.yaml:3:3: server.thread: unknown key, did you mean \"threads\"? (expected one of: listen, threads, max_header_bytes, "
               "max_body_bytes, header_timeout, idle_timeout, body_timeout, drain_timeout, max_pipelined, "
               "max_connections)");
     }
@@ -226,9 +226,23 @@ TEST_CASE("errors name the file, line, column and key path", "[unit]") {
     }
     SECTION("route: unknown key") {
         CHECK(error_of(with_line(17, "      tll: 10s")) ==
-              "test.yaml:17:7: cache.routes[1].tll: unknown key (expected one of: name, path, query_params, ttl, "
+              "test.yaml:17:7: cache.routes[1].tll: unknown key, did you mean \"ttl\"? (expected one of: name, path, query_params, ttl, "
               "stale_while_revalidate, stale_if_error, utc_day_bound, fill, query, enrich_agents, max_waiters, "
               "wait_timeout, degraded_ttl)");
+    }
+    SECTION("route: query_params with fill: postgres") {
+        CHECK(error_of(with_line(17, "      query_params: [period]")) ==
+              "test.yaml:17:21: cache.routes[1].query_params: not allowed with fill: postgres (its query is given "
+              "only the user; remove the key, or use fill: upstream)");
+        CHECK(error_of(with_line(17, "      query_params: []")) ==
+              "test.yaml:17:21: cache.routes[1].query_params: not allowed with fill: postgres (its query is given "
+              "only the user; remove the key, or use fill: upstream)");
+        // The same key on an upstream route is part of its cache key.
+        std::string upstream_route = with_line(14, "      fill: upstream");
+        upstream_route = upstream_route.substr(0, upstream_route.find("      query: agents\n")) +
+                         "      query_params: [period]\n";
+        auto cfg = load_string(upstream_route, "test.yaml", fake_env());
+        CHECK(cfg.cache.routes[1].query_params == std::vector<std::string>{"period"});
     }
     SECTION("route: empty query parameter") {
         CHECK(error_of(with_line(17, "      query_params: [period, \"\"]")) ==
@@ -237,6 +251,54 @@ TEST_CASE("errors name the file, line, column and key path", "[unit]") {
     SECTION("YAML syntax error") {
         CHECK(error_of(with_line(3, "  threads: [2")) == "test.yaml:4:9: invalid YAML: end of sequence flow not found");
     }
+}
+
+TEST_CASE("an unknown key is refused in every section, at its line and column", "[unit]") {
+    const std::string url = "upstream:\n  url: http://legacy\n";
+    const std::string route = url + "cache:\n  routes:\n    - name: a\n      path: /a\n";
+    auto [yaml, where, first_known] = GENERATE_REF(table<std::string, std::string, std::string>({
+        {url + "bogus: 1\n", "test.yaml:3:1: bogus", "server"},
+        {url + "server:\n  bogus: 1\n", "test.yaml:4:3: server.bogus", "listen"},
+        {url + "admin:\n  bogus: 1\n", "test.yaml:4:3: admin.bogus", "listen"},
+        {url + "  bogus: 1\n", "test.yaml:3:3: upstream.bogus", "url"},
+        {url + "auth:\n  bogus: 1\n", "test.yaml:4:3: auth.bogus", "jwt_secret"},
+        {url + "cache:\n  bogus: 1\n", "test.yaml:4:3: cache.bogus", "enabled"},
+        {route + "      bogus: 1\n", "test.yaml:7:7: cache.routes[0].bogus", "name"},
+        {url + "database:\n  bogus: 1\n", "test.yaml:4:3: database.bogus", "url"},
+        {url + "external:\n  bogus: 1\n", "test.yaml:4:3: external.bogus", "url"},
+        {url + "external:\n  foreground:\n    bogus: 1\n", "test.yaml:5:5: external.foreground.bogus", "attempts"},
+        {url + "external:\n  background:\n    bogus: 1\n", "test.yaml:5:5: external.background.bogus", "attempts"},
+        {url + "external:\n  breaker:\n    bogus: 1\n", "test.yaml:5:5: external.breaker.bogus",
+         "consecutive_failures"},
+        {url + "log:\n  bogus: 1\n", "test.yaml:4:3: log.bogus", "level"},
+    }));
+    CAPTURE(yaml);
+    CHECK(error_of(yaml).rfind(where + ": unknown key (expected one of: " + first_known + ", ", 0) == 0);
+}
+
+TEST_CASE("a misspelt key suggests the key it is closest to", "[unit]") {
+    const std::string url = "upstream:\n  url: http://legacy\n";
+    auto [yaml, where, meant] = GENERATE_REF(table<std::string, std::string, std::string>({
+        {url + "sever:\n  threads: 1\n", "test.yaml:3:1: sever", "server"},
+        {url + "server:\n  max_conections: 10\n", "test.yaml:4:3: server.max_conections", "max_connections"},
+        {url + "admin:\n  enabeld: false\n", "test.yaml:4:3: admin.enabeld", "enabled"},
+        {url + "  conect_timeout: 1s\n", "test.yaml:3:3: upstream.conect_timeout", "connect_timeout"},
+        {url + "auth:\n  jwt_secert: s\n", "test.yaml:4:3: auth.jwt_secert", "jwt_secret"},
+        {url + "cache:\n  route: []\n", "test.yaml:4:3: cache.route", "routes"},
+        {url + "cache:\n  routes:\n    - name: a\n      path: /a\n      stale_if_eror: 1m\n",
+         "test.yaml:7:7: cache.routes[0].stale_if_eror", "stale_if_error"},
+        {url + "database:\n  querytimeout: 1s\n", "test.yaml:4:3: database.querytimeout", "query_timeout"},
+        {url + "external:\n  api-key: k\n", "test.yaml:4:3: external.api-key", "api_key"},
+        {url + "external:\n  foreground:\n    multiplyer: 2\n", "test.yaml:5:5: external.foreground.multiplyer",
+         "multiplier"},
+        {url + "external:\n  breaker:\n    cooldown: 1s\n", "test.yaml:5:5: external.breaker.cooldown", "cool_down"},
+        {url + "log:\n  acces_log: true\n", "test.yaml:4:3: log.acces_log", "access_log"},
+    }));
+    CAPTURE(yaml);
+    CHECK(error_of(yaml).rfind(where + ": unknown key, did you mean \"" + meant + "\"? (expected one of: ", 0) == 0);
+    // Nothing close: no guess.
+    CHECK(error_of(url + "log:\n  colour: true\n") ==
+          "test.yaml:4:3: log.colour: unknown key (expected one of: level, access_log)");
 }
 
 TEST_CASE("errors about a file's shape", "[unit]") {
@@ -287,7 +349,7 @@ TEST_CASE("cross-field and enum checks", "[unit]") {
     CHECK(error_of(url + "database:\n  listen_ping_interval: 30\n") ==
           "test.yaml:4:25: database.listen_ping_interval: \"30\" is not a duration (write 250ms, 30s, 10m, 1h or 0)");
     CHECK(error_of(url + "database:\n  listen_notfy: true\n") ==
-          "test.yaml:4:3: database.listen_notfy: unknown key (expected one of: url, pool_size, connect_timeout, "
+          "test.yaml:4:3: database.listen_notfy: unknown key, did you mean \"listen_notify\"? (expected one of: url, pool_size, connect_timeout, "
           "query_timeout, reconnect_backoff_max, migrate_on_start, refresh_interval, queries_dir, migrations_dir, "
           "notify_channel, listen_notify, listen_ping_interval)");
     {

@@ -234,13 +234,13 @@ TEST_CASE("a fill for a missing, inactive or malformed user finds no user [pg]",
             INFO(q << " " << user);
             auto r = pool.fill(q, user);
             REQUIRE_FALSE(r.has_value());
-            CHECK(r.error() == db::errc::no_such_user);
+            CHECK(r.error() == db::error::no_such_user);
         }
     }
     auto r = pool.fill("nope", u1);
-    CHECK(r.error() == db::errc::unknown_query);
+    CHECK(r.error() == db::error::unknown_query);
     // A user deactivated now gets nothing from the next fill.
     REQUIRE(pool.fill("overview", u1).has_value());
     db->sql(std::string("UPDATE users SET is_active = false WHERE id = '") + u1 + "'");
-    CHECK(pool.fill("overview", u1).error() == db::errc::no_such_user);
+    CHECK(pool.fill("overview", u1).error() == db::error::no_such_user);
 }

@@ -36,10 +36,10 @@ TEST_CASE("views refresh on the interval or just after UTC midnight [unit]", "[u
 }
 
 TEST_CASE("db errors have their own category and messages [unit]", "[unit]") {
-    boost::system::error_code ec = db::errc::no_such_user;
+    boost::system::error_code ec = db::error::no_such_user;
     CHECK(std::string(ec.category().name()) == "sidecache.db");
     CHECK(ec.message() == "no such active user");
-    CHECK(ec != boost::system::error_code(db::errc::timeout));
+    CHECK(ec != boost::system::error_code(db::error::timeout));
 }
 
 TEST_CASE("PostgreSQL down: the pool starts, says why, fails fast [integration]", "[integration]") {
@@ -59,17 +59,17 @@ TEST_CASE("PostgreSQL down: the pool starts, says why, fails fast [integration]"
     auto t0 = steady_clock::now();
     auto r = run_sync(p.query_json("overview", "11111111-1111-4111-8111-111111111111", t0 + 5s));
     REQUIRE_FALSE(r.has_value());
-    CHECK(r.error() == db::errc::not_ready);
+    CHECK(r.error() == db::error::not_ready);
     CHECK(steady_clock::now() - t0 < 100ms);
     p.stop();
 
     db::pool none(conf::database_config{});
     CHECK_FALSE(none.ready());
     CHECK(run_sync(none.query_json("overview", "x", steady_clock::now() + 1s)).error() ==
-          db::errc::not_configured);
+          db::error::not_configured);
 }
 
-TEST_CASE("a statement past its deadline is cancelled, the connection reused [pg]", "[pg]") {
+TEST_CASE("a statement past its deadline or query_timeout is cancelled, the connection reused [pg]", "[pg]") {
     auto db = pg_test_db::create(false);
     if (!db) return;
     auto dir = std::filesystem::temp_directory_path() / ("sc_db_queries_" + std::to_string(::getpid()));
@@ -89,7 +89,7 @@ TEST_CASE("a statement past its deadline is cancelled, the connection reused [pg
     auto slow = run_sync(p.query_json("slow", "x", t0 + 200ms));
     auto took = steady_clock::now() - t0;
     REQUIRE_FALSE(slow.has_value());
-    CHECK(slow.error() == db::errc::timeout);
+    CHECK(slow.error() == db::error::timeout);
     CHECK(took >= 200ms);
     CHECK(took < 2s);  // PQcancel stopped the 30 s sleep
     CHECK(db->sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND state = 'active' AND pid <> pg_backend_pid()") == "0");
@@ -98,5 +98,22 @@ TEST_CASE("a statement past its deadline is cancelled, the connection reused [pg
     REQUIRE(echo.has_value());
     CHECK(*echo == "{\"user\":\"u1\"}");
     p.stop();
+
+    // database.query_timeout ends the statement long before a later caller's deadline.
+    cfg.query_timeout = 200ms;
+    db::pool bounded(cfg);
+    bounded.start();
+    REQUIRE(run_sync(bounded.wait_ready(steady_clock::now() + 10s)));
+    t0 = steady_clock::now();
+    slow = run_sync(bounded.query_json("slow", "x", t0 + 20s));
+    took = steady_clock::now() - t0;
+    REQUIRE_FALSE(slow.has_value());
+    CHECK(slow.error() == db::error::timeout);
+    CHECK(took >= 200ms);
+    CHECK(took < 2s);
+    echo = run_sync(bounded.query_json("echo", "u2", steady_clock::now() + 5s));
+    REQUIRE(echo.has_value());
+    CHECK(*echo == "{\"user\":\"u2\"}");
+    bounded.stop();
     std::filesystem::remove_all(dir);
 }

@@ -1,19 +1,28 @@
-// PostgreSQL down: sidecache still starts and serves; the cached routes fall
-// back to the upstream fill (the legacy answers, sidecache caches it), and
-// the admin /ready says why it is degraded without taking sidecache out.
+// PostgreSQL down or slow: sidecache still starts and serves; the cached
+// routes fall back to the upstream fill (the legacy answers, sidecache caches
+// it), and the admin /ready says why it is degraded without taking sidecache out.
 #include "auth/verifier.hpp"
+#include "db/pg_test_db.ipp"
+#include "db/pool.hpp"
+#include "db/run_sync.hpp"
 #include "proxy/application.hpp"
 #include "proxy/server.hpp"
 #include "support/test_client.hpp"
 #include "support/test_config.hpp"
 #include "support/test_upstream.hpp"
 
+#include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
 #include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
 
 using namespace sidecache;
 using namespace sidecache::test;
+using namespace std::chrono_literals;
+using std::chrono::steady_clock;
 
 TEST_CASE("with PostgreSQL unreachable, cached routes are filled by the legacy and /ready says degraded",
           "[integration]") {
@@ -64,4 +73,64 @@ TEST_CASE("with PostgreSQL unreachable, cached routes are filled by the legacy a
     CHECK(ready->body.find("degraded: database: ") != std::string::npos);
     // No LISTEN either: changes are seen only when entries expire, and /ready says so.
     CHECK(ready->body.find("degraded: invalidation: listener ") != std::string::npos);
+}
+
+TEST_CASE("a fill query past database.query_timeout is cancelled and the legacy answers [pg]", "[pg]") {
+    auto db = pg_test_db::create(false);
+    if (!db) return;
+    // The route's query sleeps far longer than any deadline below.
+    auto dir = std::filesystem::temp_directory_path() / ("sc_slow_queries_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "slow.sql") << "SELECT '{\"user\":\"' || $1 || '\"}' || pg_sleep(30)::text";
+
+    test_upstream legacy([](const recorded_request&) {
+        scripted_response res;
+        res.headers = {{"Content-Type", "application/json; charset=utf-8"}};
+        res.body = R"({"success":true,"data":{"from":"legacy"}})";
+        return res;
+    });
+    auto cfg = test_config(legacy.port());
+    cfg.auth.jwt_secret = "s";
+    cfg.cache.enabled = true;
+    conf::route_config route;
+    route.name = "overview";
+    route.path = "/api/dashboard/overview";
+    route.fill = conf::fill_kind::postgres;
+    route.query = "slow";
+    route.wait_timeout = 20s;  // the query's own deadline is what ends it
+    cfg.cache.routes.push_back(route);
+    cfg.database.url = db->url();
+    cfg.database.queries_dir = dir.string();
+    cfg.database.refresh_interval = conf::duration{0};
+    cfg.database.query_timeout = 300ms;
+
+    proxy::application app(cfg);
+    app.start();
+    REQUIRE(run_sync(app.database()->wait_ready(steady_clock::now() + 10s)));
+
+    const auto token = cache::sign_hs256(
+        R"({"sub":"11111111-1111-1111-1111-111111111111","exp":)" + std::to_string(std::time(nullptr) + 600) + "}", "s");
+    test_client client(app.server().port());
+    const auto t0 = steady_clock::now();
+    client.send(get_request("/api/dashboard/overview", "Authorization: Bearer " + token + "\r\n"));
+    auto res = client.read_response();
+    const auto took = steady_clock::now() - t0;
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    CHECK(res->body == R"({"success":true,"data":{"from":"legacy"}})");
+    CHECK(res->header("X-Cache") == "MISS");
+    CHECK(legacy.requests() == 1);
+    CHECK(took >= 300ms);
+    CHECK(took < 5s);  // not the route's 20 s wait, nor the 30 s sleep
+
+    test_client admin(app.server().admin_port());
+    admin.send(get_request("/stats"));
+    auto stats = admin.read_response();
+    REQUIRE(stats);
+    const auto fills = boost::json::parse(stats->body).at("fills");
+    CHECK(fills.at("fallbacks").to_number<int>() == 1);
+    CHECK(fills.at("postgres").to_number<int>() == 0);
+    CHECK(db->sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND state = 'active' "
+                  "AND pid <> pg_backend_pid()") == "0");
+    std::filesystem::remove_all(dir);
 }

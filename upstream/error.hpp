@@ -17,10 +17,11 @@ enum class error {
     pool_exhausted,    // upstream.max_connections busy until the deadline
 };
 
-const boost::system::error_category& upstream_category() noexcept;
+// The category of upstream::error codes, named "sidecache.upstream".
+const boost::system::error_category& category() noexcept;
 
 inline boost::system::error_code make_error_code(error e) noexcept {
-    return {static_cast<int>(e), upstream_category()};
+    return {static_cast<int>(e), category()};
 }
 
 }  // namespace sidecache::upstream

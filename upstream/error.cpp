@@ -1,11 +1,11 @@
-#include "upstream/upstream_error.hpp"
+#include "upstream/error.hpp"
 
 #include <string>
 
 namespace sidecache::upstream {
 namespace {
 
-class category final : public boost::system::error_category {
+class category_impl final : public boost::system::error_category {
 public:
     const char* name() const noexcept override { return "sidecache.upstream"; }
 
@@ -25,8 +25,8 @@ public:
 
 }  // namespace
 
-const boost::system::error_category& upstream_category() noexcept {
-    static const category instance;
+const boost::system::error_category& category() noexcept {
+    static const category_impl instance;
     return instance;
 }
 
