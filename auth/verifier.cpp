@@ -133,7 +133,7 @@ std::string sign_hs256(std::string_view claims_json, std::string_view secret)
     return sign_hs256(R"({"alg":"HS256","typ":"JWT"})", claims_json, secret);
 }
 
-verifier::verifier(const conf::auth_config& config, const cache::time_source& clock)
+verifier::verifier(const conf::auth_config& config, const sync::time_source& clock)
     : config_(config), clock_(clock)
 {
 }

@@ -15,7 +15,7 @@
 #include <boost/system/result.hpp>
 
 #include "auth/error.hpp"
-#include "cache/time_source.hpp"
+#include "sync/time_source.hpp"
 #include "conf/config.hpp"
 
 namespace sidecache::auth {
@@ -30,7 +30,7 @@ struct verified_user {
 class verifier {
 public:
     // `config` and `clock` must outlive the verifier. Thread-safe.
-    verifier(const conf::auth_config& config, const cache::time_source& clock);
+    verifier(const conf::auth_config& config, const sync::time_source& clock);
 
     // `authorization` is the header's value. A token verified before is
     // answered from a bounded cache, never past its exp (+ leeway).
@@ -49,7 +49,7 @@ private:
     };
 
     const conf::auth_config& config_;
-    const cache::time_source& clock_;
+    const sync::time_source& clock_;
     mutable std::mutex mutex_;
     mutable std::unordered_map<std::string, std::shared_ptr<const verified_user>, token_hash,
                                std::equal_to<>>

@@ -1,19 +1,14 @@
 #include "cache/service.hpp"
 
-#include <mutex>
 #include <string>
-#include <unordered_map>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
 #include "cache/key.hpp"
 #include "cache/policy.hpp"
+#include "sync/single_flight.hpp"
 
 namespace sidecache::cache {
 
@@ -21,46 +16,31 @@ namespace net = boost::asio;
 
 namespace {
 
-// One coalesced request: a timer on its own executor, cancelled when the
-// fill ends.
-struct waiter {
-    net::steady_timer timer;
-    explicit waiter(const net::any_io_executor& ex) : timer(ex) {}
-};
-
 using key_buffer = fmt::basic_memory_buffer<char, 256>;
 
-struct transparent_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-
-constexpr std::size_t flight_shards = 16;
-
-}  // namespace
-
-// The fill of one key in progress, and who waits for it.
-struct service::flight {
-    std::mutex mutex;
-    bool done = false;
+// What a fill came to, as its waiters see it.
+struct fill_outcome {
     response_bytes response;  // status 0: no answer
     bool stored = false;
     bool failed = false;
     std::chrono::system_clock::time_point computed_at;
-    std::vector<std::shared_ptr<waiter>> waiters;
 };
 
-struct service::flight_table {
-    struct shard {
-        std::mutex mutex;
-        std::unordered_map<std::string, std::shared_ptr<flight>, transparent_hash, std::equal_to<>> map;
-    };
-    shard shards[flight_shards];
+using fill_flights = sync::single_flight<fill_outcome>;
 
-    shard& shard_for(std::string_view key)
-    {
-        return shards[std::hash<std::string_view>{}(key) % flight_shards];
-    }
+// Undoes a step of a fill when the fill ends, however it ends.
+template <class F>
+struct on_exit {
+    F f;
+    ~on_exit() { f(); }
+};
+template <class F>
+on_exit(F) -> on_exit<F>;
+
+}  // namespace
+
+struct service::flight_table : fill_flights {
+    using fill_flights::fill_flights;
 };
 
 struct service_access {
@@ -76,84 +56,76 @@ struct service_access {
         append_key(out, rc.name, r.user_id, query);
     }
 
-    static net::awaitable<void> run_fill(service& svc, std::size_t route, std::string key,
-                                         fill_request request, std::shared_ptr<service::flight> fl,
-                                         filler& f)
+    // The filler's answer; an exception counts as a failed fill.
+    static net::awaitable<fill_result> call_filler(filler& f, fill_request request)
+    {
+        try {
+            co_return co_await f.fill(std::move(request));
+        } catch (const std::exception&) {
+            fill_result failed;
+            failed.failed = true;
+            co_return failed;
+        }
+    }
+
+    // Counts the fill's outcome and stores it when it may be.
+    static fill_outcome settle(service& svc, std::size_t route, std::string_view key,
+                               const std::string& user_id, const fill_result& result,
+                               std::chrono::system_clock::time_point computed_at,
+                               std::uint64_t epoch)
     {
         const auto& rc = svc.config_.routes[route];
         auto& counters = svc.stats_[route];
-        counters.fills.fetch_add(1, std::memory_order_relaxed);
-        auto epoch = svc.store_.begin_fill();
-        auto computed_at = svc.clock_.system_now();
-        std::string user_id = request.user_id;
-
-        fill_result result;
-        try {
-            result = co_await f.fill(std::move(request));
-        } catch (const std::exception&) {
-            result = fill_result{};
-            result.failed = true;
-        }
-
-        bool failed = is_failure(result);
-        response_bytes bytes;
+        fill_outcome out;
+        out.failed = is_failure(result);
+        out.computed_at = computed_at;
         if (result.status != 0)
-            bytes = make_response_bytes(key, result.status, result.headers, result.body);
-        bool stored = false;
-        if (failed) {
+            out.response = make_response_bytes(key, result.status, result.headers, result.body);
+        if (out.failed) {
             counters.failed_fills.fetch_add(1, std::memory_order_relaxed);
         } else if (is_storable(result)) {
             auto until = fresh_until(result.ttl.value_or(rc.ttl), rc.utc_day_bound, computed_at,
                                      svc.clock_.steady_now(), svc.clock_.system_now());
-            stored = svc.store_.put(route, user_id, as_served_from_cache(bytes), result.tags, until,
-                                    computed_at, epoch) == put_result::stored;
+            out.stored = svc.store_.put(route, user_id, as_served_from_cache(out.response),
+                                        result.tags, until, computed_at, epoch) == put_result::stored;
         }
-        if (!failed && !stored)
+        if (!out.failed && !out.stored)
             counters.not_stored.fetch_add(1, std::memory_order_relaxed);
-        svc.store_.end_fill(epoch);
-
-        // Stored first, then the flight leaves the table: a new request sees
-        // one or the other.
-        {
-            auto& s = svc.flights_->shard_for(key);
-            std::lock_guard lock(s.mutex);
-            auto it = s.map.find(key);
-            if (it != s.map.end() && it->second == fl)
-                s.map.erase(it);
-        }
-        std::vector<std::shared_ptr<waiter>> waiters;
-        {
-            std::lock_guard lock(fl->mutex);
-            fl->done = true;
-            fl->response = std::move(bytes);
-            fl->stored = stored;
-            fl->failed = failed;
-            fl->computed_at = computed_at;
-            waiters.swap(fl->waiters);
-        }
-        // Each timer is touched only on its own executor.
-        for (auto& w : waiters)
-            net::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
-        svc.fills_in_flight_.fetch_sub(1);
+        return out;
     }
 
-    // The flight of `key`, started (on `ex`) if there is none.
+    // One fill, led by `leader`. Whatever throws, the guards below end it in
+    // order: the store's fill epoch, then the flight (landed empty if not
+    // landed: its waiters are woken and the key can fill again), and last
+    // the count of fills in flight (the service may go once it is 0).
+    static net::awaitable<void> run_fill(service& svc, std::size_t route, fill_request request,
+                                         fill_flights::leader leader_arg, filler& f)
+    {
+        on_exit in_flight{[&svc] { svc.fills_in_flight_.fetch_sub(1); }};
+        auto leader = std::move(leader_arg);
+        svc.stats_[route].fills.fetch_add(1, std::memory_order_relaxed);
+        auto epoch = svc.store_.begin_fill();
+        on_exit fill_epoch{[&svc, epoch] { svc.store_.end_fill(epoch); }};
+        auto computed_at = svc.clock_.system_now();
+        std::string user_id = request.user_id;
+
+        auto result = co_await call_filler(f, std::move(request));
+        auto outcome = settle(svc, route, leader.key(), user_id, result, computed_at, epoch);
+        // Stored first, then the flight leaves the table: a new request sees
+        // one or the other.
+        leader.land(std::move(outcome));
+    }
+
+    // The flight of `key`, its fill started (on `ex`) if there is none.
     // Returns it and whether this call started it.
-    static std::pair<std::shared_ptr<service::flight>, bool> join_or_start(
+    static std::pair<std::shared_ptr<fill_flights::flight>, bool> join_or_start(
         service& svc, const net::any_io_executor& ex, const cache_request& r,
         std::string_view key, const std::string& query, header_list* headers, filler& f,
         bool background)
     {
-        auto& s = svc.flights_->shard_for(key);
-        std::shared_ptr<service::flight> fl;
-        {
-            std::lock_guard lock(s.mutex);
-            auto it = s.map.find(key);
-            if (it != s.map.end())
-                return {it->second, false};
-            fl = std::make_shared<service::flight>();
-            s.map.emplace(std::string(key), fl);
-        }
+        auto joined = svc.flights_->join_or_start(key);
+        if (!joined.lead)
+            return {std::move(joined.flight), false};
         const auto& rc = svc.config_.routes[r.route];
         fill_request req;
         req.route = rc.name;
@@ -166,13 +138,13 @@ struct service_access {
         req.background = background;
         svc.fills_in_flight_.fetch_add(1);
         // The fill is its own coroutine: it outlives a client that goes away.
-        net::co_spawn(ex, run_fill(svc, r.route, std::string(key), std::move(req), fl, f),
+        net::co_spawn(ex, run_fill(svc, r.route, std::move(req), std::move(*joined.lead), f),
                       [](std::exception_ptr) {});
-        return {fl, true};
+        return {std::move(joined.flight), true};
     }
 };
 
-service::service(const conf::cache_config& config, const time_source& clock)
+service::service(const conf::cache_config& config, const sync::time_source& clock)
     : config_(config),
       clock_(clock),
       stats_([&] {
@@ -182,7 +154,7 @@ service::service(const conf::cache_config& config, const time_source& clock)
           return names;
       }()),
       store_(config, clock, stats_),
-      flights_(std::make_unique<flight_table>()),
+      flights_(std::make_unique<flight_table>(clock)),
       timeout_response_(make_error_response(
           503, "PERFORMANCE_TIMEOUT", "The request could not be answered in time; try again shortly.")),
       overloaded_response_(make_error_response(
@@ -258,44 +230,30 @@ net::awaitable<cache_answer> service::serve(cache_request request, header_list c
                       std::chrono::seconds{0}, request.keep_alive);
     };
 
-    auto w = std::make_shared<waiter>(ex);
-    bool done = false;
-    {
-        std::lock_guard lock(fl->mutex);
-        done = fl->done;
-        if (!done) {
-            if (fl->waiters.size() >= rc.max_waiters) {
-                counters.overloaded.fetch_add(1, std::memory_order_relaxed);
-                co_return stale_or(answer_kind::stale_timeout, overloaded_response_);
-            }
-            w->timer.expires_after(rc.wait_timeout);
-            fl->waiters.push_back(w);
-        }
+    auto joined = co_await fl->wait(clock_.steady_now() + rc.wait_timeout, rc.max_waiters);
+    if (joined == sync::join_result::overloaded) {
+        counters.overloaded.fetch_add(1, std::memory_order_relaxed);
+        co_return stale_or(answer_kind::stale_timeout, overloaded_response_);
     }
-    if (!done) {
-        co_await w->timer.async_wait(net::as_tuple(net::use_awaitable));
-        std::lock_guard lock(fl->mutex);
-        done = fl->done;
-        if (!done)
-            std::erase(fl->waiters, w);
-    }
-    if (!done) {
+    if (joined != sync::join_result::landed) {
         counters.timeouts.fetch_add(1, std::memory_order_relaxed);
         co_return stale_or(answer_kind::stale_timeout, timeout_response_);
     }
 
-    // The fill ended: fl's outcome no longer changes.
-    if (fl->failed && found) {
+    // The fill ended: its outcome no longer changes. None if it threw.
+    static const fill_outcome abandoned{{}, false, true, {}};
+    const auto& outcome = fl->result() ? *fl->result() : abandoned;
+    if (outcome.failed && found) {
         counters.stale.fetch_add(1, std::memory_order_relaxed);
         co_return render(found->response, answer_kind::stale_if_error,
                          age_of(found->computed_at, clock_.system_now()), request.keep_alive);
     }
-    if (fl->response.status == 0)
+    if (outcome.response.status == 0)
         co_return render(fill_error_response_, answer_kind::fill_error, std::chrono::seconds{0},
                          request.keep_alive);
     auto kind = !started ? answer_kind::collapsed
-                         : (fl->stored ? answer_kind::miss_stored : answer_kind::miss);
-    co_return render(fl->response, kind, age_of(fl->computed_at, clock_.system_now()),
+                         : (outcome.stored ? answer_kind::miss_stored : answer_kind::miss);
+    co_return render(outcome.response, kind, age_of(outcome.computed_at, clock_.system_now()),
                      request.keep_alive);
 }
 

@@ -1,9 +1,11 @@
 #pragma once
 // The front door of the cache: one call per cacheable request. Fresh hits
 // are answered from the store; stale ones are served while one background
-// fill refreshes them; misses of one key share one fill (coalescing), whose
-// waiters sleep on a timer of their own executor until it ends or their
-// wait_timeout passes (then: stale if any, else 503).
+// fill refreshes them; misses of one key share one fill (coalescing, a
+// sync::single_flight), whose waiters resume on their own executor when it
+// ends or their wait_timeout (by the service's clock) passes (then: stale if
+// any, else 503). A fill that throws still ends its flight: its waiters get
+// what a failed fill gives, and the next request of the key fills anew.
 //
 // Lifetime: the service and the fillers passed to serve() must outlive every
 // fill they started (fills outlive the requests that caused them); destroy
@@ -23,7 +25,7 @@
 #include "cache/response.hpp"
 #include "cache/stats.hpp"
 #include "cache/store.hpp"
-#include "cache/time_source.hpp"
+#include "sync/time_source.hpp"
 #include "conf/config.hpp"
 
 namespace sidecache::cache {
@@ -38,7 +40,7 @@ struct cache_request {
 class service {
 public:
     // `config` and `clock` must outlive the service.
-    service(const conf::cache_config& config, const time_source& clock);
+    service(const conf::cache_config& config, const sync::time_source& clock);
     ~service();
     service(const service&) = delete;
     service& operator=(const service&) = delete;
@@ -69,12 +71,11 @@ public:
     std::size_t fills_in_flight() const { return fills_in_flight_.load(); }
     store& entries() { return store_; }
 
-    struct flight;
     struct flight_table;
 
 private:
     const conf::cache_config& config_;
-    const time_source& clock_;
+    const sync::time_source& clock_;
     stats_table stats_;
     store store_;
     std::unique_ptr<flight_table> flights_;

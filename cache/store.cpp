@@ -257,7 +257,7 @@ std::size_t store::tag_cost()
     return sizeof(tag_record) + 2 * sizeof(void*);
 }
 
-store::store(const conf::cache_config& config, const time_source& clock, stats_table& stats)
+store::store(const conf::cache_config& config, const sync::time_source& clock, stats_table& stats)
     : config_(config),
       clock_(clock),
       stats_(stats),

@@ -18,7 +18,7 @@
 #include "cache/policy.hpp"
 #include "cache/response.hpp"
 #include "cache/stats.hpp"
-#include "cache/time_source.hpp"
+#include "sync/time_source.hpp"
 #include "conf/config.hpp"
 
 namespace sidecache::cache {
@@ -43,7 +43,7 @@ enum class put_result {
 class store {
 public:
     // `routes` and `stats` must outlive the store; stats has one row per route.
-    store(const conf::cache_config& config, const time_source& clock, stats_table& stats);
+    store(const conf::cache_config& config, const sync::time_source& clock, stats_table& stats);
     ~store();
     store(const store&) = delete;
     store& operator=(const store&) = delete;
@@ -85,7 +85,7 @@ public:
 
 private:
     const conf::cache_config& config_;
-    const time_source& clock_;
+    const sync::time_source& clock_;
     stats_table& stats_;
     std::size_t shard_count_;
     std::size_t shard_budget_;

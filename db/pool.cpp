@@ -5,6 +5,7 @@
 #include "db/pg_connection.hpp"
 #include "db/policy.hpp"
 #include "db/refresh.hpp"
+#include "sync/waiter_queue.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -18,7 +19,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
-#include <deque>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -47,11 +48,6 @@ struct pool::impl {
         bool busy = false;
         std::optional<net::steady_timer> wake;  // the maintainer sleeps on it
     };
-    struct waiter {
-        explicit waiter(net::any_io_executor ex) : timer(ex) {}
-        net::steady_timer timer;
-        int slot = -1;  // set when a connection is handed over
-    };
 
     conf::database_config cfg;
     conf::config migrate_cfg;  // for run_migrate on start
@@ -60,8 +56,10 @@ struct pool::impl {
     std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
     std::thread thread;
     std::vector<slot> slots;
-    std::deque<waiter*> waiters;
-    std::vector<net::steady_timer*> ready_waiters;
+    // Queries waiting for a connection; a woken one is handed its slot + 1
+    // (0: none, give up). Both queues are used on the db thread only.
+    sync::waiter_queue waiters{sync::real_time()};
+    sync::waiter_queue ready_waiters{sync::real_time()};  // wait_ready()
     std::optional<net::steady_timer> refresh_timer;
     std::unique_ptr<db::listener> notify_listener;  // when cfg.listen_notify and on_change()
     bool stopping = false;  // db thread only
@@ -84,8 +82,7 @@ struct pool::impl {
         is_ready = any;
         if (any) {
             set_reason("");
-            for (auto* t : ready_waiters) t->cancel();
-            ready_waiters.clear();
+            ready_waiters.wake_all();
         }
     }
 
@@ -142,12 +139,9 @@ struct pool::impl {
             }
         }
         if (!is_ready) co_return error::not_ready;
-        waiter w(ioc.get_executor());
-        w.timer.expires_at(deadline);
-        waiters.push_back(&w);
-        co_await w.timer.async_wait(use_tuple);
-        if (w.slot >= 0) co_return w.slot;
-        std::erase(waiters, &w);
+        auto ticket = waiters.enqueue(ioc.get_executor(), deadline);
+        if (co_await ticket.wait() == sync::wake::woken && ticket.value() > 0)
+            co_return static_cast<int>(ticket.value() - 1);
         co_return stopping ? error::shutting_down : error::timeout;
     }
 
@@ -162,17 +156,12 @@ struct pool::impl {
             s.wake->cancel();
             if (!is_ready) {
                 // Nobody can serve the waiters now: let them fall back.
-                for (auto* w : waiters) w->timer.cancel();
-                waiters.clear();
+                waiters.wake_all();
             }
             return;
         }
-        if (!waiters.empty() && !stopping) {
-            auto* w = waiters.front();
-            waiters.pop_front();
-            s.busy = true;
-            w->slot = i;
-            w->timer.cancel();
+        if (!stopping && waiters.wake_one(static_cast<std::uint64_t>(i) + 1)) {
+            s.busy = true;  // handed over
             return;
         }
         s.busy = false;
@@ -304,10 +293,8 @@ void pool::stop() {
         m.stopping = true;
         m.is_ready = false;
         m.set_reason("stopped");
-        for (auto* w : m.waiters) w->timer.cancel();
-        m.waiters.clear();
-        for (auto* t : m.ready_waiters) t->cancel();
-        m.ready_waiters.clear();
+        m.waiters.shutdown();
+        m.ready_waiters.shutdown();
         for (auto& s : m.slots) s.wake->cancel();
         m.refresh_timer->cancel();
         if (m.refreshing) m.refreshing->abandon();  // the server rolls it back
@@ -339,10 +326,7 @@ awaitable<bool> pool::wait_ready(time_point deadline) {
         m.ioc,
         [&m, deadline]() -> awaitable<bool> {
             if (m.is_ready || m.stopping) co_return m.is_ready.load();
-            net::steady_timer t(m.ioc.get_executor(), deadline);
-            m.ready_waiters.push_back(&t);
-            co_await t.async_wait(use_tuple);
-            std::erase(m.ready_waiters, &t);
+            co_await m.ready_waiters.wait(deadline);
             co_return m.is_ready.load();
         },
         net::use_awaitable);

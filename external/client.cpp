@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -9,8 +10,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -21,12 +20,12 @@
 #include "external/agent_config_cache.hpp"
 #include "external/http.hpp"
 #include "external/retry.hpp"
+#include "sync/single_flight.hpp"
 
 namespace sidecache::external {
 
 namespace net = boost::asio;
 namespace json = boost::json;
-using net::experimental::awaitable_operators::operator||;
 
 namespace {
 
@@ -46,7 +45,7 @@ fetch_result make_result(try_outcome outcome, std::optional<json::object> config
     return r;
 }
 
-using result_channel = net::experimental::concurrent_channel<void(boost::system::error_code, fetch_result)>;
+using fetch_flights = sync::single_flight<fetch_result>;
 
 // A path segment: unreserved characters as is, the rest percent-encoded.
 std::string encode_segment(std::string_view s) {
@@ -73,10 +72,10 @@ struct external_client::impl {
     external_http http;
     agent_config_cache cache;
 
-    mutable std::mutex mutex;  // breaker, flights, known_ids
+    mutable std::mutex mutex;  // breaker, known_ids; joining or starting a flight
     circuit_breaker breaker;
-    // Waiters of each flight in progress, by ElevenLabs agent id.
-    std::unordered_map<std::string, std::vector<std::shared_ptr<result_channel>>> flights;
+    // The fetch in progress of each ElevenLabs agent id, and its joiners.
+    fetch_flights flights{sync::real_time()};
     std::unordered_map<std::string, std::string> known_ids;  // agent id -> ElevenLabs agent id
 
     std::atomic<std::uint64_t> tries{0}, fetches{0}, coalesced{0}, cache_hits{0}, rejected{0}, degraded{0};
@@ -157,72 +156,40 @@ struct external_client::impl {
         }
     }
 
-    // Removes the flight and hands its result to the waiters, exactly once,
-    // also when the leader's coroutine is destroyed.
-    struct flight_publisher {
-        impl* self;
-        std::string agent_id;
-        bool done = false;
-        void operator()(const fetch_result& result) {
-            if (done) return;
-            done = true;
-            std::vector<std::shared_ptr<result_channel>> waiters;
-            {
-                std::lock_guard lock(self->mutex);
-                auto it = self->flights.find(agent_id);
-                if (it != self->flights.end()) {
-                    waiters = std::move(it->second);
-                    self->flights.erase(it);
-                }
-            }
-            // Capacity 1 and one send each: never blocks; a waiter gone
-            // (its deadline passed) just leaves the message in its channel.
-            for (auto& w : waiters) w->try_send(boost::system::error_code{}, result);
-        }
-        ~flight_publisher() { (*this)(make_result(try_outcome::timeout)); }
-    };
-
     // The agent's fetch result: from the cache if fresh, else from the flight
-    // in progress for it, else from a new flight this call leads.
+    // in progress for it, else from a new flight this call leads. A leader
+    // destroyed before it landed lands empty: its joiners see a timeout.
     net::awaitable<fetch_result> fetch_shared(const std::string& agent_id, clock::time_point deadline,
                                               retry_mode mode) {
-        const auto ex = co_await net::this_coro::executor;
-        std::shared_ptr<result_channel> channel;
+        fetch_flights::flight_ptr joined;
+        std::optional<fetch_flights::leader> lead;
         {
-            // Under the lock a flight ends only after its result is in the
-            // cache: a lookup sees one or the other.
+            // A flight lands only after its result is in the cache: a lookup
+            // sees one or the other. The lock makes look-then-start one step.
             std::lock_guard lock(mutex);
-            auto it = flights.find(agent_id);
-            if (it != flights.end()) {
-                channel = std::make_shared<result_channel>(ex, 1);
-                it->second.push_back(channel);
-            } else if (auto fresh = cache.fresh(agent_id, clock::now())) {
-                ++cache_hits;
-                co_return fresh->found ? make_result(try_outcome::ok, std::move(fresh->config))
-                                       : make_result(try_outcome::not_found);
-            } else {
-                flights.emplace(agent_id, std::vector<std::shared_ptr<result_channel>>{});
+            joined = flights.find(agent_id);
+            if (!joined) {
+                if (auto fresh = cache.fresh(agent_id, clock::now())) {
+                    ++cache_hits;
+                    co_return fresh->found ? make_result(try_outcome::ok, std::move(fresh->config))
+                                           : make_result(try_outcome::not_found);
+                }
+                lead.emplace(std::move(*flights.join_or_start(agent_id).lead));
             }
         }
-        if (channel) {
+        if (joined) {
             ++coalesced;
-            net::steady_timer timer(ex);
-            timer.expires_at(deadline);
-            auto r = co_await (channel->async_receive(use_tuple) || timer.async_wait(use_tuple));
-            if (r.index() == 0) {
-                auto [ec, result] = std::get<0>(std::move(r));
-                if (!ec) co_return result;
-            }
+            if (co_await joined->wait(deadline, SIZE_MAX) == sync::join_result::landed && joined->result())
+                co_return *joined->result();
             co_return make_result(try_outcome::timeout);
         }
 
         ++fetches;
-        flight_publisher publish{this, agent_id};
         const auto& profile = mode == retry_mode::foreground ? config.foreground : config.background;
         fetch_result result = co_await fetch_with_retries(agent_id, deadline, profile);
         if (result.outcome == try_outcome::ok) cache.store_found(agent_id, *result.config, clock::now());
         else if (result.outcome == try_outcome::not_found) cache.store_missing(agent_id, clock::now());
-        publish(result);
+        lead->land(result);
         co_return result;
     }
 

@@ -1,13 +1,12 @@
 #include "external/http.hpp"
+#include "sync/waiter_queue.hpp"
 
 #include <algorithm>
-#include <deque>
 #include <mutex>
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -34,8 +33,6 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 // costs a reconnect.
 constexpr std::chrono::seconds idle_max{4};
 constexpr std::size_t body_limit = 1024 * 1024;
-
-using wakeup = net::experimental::concurrent_channel<void(boost::system::error_code)>;
 
 struct connection {
     std::unique_ptr<beast::tcp_stream> plain;
@@ -71,16 +68,9 @@ struct external_http::impl {
     mutable std::mutex mutex;
     std::vector<std::unique_ptr<connection>> idle;  // newest last
     std::size_t open = 0;  // connections existing or being made
-    std::deque<std::shared_ptr<wakeup>> waiters;
-
-    // Wakes the longest waiter, if any, to look at the pool again. Under mutex.
-    void notify_one_locked() {
-        while (!waiters.empty()) {
-            auto w = std::move(waiters.front());
-            waiters.pop_front();
-            if (w->try_send(boost::system::error_code{})) return;
-        }
-    }
+    // Coroutines waiting for a connection, each resumed on its own
+    // executor. Enqueued and woken under `mutex`.
+    sync::waiter_queue waiters{sync::real_time()};
 
     void release(std::unique_ptr<connection> c, bool reusable) {
         std::unique_ptr<connection> closing;  // closed outside the lock
@@ -92,7 +82,7 @@ struct external_http::impl {
             closing = std::move(c);
             --open;
         }
-        notify_one_locked();
+        waiters.wake_one();  // the longest waiter looks at the pool again
     }
 
     // An idle connection opened on the caller's io_context, or a null one
@@ -104,7 +94,7 @@ struct external_http::impl {
         const auto ex = co_await net::this_coro::executor;
         const auto* here = &net::query(ex, net::execution::context);
         for (;;) {
-            std::shared_ptr<wakeup> w;
+            sync::waiter_queue::ticket wait;
             std::vector<std::unique_ptr<connection>> expired;
             {
                 std::lock_guard lock(mutex);
@@ -129,20 +119,12 @@ struct external_http::impl {
                     idle.erase(idle.begin());
                     co_return std::pair{std::unique_ptr<connection>{}, true};
                 }
-                w = std::make_shared<wakeup>(ex, 1);
-                waiters.push_back(w);
+                wait = waiters.enqueue(ex, until);
             }
             expired.clear();
-            net::steady_timer timer(ex);
-            timer.expires_at(until);
-            auto r = co_await (w->async_receive(use_tuple) || timer.async_wait(use_tuple));
-            if (r.index() == 1) {
-                std::lock_guard lock(mutex);
-                auto it = std::find(waiters.begin(), waiters.end(), w);
-                if (it != waiters.end()) waiters.erase(it);
-                else notify_one_locked();  // woken as the timer fired: pass it on
+            // A wake and the deadline never both count: woken, it looks again.
+            if (co_await wait.wait() != sync::wake::woken)
                 co_return std::pair{std::unique_ptr<connection>{}, false};
-            }
         }
     }
 

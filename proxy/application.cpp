@@ -2,7 +2,7 @@
 
 #include "auth/verifier.hpp"
 #include "cache/service.hpp"
-#include "cache/time_source.hpp"
+#include "sync/time_source.hpp"
 #include "db/pool.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/cached_routes.hpp"
@@ -42,7 +42,7 @@ boost::json::object to_json(const external::external_stats& s) {
 // on the server's io_contexts, goes before the server.
 struct application::impl {
     conf::config cfg;
-    const cache::time_source& clock;
+    const sync::time_source& clock;
     std::unique_ptr<db::pool> database;
     std::unique_ptr<auth::verifier> identity;
     std::unique_ptr<cache::service> cache;
@@ -52,7 +52,7 @@ struct application::impl {
     std::unique_ptr<proxy::server> server;
     std::unique_ptr<external::external_client> external;
 
-    impl(conf::config c, const cache::time_source& t) : cfg(std::move(c)), clock(t) {
+    impl(conf::config c, const sync::time_source& t) : cfg(std::move(c)), clock(t) {
         server = std::make_unique<proxy::server>(cfg);
         if (!cfg.database.url.empty()) database = std::make_unique<db::pool>(cfg.database);
 
@@ -141,9 +141,9 @@ struct application::impl {
     }
 };
 
-application::application(conf::config cfg) : application(std::move(cfg), cache::real_time()) {}
+application::application(conf::config cfg) : application(std::move(cfg), sync::real_time()) {}
 
-application::application(conf::config cfg, const cache::time_source& clock)
+application::application(conf::config cfg, const sync::time_source& clock)
     : impl_(std::make_unique<impl>(std::move(cfg), clock)) {
     impl_->register_admin();
 }

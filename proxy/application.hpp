@@ -28,7 +28,7 @@ class application {
 public:
     // `clock` (the cache's and the verifier's time) must outlive it.
     explicit application(conf::config cfg);
-    application(conf::config cfg, const cache::time_source& clock);
+    application(conf::config cfg, const sync::time_source& clock);
     ~application();  // drains with no grace
     application(const application&) = delete;
     application& operator=(const application&) = delete;

@@ -2,11 +2,10 @@
 
 #include "upstream/connection.hpp"
 #include "upstream/forward.hpp"
+#include "sync/waiter_queue.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -17,7 +16,6 @@
 #include <sys/socket.h>
 
 #include <atomic>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -33,14 +31,6 @@ using boost::system::error_code;
 namespace {
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
-
-// A coroutine waiting for a free connection slot. Its timer lives on the
-// waiter's own executor; others wake it by posting a cancel there.
-struct waiter {
-    explicit waiter(net::any_io_executor ex) : timer(std::move(ex)) {}
-    net::steady_timer timer;
-    bool notified = false;  // guarded by pool_core::mutex
-};
 
 // Whether an idle connection still looks usable: the upstream has not closed
 // it and sent nothing unasked. A non-blocking peek, no wait.
@@ -79,7 +69,9 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     std::vector<idle_set> idle;  // one per io_context that opened connections (a few)
     std::size_t idle_count = 0;  // over all sets
     std::size_t open = 0;        // idle + leased + connecting
-    std::deque<std::shared_ptr<waiter>> waiters;
+    // Coroutines waiting for a free slot or idle connection, each resumed on
+    // its own executor. Enqueued and woken under `mutex`.
+    sync::waiter_queue waiters{sync::real_time()};
 
     std::atomic<std::uint64_t> connects{0}, connect_failures{0}, reuses{0}, stale_retries{0};
 
@@ -119,15 +111,6 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
         return nullptr;
     }
 
-    // Wakes the oldest waiter, if any. Called with `mutex` held.
-    void wake_one() {
-        if (waiters.empty()) return;
-        auto w = std::move(waiters.front());
-        waiters.pop_front();
-        w->notified = true;
-        net::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
-    }
-
     void release(std::unique_ptr<connection> c, bool reusable) {
         std::unique_ptr<connection> doomed;
         std::lock_guard lock(mutex);
@@ -141,7 +124,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
             doomed = std::move(c);  // closed by its destructor, after the lock is released
             --open;
         }
-        wake_one();
+        waiters.wake_one();
     }
 
     std::optional<lease> try_acquire(const net::any_io_executor& ex, bool probe) {
@@ -157,7 +140,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
         const auto ex = co_await net::this_coro::executor;
         const auto* here = context_of(ex);
         for (;;) {
-            std::shared_ptr<waiter> me;
+            std::optional<sync::waiter_queue::ticket> me;
             std::unique_ptr<connection> doomed;  // closed after the lock is released
             {
                 std::unique_lock lock(mutex);
@@ -177,18 +160,14 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
                     other->connections.erase(other->connections.begin());
                     --idle_count;
                 } else {
-                    me = std::make_shared<waiter>(ex);
-                    me->timer.expires_at(deadline);
-                    waiters.push_back(me);
+                    me = waiters.enqueue(ex, deadline);
                 }
             }
             doomed.reset();
             if (!me) co_return co_await connect(ex, deadline);
 
-            co_await me->timer.async_wait(use_tuple);  // woken (cancelled) or the deadline
-            std::lock_guard lock(mutex);
-            if (me->notified) continue;  // woken: a slot or an idle connection is free
-            std::erase(waiters, me);
+            // Woken: a slot or an idle connection is free; look again.
+            if (co_await me->wait() == sync::wake::woken) continue;
             co_return make_error_code(error::pool_exhausted);
         }
     }
@@ -212,7 +191,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
             {
                 std::lock_guard lock(mutex);
                 --open;
-                wake_one();
+                waiters.wake_one();
             }
             co_return make_error_code(ec == beast::error::timeout ? error::connect_timeout
                                                                   : error::refused);

@@ -51,7 +51,7 @@ struct world {
     cache::service svc;
     std::vector<std::string> ids;
 
-    explicit world(unsigned shards) : config(make_config(shards)), svc(config, cache::real_time())
+    explicit world(unsigned shards) : config(make_config(shards)), svc(config, sync::real_time())
     {
         auto& st = svc.entries();
         for (int u = 0; u < users; ++u) {
@@ -162,7 +162,7 @@ void BM_overhead_100k(benchmark::State& state)
         auto config = make_config(16);
         std::string small_body(1024, 'y');
         auto before = mallinfo2().uordblks;
-        auto svc = std::make_unique<cache::service>(config, cache::real_time());
+        auto svc = std::make_unique<cache::service>(config, sync::real_time());
         auto& st = svc->entries();
         std::size_t key_and_body = 0, heads = 0;
         for (std::size_t i = 0; i < n; ++i) {

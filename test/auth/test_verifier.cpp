@@ -12,10 +12,10 @@ namespace {
 
 struct fixture {
     conf::auth_config config;
-    cache::manual_time_source clock;  // 2026-11-28T09:00:00Z
+    sync::manual_time_source clock;  // 2026-11-28T09:00:00Z
     auth::verifier verifier{config, clock};
     std::int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
-                             cache::manual_time_source{}.system_now().time_since_epoch())
+                             sync::manual_time_source{}.system_now().time_since_epoch())
                              .count();
 
     fixture() { config.jwt_secret = "s3cret"; }

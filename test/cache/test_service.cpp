@@ -3,13 +3,17 @@
 // stale-if-error, versions, invalidation, and threads.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <deque>
+#include <functional>
+#include <stdexcept>
 #include <thread>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -103,7 +107,7 @@ std::string body_of(const cache::cache_answer& a)
 
 struct fixture {
     conf::cache_config config = make_config();
-    cache::manual_time_source clock;
+    sync::manual_time_source clock;
     cache::service svc{config, clock};
     net::io_context ioc;
     scripted_filler filler{ioc};
@@ -234,6 +238,11 @@ TEST_CASE("service: a waiter gives up after wait_timeout: 503 envelope, or stale
     SECTION("nothing stale: 503")
     {
         f.spawn();
+        f.settle();
+        f.clock.advance(29ms);
+        f.settle();
+        CHECK(f.answers.empty());
+        f.clock.advance(1ms);  // the wait is timed by the service's clock
         f.wait_answers(1);
         auto& a = f.answers[0];
         CHECK(a.status == 503);
@@ -256,6 +265,8 @@ TEST_CASE("service: a waiter gives up after wait_timeout: 503 envelope, or stale
         f.clock.advance(45s);  // ttl 30 + swr 10 < 45 < 30 + 60
         f.filler.gated = true;
         f.spawn();
+        f.settle();
+        f.clock.advance(30ms);
         f.wait_answers(2);
         CHECK(f.answers[1].kind == answer_kind::stale_timeout);
         CHECK(body_of(f.answers[1]) == "fill 1");
@@ -263,6 +274,75 @@ TEST_CASE("service: a waiter gives up after wait_timeout: 503 envelope, or stale
         f.filler.release();
         f.settle();
     }
+}
+
+namespace {
+
+// The fixture's manual clock, made to throw from steady_now() once armed:
+// after the filler returned, the fill reads it outside any try.
+struct throwing_clock final : sync::time_source {
+    sync::manual_time_source inner;
+    mutable std::atomic<bool> armed{false};
+
+    std::chrono::steady_clock::time_point steady_now() const override
+    {
+        if (armed.exchange(false))
+            throw std::runtime_error("the clock broke");
+        return inner.steady_now();
+    }
+    std::chrono::system_clock::time_point system_now() const override { return inner.system_now(); }
+    bool call_at(std::chrono::steady_clock::time_point deadline,
+                 std::function<void()> due) const override
+    {
+        return inner.call_at(deadline, std::move(due));
+    }
+};
+
+}  // namespace
+
+TEST_CASE("service: a fill that throws after its filler returned still ends; the next request "
+          "fills anew",
+          "[unit]")
+{
+    auto config = make_config();
+    // Real time only matters to a build where waits are real timers: there
+    // a stuck flight makes both requests wait 200 ms and get 503.
+    config.routes[0].wait_timeout = 200ms;
+    throwing_clock clock;
+    cache::service svc{config, clock};
+    net::io_context ioc;
+    scripted_filler filler{ioc};
+    filler.on_fill = [&] {
+        if (filler.requests.size() == 1)
+            clock.armed = true;  // the first fill throws once its filler answered
+    };
+    std::vector<cache::cache_answer> answers;
+    auto ask = [&]() -> net::awaitable<void> {
+        cache::cache_request r{0, "u1", "", true};
+        answers.push_back(co_await svc.serve(r, cache::header_list{}, filler));
+    };
+    auto serve_one = [&] {
+        auto before = answers.size();
+        net::co_spawn(ioc, ask(), net::detached);
+        auto limit = std::chrono::steady_clock::now() + 10s;
+        while (answers.size() == before && std::chrono::steady_clock::now() < limit) {
+            ioc.restart();
+            ioc.run_one_for(50ms);
+        }
+        REQUIRE(answers.size() == before + 1);
+        return answers.back();
+    };
+
+    auto first = serve_one();
+    CHECK(first.status == 502);  // what a failed fill without a stale entry gives
+    CHECK(first.kind == answer_kind::fill_error);
+    CHECK(svc.fills_in_flight() == 0);
+
+    auto second = serve_one();
+    CHECK(filler.requests.size() == 2);  // a fresh fill, not a join of the dead one
+    CHECK(second.status == 200);
+    CHECK(body_of(second) == "fill 2");
+    CHECK(svc.fills_in_flight() == 0);
 }
 
 TEST_CASE("service: waiters beyond max_waiters are refused at once", "[unit]")
@@ -465,7 +545,7 @@ TEST_CASE("service: threads serving, filling and invalidating at once", "[unit]"
     // Run under -DSIDECACHE_SANITIZE=thread to check for races.
     conf::cache_config config = make_config();
     config.max_bytes = 64 * 1024;  // small: evictions happen too
-    cache::service svc(config, cache::real_time());
+    cache::service svc(config, sync::real_time());
 
     struct instant final : cache::filler {
         std::atomic<int> calls{0};
@@ -512,7 +592,7 @@ TEST_CASE("service: threads serving, filling and invalidating at once", "[unit]"
 TEST_CASE("service: waiters on many strands of a thread pool share one fill", "[unit]")
 {
     conf::cache_config config = make_config();
-    cache::service svc(config, cache::real_time());
+    cache::service svc(config, sync::real_time());
     net::thread_pool pool(2);
 
     // A fill that takes 50 ms of timer time, so that every request arrives

@@ -38,7 +38,7 @@ conf::cache_config make_config(std::size_t max_bytes, unsigned shards)
 
 struct fixture {
     conf::cache_config config;
-    cache::manual_time_source clock;
+    sync::manual_time_source clock;
     cache::stats_table stats{{"overview", "analytics", "agents"}};
     cache::store store;
 

@@ -1,6 +1,8 @@
-#include "cache/time_source.hpp"
+#include "sync/time_source.hpp"
 
-namespace sidecache::cache {
+#include <vector>
+
+namespace sidecache::sync {
 
 namespace {
 
@@ -22,6 +24,11 @@ std::int64_t to_ns(std::chrono::system_clock::time_point t)
 }
 
 }  // namespace
+
+bool time_source::call_at(std::chrono::steady_clock::time_point, std::function<void()>) const
+{
+    return false;
+}
 
 const time_source& real_time()
 {
@@ -52,10 +59,35 @@ std::chrono::system_clock::time_point manual_time_source::system_now() const
         std::chrono::system_clock::duration>(std::chrono::nanoseconds{system_ns_.load()})};
 }
 
+bool manual_time_source::call_at(std::chrono::steady_clock::time_point deadline,
+                                 std::function<void()> due) const
+{
+    {
+        std::lock_guard lock(alarms_mutex_);
+        if (deadline > steady_now()) {
+            alarms_.emplace(deadline, std::move(due));
+            return true;
+        }
+    }
+    due();
+    return true;
+}
+
 void manual_time_source::advance(std::chrono::nanoseconds d)
 {
     steady_ns_ += d.count();
     system_ns_ += d.count();
+    // Called outside the lock: an alarm may set another.
+    std::vector<std::function<void()>> due;
+    {
+        std::lock_guard lock(alarms_mutex_);
+        auto end = alarms_.upper_bound(steady_now());
+        for (auto it = alarms_.begin(); it != end; ++it)
+            due.push_back(std::move(it->second));
+        alarms_.erase(alarms_.begin(), end);
+    }
+    for (auto& f : due)
+        f();
 }
 
 void manual_time_source::set_system(std::chrono::system_clock::time_point t)
@@ -63,4 +95,4 @@ void manual_time_source::set_system(std::chrono::system_clock::time_point t)
     system_ns_ = to_ns(t);
 }
 
-}  // namespace sidecache::cache
+}  // namespace sidecache::sync

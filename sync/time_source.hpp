@@ -6,14 +6,24 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
 
-namespace sidecache::cache {
+namespace sidecache::sync {
 
 class time_source {
 public:
     virtual ~time_source() = default;
     virtual std::chrono::steady_clock::time_point steady_now() const = 0;
     virtual std::chrono::system_clock::time_point system_now() const = 0;
+
+    // For a clock that only moves when told to: calls `due` once steady_now()
+    // reaches `deadline` (on the thread that moves it, or at once if it has)
+    // and returns true. The real clock returns false: wait on a real timer
+    // at `deadline` (sync::waiter_queue does either).
+    virtual bool call_at(std::chrono::steady_clock::time_point deadline,
+                         std::function<void()> due) const;
 };
 
 // The process-wide real clocks.
@@ -28,8 +38,10 @@ public:
 
     std::chrono::steady_clock::time_point steady_now() const override;
     std::chrono::system_clock::time_point system_now() const override;
+    bool call_at(std::chrono::steady_clock::time_point deadline,
+                 std::function<void()> due) const override;
 
-    // Moves both clocks forward.
+    // Moves both clocks forward, then calls the alarms now due.
     void advance(std::chrono::nanoseconds d);
     // Sets the wall clock only (steady time does not jump).
     void set_system(std::chrono::system_clock::time_point t);
@@ -37,6 +49,8 @@ public:
 private:
     std::atomic<std::int64_t> steady_ns_;
     std::atomic<std::int64_t> system_ns_;
+    mutable std::mutex alarms_mutex_;
+    mutable std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> alarms_;
 };
 
-}  // namespace sidecache::cache
+}  // namespace sidecache::sync
