@@ -244,19 +244,12 @@ enum class step {
     not_mine,      // the interceptor does not answer this request
 };
 
-// Keep-alive: waits for the next request's first bytes, quietly closing
-// after idle_timeout (false). The first request's head is bounded by
+// Whether the next request waits after an idle wait on the socket (then
+// closed quietly after idle_timeout). The first request's head is bounded by
 // header_timeout from the accept.
-net::awaitable<bool> await_request(client_connection& c, bool first) {
-    if (first || c.buffer.size() != 0) co_return true;
-    if (!c.pending.empty() && co_await flush(c.stream(), c.pending, c.cfg.body_timeout)) co_return false;
+void start_idle(client_connection& c) {
     c.handle->idle_deadline = std::chrono::steady_clock::now() + c.cfg.idle_timeout;
     watch_idle(c.handle);
-    auto [ec, n] = co_await c.stream().socket().async_read_some(c.buffer.prepare(4096), use_tuple);
-    c.handle->idle_deadline = std::chrono::steady_clock::time_point::max();
-    if (ec) co_return false;
-    c.buffer.commit(n);
-    co_return true;
 }
 
 // Writes the refusal (and what is pending before it), then ends the connection.
@@ -267,37 +260,27 @@ net::awaitable<void> refuse(client_connection& c, error refusal) {
     co_await linger_close(c.stream());
 }
 
-// Reads and checks a request head. false: the connection ends (refused,
-// closed or draining).
-net::awaitable<bool> read_request(client_connection& c, request_parser& parser) {
-    parser.header_limit(static_cast<std::uint32_t>(c.cfg.max_header_bytes));
-    parser.body_limit(c.cfg.max_body_bytes);
-    auto ec = parse_buffered_head(c.buffer, parser);
-    if (ec == http::error::need_more) {
-        ec = co_await read_head(c.stream(), c.buffer, parser, c.timer, c.cfg.header_timeout);
+// The answer to a request head read with `ec`, if it is refused; nothing
+// either when it is served or when the connection closes quietly (`ec` set).
+std::optional<error> refusal_for(const error_code& ec, const request_parser& parser) {
+    if (ec == error::header_timeout) return error::header_timeout;
+    if (ec) return classify_head_error(ec);
+    if (upstream::ambiguous_framing(parser.get())) return error::ambiguous_framing;
+    if (parser.get().version() >= 11 && parser.get().find(http::field::host) == parser.get().end()) {
+        return error::bad_request;  // RFC 9112 §3.2: Host is required
     }
-    std::optional<error> refusal;
-    if (ec == error::header_timeout) {
-        refusal = error::header_timeout;
-    } else if (ec) {
-        refusal = classify_head_error(ec);
-        if (!refusal) co_return false;
-    } else if (upstream::ambiguous_framing(parser.get())) {
-        refusal = error::ambiguous_framing;
-    } else if (parser.get().version() >= 11 && parser.get().find(http::field::host) == parser.get().end()) {
-        refusal = error::bad_request;  // RFC 9112 §3.2: Host is required
-    }
-    if (!refusal) co_return true;
-    co_await refuse(c, *refusal);
-    co_return false;
+    return std::nullopt;
 }
 
-// The cache's turn: GET/HEAD without body.
+// Whether the cache has a turn: GET/HEAD without body.
+bool for_cache(const client_connection& c, const request_parser& parser) {
+    const auto method = parser.get().method();
+    return c.state.intercept && parser.is_done() && (method == http::verb::get || method == http::verb::head);
+}
+
+// The cache's turn (for_cache()).
 net::awaitable<step> answer_from_cache(client_connection& c, request_parser& parser, bool keep_alive) {
     auto& req = parser.get();
-    if (!c.state.intercept || !parser.is_done() ||
-        (req.method() != http::verb::get && req.method() != http::verb::head))
-        co_return step::not_mine;
     auto answer = co_await c.state.intercept->handle(
         request_view{req.method(), req.target(), req.version(), req, c.address, c.port});
     if (!answer) co_return step::not_mine;
@@ -306,7 +289,13 @@ net::awaitable<step> answer_from_cache(client_connection& c, request_parser& par
     const bool hold = !last && c.pending.size() + 1 < c.cfg.max_pipelined && holds_head(c.buffer);
     if (!hold && c.pending.empty()) {
         // Nothing held: written as it is (the common, unpipelined case).
-        if (co_await write_answer(c.stream(), answer->buffers, c.cfg.body_timeout)) co_return step::close;
+        std::size_t sent = 0;
+        auto ec = upstream::send_now(c.stream(), answer->buffers, sent);
+        if (ec == net::error::would_block) {
+            ec = co_await upstream::send_rest(c.stream(), answer->buffers, sent,
+                                              std::chrono::steady_clock::now() + c.cfg.body_timeout);
+        }
+        if (ec) co_return step::close;
     } else {
         c.pending.buffers.insert(c.pending.buffers.end(), answer->buffers.begin(), answer->buffers.end());
         c.pending.owners.push_back(std::move(answer->storage));
@@ -315,19 +304,10 @@ net::awaitable<step> answer_from_cache(client_connection& c, request_parser& par
     co_return last ? step::finish : step::next_request;
 }
 
-// The legacy backend's turn: the request is forwarded, its answer relayed.
-// An upstream failure before any byte of the answer is answered 502/504.
-net::awaitable<step> forward_request(client_connection& c, request_parser& parser, bool keep_alive) {
-    ++c.state.stats.forwarded;
-    if (!c.pending.empty() && co_await flush(c.stream(), c.pending, c.cfg.body_timeout)) co_return step::close;
-    if (c.scratch.empty()) c.scratch.resize(16 * 1024);
-    const auto result = co_await upstream::forward(
-        upstream::client_side{c.stream(), c.buffer, parser, c.address, c.cfg.body_timeout, c.scratch, keep_alive,
-                              &c.state.draining},
-        c.state.pool);
-    if (!result.ec || result.response_started) {
-        co_return !result.ec && result.keep_alive ? step::next_request : step::finish;
-    }
+// A forwarded request failed before any byte of its answer: 502/504 for an
+// upstream failure, 413/400 for the client's body, or a quiet close.
+net::awaitable<step> answer_failure(client_connection& c, const request_parser& parser,
+                                    const upstream::forward_result& result, bool keep_alive) {
     std::optional<error> refusal;
     if (result.upstream_fault) {
         refusal = result.ec == upstream::error::response_timeout ? error::upstream_timeout
@@ -362,28 +342,58 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
     if (ec) co_return;
     stream.socket().set_option(net::ip::tcp::no_delay(true), ec);
     // Synchronous writes return would_block instead of waiting: answers are
-    // written at once when the kernel takes them (write_answer, forward).
+    // written at once when the kernel takes them (send_now, forward).
     stream.socket().non_blocking(true, ec);
     client_connection c{*state, handle, state->cfg.server, remote.address().to_string(), remote.port(), {},
                         net::steady_timer(stream.get_executor()), {}, {}};
+    const auto& cfg = c.cfg;
 
+    // The stages are inline or synchronous where a request usually passes
+    // without waiting: each coroutine called costs a frame per request.
     for (bool first = true;; first = false) {
         handle->busy = false;
         if (state->draining) break;
-        if (!co_await await_request(c, first)) co_return;
+        if (!first && c.buffer.size() == 0) {  // keep-alive: wait for the next request
+            if (!c.pending.empty() && co_await flush(stream, c.pending, cfg.body_timeout)) co_return;
+            start_idle(c);
+            auto [rec, n] = co_await stream.socket().async_read_some(c.buffer.prepare(4096), use_tuple);
+            handle->idle_deadline = std::chrono::steady_clock::time_point::max();
+            if (rec) co_return;
+            c.buffer.commit(n);
+        }
         handle->busy = true;
 
         request_parser parser;
-        if (!co_await read_request(c, parser)) co_return;
+        parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
+        parser.body_limit(cfg.max_body_bytes);
+        ec = parse_buffered_head(c.buffer, parser);
+        if (ec == http::error::need_more) ec = co_await read_head(stream, c.buffer, parser, c.timer, cfg.header_timeout);
+        if (const auto refusal = refusal_for(ec, parser)) {
+            co_await refuse(c, *refusal);
+            co_return;
+        }
+        if (ec) co_return;  // the client closed, reset, or we are draining
+
         ++state->stats.requests;
         const bool keep_alive = parser.get().keep_alive() && !state->draining;
-        auto next = co_await answer_from_cache(c, parser, keep_alive);
-        if (next == step::not_mine) next = co_await forward_request(c, parser, keep_alive);
+        auto next = for_cache(c, parser) ? co_await answer_from_cache(c, parser, keep_alive) : step::not_mine;
+        if (next == step::not_mine) {
+            ++state->stats.forwarded;
+            if (!c.pending.empty() && co_await flush(stream, c.pending, cfg.body_timeout)) co_return;
+            if (c.scratch.empty()) c.scratch.resize(16 * 1024);
+            const auto result = co_await upstream::forward(
+                upstream::client_side{stream, c.buffer, parser, c.address, cfg.body_timeout, c.scratch,
+                                      keep_alive, &state->draining},
+                state->pool);
+            next = result.ec && !result.response_started ? co_await answer_failure(c, parser, result, keep_alive)
+                   : !result.ec && result.keep_alive      ? step::next_request
+                                                          : step::finish;
+        }
         if (next == step::close) co_return;
         if (next == step::finish) break;
     }
     // Keep-alive ends here: send FIN, and let the peer see all we wrote.
-    if (!c.pending.empty() && co_await flush(stream, c.pending, c.cfg.body_timeout)) co_return;
+    if (!c.pending.empty() && co_await flush(stream, c.pending, cfg.body_timeout)) co_return;
     stream.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
 }
 

@@ -65,15 +65,7 @@ std::optional<std::uint64_t> to_std(const boost::optional<std::uint64_t>& v) {
     return v ? std::optional<std::uint64_t>(*v) : std::nullopt;
 }
 
-// Writes `bytes` (and `more` after them): send_now(), then send_rest().
-net::awaitable<error_code> send(beast::tcp_stream& out, net::const_buffer bytes, net::const_buffer more,
-                                clock::time_point expiry) {
-    const std::array<net::const_buffer, 2> buffers{bytes, more};
-    std::size_t sent = 0;
-    auto ec = send_now(out, buffers, sent);
-    if (ec == net::error::would_block) ec = co_await send_rest(out, buffers, sent, expiry);
-    co_return ec;
-}
+using two_buffers = std::array<net::const_buffer, 2>;
 
 // Writes what Beast's serializer has ready straight to the (non-blocking)
 // socket: a body chunk usually goes out in this one call. would_block: the
@@ -150,23 +142,25 @@ struct exchange {
     bool keep_alive;  // the client and the server allow another request
 };
 
-// Stage 1: the request head, and its body relayed from the client. The
-// error's second half: it came from the client side (the upstream
-// connection is then dropped, no retry).
-net::awaitable<std::pair<error_code, bool>> send_request(const exchange& x, connection& up) {
-    auto& client = x.client;
-    auto& req = client.request.get();
-    head_writer head{client.scratch};
-    write_request_head(req, client.address, x.chunked, head);
-    std::vector<char> large;  // a head larger than the scratch buffer
+// Stage 1a: the request head, in the scratch buffer or, larger, in `large`.
+std::string_view forwarded_head(const exchange& x, std::vector<char>& large) {
+    const auto& req = x.client.request.get();
+    head_writer head{x.client.scratch};
+    write_request_head(req, x.client.address, x.chunked, head);
     if (!head.ok()) {
         large.resize(head.size());
         head = head_writer{large};
-        write_request_head(req, client.address, x.chunked, head);
+        write_request_head(req, x.client.address, x.chunked, head);
     }
-    auto ec = co_await send(up.stream, net::buffer(head.bytes()), {}, x.deadline);
-    if (ec || !x.has_body) co_return std::pair{ec, false};
+    return head.bytes();
+}
 
+// Stage 1b: the request body, relayed from the client after the head. The
+// error's second half: it came from the client side (the upstream
+// connection is then dropped, no retry).
+net::awaitable<std::pair<error_code, bool>> send_body(const exchange& x, connection& up) {
+    auto& client = x.client;
+    auto& req = client.request.get();
     if (x.chunked) req.chunked(true);  // the serializer frames the body by the fields
     http::request_serializer<http::buffer_body> sr{req};
     skip_head(sr);
@@ -175,22 +169,16 @@ net::awaitable<std::pair<error_code, bool>> send_request(const exchange& x, conn
                              client.body_timeout, sent);
 }
 
-// Stage 2: reads until the response head's blank line is buffered (Beast's
+// Stage 2: whether the response head's blank line is buffered (Beast's
 // parser consumes a head that arrives in pieces piece by piece; the
-// streamed copy wants it whole).
-net::awaitable<error_code> await_head(connection& up, clock::time_point deadline) {
-    for (std::size_t scanned = 0;;) {
-        const auto data = up.buffer.data();
-        const std::string_view bytes(static_cast<const char*>(data.data()), data.size());
-        if (bytes.find("\r\n\r\n", scanned) != std::string_view::npos) co_return error_code{};
-        if (bytes.size() >= head_limit) co_return http::error::header_limit;
-        scanned = bytes.size() < 3 ? 0 : bytes.size() - 3;
-        up.stream.expires_at(deadline);
-        auto [ec, n] = co_await up.stream.async_read_some(
-            up.buffer.prepare(beast::read_size(up.buffer, head_limit)), use_tuple);
-        if (ec) co_return ec;
-        up.buffer.commit(n);
-    }
+// streamed copy wants it whole). `scanned`: where to look from next time.
+bool head_buffered(const beast::flat_buffer& buffer, std::size_t& scanned, error_code& ec) {
+    const auto data = buffer.data();
+    const std::string_view bytes(static_cast<const char*>(data.data()), data.size());
+    if (bytes.find("\r\n\r\n", scanned) != std::string_view::npos) return true;
+    if (bytes.size() >= head_limit) ec = http::error::header_limit;
+    scanned = bytes.size() < 3 ? 0 : bytes.size() - 3;
+    return false;
 }
 
 // The response head as the client gets it, and how its body goes.
@@ -267,34 +255,65 @@ net::awaitable<error_code> reparse_head(const exchange& x, connection& up, respo
 // the answer is read whole, before its last bytes reach the client: a
 // client that sends its next request at once finds it idle. Nothing sent
 // after that points into the connection's buffer.
-net::awaitable<void> relay_counted(const exchange& x, lease& leased, const response_start& r,
-                                   forward_result& out) {
-    auto& client = x.client;
+struct counted_relay {
+    two_buffers first;            // the head and the body bytes read with it
+    std::size_t sent = 0;         // of `first`
+    std::uint64_t remaining = 0;  // body bytes not in `first`
+    bool returned = false;        // the lease is given back: the connection is not ours any more
+    bool done = false;            // all of it written: nothing to wait for
+};
+
+// What can be done without waiting: the usual small answer, read whole with
+// its head, goes out in this one call (no coroutine frame).
+counted_relay start_counted(const exchange& x, lease& leased, const response_start& r, forward_result& out) {
     auto& up = leased.conn();
-    std::uint64_t remaining = r.body_size;
-    const auto first = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, up.buffer.size()));
+    counted_relay c;
+    c.remaining = r.body_size;
+    const auto first = static_cast<std::size_t>(std::min<std::uint64_t>(c.remaining, up.buffer.size()));
     net::const_buffer body{up.buffer.data().data(), first};
-    bool returned = false;  // the lease is given back: `up` is not ours any more
     const auto room = r.head.room();
-    if (first == remaining && first <= room.size()) {
-        // All of it is here (the usual small answer): copied after the head.
+    if (first == c.remaining && first <= room.size()) {
+        // All of it is here: copied after the head.
         if (first != 0) std::memcpy(room.data(), body.data(), first);
         body = net::const_buffer{room.data(), first};
         up.buffer.consume(first);
         leased.release(r.upstream_keep_alive);
-        returned = true;
+        c.returned = true;
     }
+    c.first = {net::buffer(r.head.bytes()), body};
+    c.remaining -= first;
     out.response_started = true;
-    auto ec = co_await send(client.stream, net::buffer(r.head.bytes()), body, clock::now() + client.body_timeout);
+    out.body_bytes += first;
+    const auto ec = send_now(x.client.stream, c.first, c.sent);
+    if (ec && ec != net::error::would_block) {
+        out.ec = ec;  // the client went away
+        c.done = true;
+    } else if (!ec && c.remaining == 0) {
+        if (!c.returned) up.buffer.consume(first);
+        leased.release(r.upstream_keep_alive);  // no-op if released above
+        out.keep_alive = r.framing.keep_alive;
+        c.done = true;
+    }
+    return c;
+}
+
+// The rest: what the client socket did not take at once, then the body
+// bytes as they arrive.
+net::awaitable<void> finish_counted(const exchange& x, lease& leased, const response_start& r, counted_relay& c,
+                                    forward_result& out) {
+    auto& client = x.client;
+    auto& up = leased.conn();
+    error_code ec;
+    if (c.sent != net::buffer_size(c.first)) {
+        ec = co_await send_rest(client.stream, c.first, c.sent, clock::now() + client.body_timeout);
+    }
     if (ec) {
         out.ec = ec;  // the client went away
         co_return;
     }
-    if (!returned) up.buffer.consume(first);
-    remaining -= first;
-    out.body_bytes += first;
-    while (remaining > 0) {
-        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, client.scratch.size()));
+    if (!c.returned) up.buffer.consume(c.first[1].size());
+    while (c.remaining > 0) {
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(c.remaining, client.scratch.size()));
         up.stream.expires_after(client.body_timeout);
         auto [rec, n] = co_await up.stream.async_read_some(net::buffer(client.scratch.data(), want), use_tuple);
         if (rec) {
@@ -302,11 +321,15 @@ net::awaitable<void> relay_counted(const exchange& x, lease& leased, const respo
             out.upstream_fault = true;
             co_return;
         }
-        remaining -= n;
+        c.remaining -= n;
         out.body_bytes += n;
-        if (remaining == 0) leased.release(r.upstream_keep_alive);  // the last chunk is in scratch
-        ec = co_await send(client.stream, net::buffer(client.scratch.data(), n), {},
-                           clock::now() + client.body_timeout);
+        if (c.remaining == 0) leased.release(r.upstream_keep_alive);  // the last chunk is in scratch
+        const two_buffers chunk{net::buffer(client.scratch.data(), n), net::const_buffer{}};
+        std::size_t sent = 0;
+        ec = send_now(client.stream, chunk, sent);
+        if (ec == net::error::would_block) {
+            ec = co_await send_rest(client.stream, chunk, sent, clock::now() + client.body_timeout);
+        }
         if (ec) {
             out.ec = ec;
             co_return;
@@ -325,7 +348,10 @@ net::awaitable<void> relay_framed(const exchange& x, lease& leased, response_sta
     auto& client = x.client;
     auto& up = leased.conn();
     out.response_started = true;
-    auto ec = co_await send(client.stream, net::buffer(r.head.bytes()), {}, clock::now() + client.body_timeout);
+    const two_buffers head{net::buffer(r.head.bytes()), net::const_buffer{}};
+    std::size_t sent = 0;
+    auto ec = send_now(client.stream, head, sent);
+    if (ec == net::error::would_block) ec = co_await send_rest(client.stream, head, sent, clock::now() + client.body_timeout);
     if (ec) {
         out.ec = ec;  // the client went away
         co_return;
@@ -353,6 +379,16 @@ net::awaitable<error_code> continue_100(client_side& client) {
     co_return ec;
 }
 
+// Waits for an upstream connection when none is idle (within `deadline`).
+net::awaitable<std::optional<lease>> wait_for_lease(pool& upstream, clock::time_point deadline, bool probe,
+                                                    forward_result& out) {
+    auto acquired = co_await upstream.acquire(deadline, probe);
+    if (acquired) co_return std::move(*acquired);
+    out.ec = acquired.error();
+    out.upstream_fault = true;
+    co_return std::nullopt;
+}
+
 }  // namespace
 
 net::awaitable<forward_result> forward(client_side client, pool& upstream) {
@@ -378,24 +414,32 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
     for (int attempt = 0;; ++attempt) {
         const bool probe = attempt > 0 || !retriable;
         auto leased = upstream.try_acquire(executor, probe);
-        if (!leased) {
-            auto acquired = co_await upstream.acquire(x.deadline, probe);
-            if (!acquired) {
-                out.ec = acquired.error();
-                out.upstream_fault = true;
-                co_return out;
-            }
-            leased.emplace(std::move(*acquired));
-        }
+        if (!leased) leased = co_await wait_for_lease(upstream, x.deadline, probe, out);
+        if (!leased) co_return out;
         auto& up = leased->conn();
 
-        auto [ec, from_client] = co_await send_request(x, up);
+        // The request. Only what has to wait costs a coroutine frame.
+        std::vector<char> large;
+        const two_buffers request{net::buffer(forwarded_head(x, large)), net::const_buffer{}};
+        std::size_t sent = 0;
+        auto ec = send_now(up.stream, request, sent);
+        if (ec == net::error::would_block) ec = co_await send_rest(up.stream, request, sent, x.deadline);
+        bool from_client = false;
+        if (!ec && has_body) std::tie(ec, from_client) = co_await send_body(x, up);
         if (ec && from_client) {
             out.ec = ec;  // body_limit, bad chunk, client gone: the upstream connection is dropped
             co_return out;
         }
         const bool write_failed = bool(ec);
-        if (!ec) ec = co_await await_head(up, x.deadline);
+
+        // The response head: copied as parsed, or parsed again.
+        for (std::size_t scanned = 0; !ec && !head_buffered(up.buffer, scanned, ec);) {
+            up.stream.expires_at(x.deadline);
+            auto [rec, n] = co_await up.stream.async_read_some(
+                up.buffer.prepare(beast::read_size(up.buffer, head_limit)), use_tuple);
+            ec = rec;
+            if (!ec) up.buffer.commit(n);
+        }
         response_start r{client.scratch};
         if (!ec && !copy_head(x, up, r, ec) && !ec) ec = co_await reparse_head(x, up, r);
         if (ec) {
@@ -408,11 +452,13 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
             out.upstream_fault = true;
             co_return out;
         }
+
+        // The answer.
         out.status = r.status;
-        if (r.framing.bodyless || r.framing.sized) {
-            co_await relay_counted(x, *leased, r, out);
-        } else {
+        if (!r.framing.bodyless && !r.framing.sized) {
             co_await relay_framed(x, *leased, r, out);
+        } else if (auto counted = start_counted(x, *leased, r, out); !counted.done) {
+            co_await finish_counted(x, *leased, r, counted, out);
         }
         co_return out;
     }
