@@ -252,14 +252,6 @@ void start_idle(client_connection& c) {
     watch_idle(c.handle);
 }
 
-// Writes the refusal (and what is pending before it), then ends the connection.
-net::awaitable<void> refuse(client_connection& c, error refusal) {
-    count(c.state.stats, refusal);
-    if (!c.pending.empty() && co_await flush(c.stream(), c.pending, c.cfg.body_timeout)) co_return;
-    co_await write_error(c.stream(), refusal, false, c.cfg.body_timeout);
-    co_await linger_close(c.stream());
-}
-
 // The answer to a request head read with `ec`, if it is refused; nothing
 // either when it is served or when the connection closes quietly (`ec` set).
 std::optional<error> refusal_for(const error_code& ec, const request_parser& parser) {
@@ -368,15 +360,20 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         parser.body_limit(cfg.max_body_bytes);
         ec = parse_buffered_head(c.buffer, parser);
         if (ec == http::error::need_more) ec = co_await read_head(stream, c.buffer, parser, c.timer, cfg.header_timeout);
-        if (const auto refusal = refusal_for(ec, parser)) {
-            co_await refuse(c, *refusal);
+        const auto refusal = refusal_for(ec, parser);
+        if (refusal) {  // answered, then the connection ends
+            count(state->stats, *refusal);
+            if (!c.pending.empty() && co_await flush(stream, c.pending, cfg.body_timeout)) co_return;
+            co_await write_error(stream, *refusal, false, cfg.body_timeout);
+            co_await linger_close(stream);
             co_return;
         }
         if (ec) co_return;  // the client closed, reset, or we are draining
 
         ++state->stats.requests;
         const bool keep_alive = parser.get().keep_alive() && !state->draining;
-        auto next = for_cache(c, parser) ? co_await answer_from_cache(c, parser, keep_alive) : step::not_mine;
+        auto next = step::not_mine;
+        if (for_cache(c, parser)) next = co_await answer_from_cache(c, parser, keep_alive);
         if (next == step::not_mine) {
             ++state->stats.forwarded;
             if (!c.pending.empty() && co_await flush(stream, c.pending, cfg.body_timeout)) co_return;
@@ -385,9 +382,8 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
                 upstream::client_side{stream, c.buffer, parser, c.address, cfg.body_timeout, c.scratch,
                                       keep_alive, &state->draining},
                 state->pool);
-            next = result.ec && !result.response_started ? co_await answer_failure(c, parser, result, keep_alive)
-                   : !result.ec && result.keep_alive      ? step::next_request
-                                                          : step::finish;
+            next = !result.ec && result.keep_alive ? step::next_request : step::finish;
+            if (result.ec && !result.response_started) next = co_await answer_failure(c, parser, result, keep_alive);
         }
         if (next == step::close) co_return;
         if (next == step::finish) break;

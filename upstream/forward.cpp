@@ -139,7 +139,9 @@ struct exchange {
     bool has_body;
     bool chunked;
     bool client_http11;
-    bool keep_alive;  // the client and the server allow another request
+    // The client and the server allow another request: asked as the answer
+    // starts (the server may have begun draining since the request came).
+    bool keep_alive() const { return client.keep_alive && !(client.closing && client.closing->load()); }
 };
 
 // Stage 1a: the request head, in the scratch buffer or, larger, in `large`.
@@ -208,7 +210,7 @@ bool copy_head(const exchange& x, connection& up, response_start& r, error_code&
     if (ec || !streamed.is_header_done() || !streamed.simple()) return false;
     r.status = streamed.status();
     r.framing = frame_response(x.head_request, r.status, streamed.chunked(), to_std(streamed.content_length()),
-                               x.client_http11, x.keep_alive);
+                               x.client_http11, x.keep_alive());
     if (!r.framing.bodyless && !r.framing.sized) return false;
     end_response_head(r.framing, r.head);
     if (!r.head.ok()) return false;
@@ -237,7 +239,7 @@ net::awaitable<error_code> reparse_head(const exchange& x, connection& up, respo
     r.body_size = r.framing.sized ? *r.parser->content_length() : 0;
     r.upstream_keep_alive = r.parser->keep_alive();
     r.framing = frame_response(x.head_request, r.status, r.parser->chunked(), to_std(r.parser->content_length()),
-                               x.client_http11, x.keep_alive);
+                               x.client_http11, x.keep_alive());
     if (connection_names_fields(res)) strip_hop_by_hop(res);
     r.head = head_writer{x.client.scratch};  // over what the streamed copy may have left
     write_response_head(res, r.framing, r.head);
@@ -400,10 +402,10 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
                      req.method() == http::verb::head,
                      has_body,
                      client.request.chunked(),
-                     req.version() >= 11,
-                     client.keep_alive && !(client.closing && client.closing->load())};
+                     req.version() >= 11};
     if (has_body && beast::iequals(req[http::field::expect], "100-continue")) {
-        if ((out.ec = co_await continue_100(client))) co_return out;
+        out.ec = co_await continue_100(client);
+        if (out.ec) co_return out;
     }
     if (connection_names_fields(req)) strip_hop_by_hop(req);  // fields write_request_head cannot tell
 
@@ -425,7 +427,11 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
         auto ec = send_now(up.stream, request, sent);
         if (ec == net::error::would_block) ec = co_await send_rest(up.stream, request, sent, x.deadline);
         bool from_client = false;
-        if (!ec && has_body) std::tie(ec, from_client) = co_await send_body(x, up);
+        if (!ec && has_body) {
+            const auto sent_body = co_await send_body(x, up);
+            ec = sent_body.first;
+            from_client = sent_body.second;
+        }
         if (ec && from_client) {
             out.ec = ec;  // body_limit, bad chunk, client gone: the upstream connection is dropped
             co_return out;
@@ -457,8 +463,9 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
         out.status = r.status;
         if (!r.framing.bodyless && !r.framing.sized) {
             co_await relay_framed(x, *leased, r, out);
-        } else if (auto counted = start_counted(x, *leased, r, out); !counted.done) {
-            co_await finish_counted(x, *leased, r, counted, out);
+        } else {
+            auto counted = start_counted(x, *leased, r, out);
+            if (!counted.done) co_await finish_counted(x, *leased, r, counted, out);
         }
         co_return out;
     }
