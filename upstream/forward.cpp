@@ -236,10 +236,10 @@ net::awaitable<error_code> reparse_head(const exchange& x, connection& up, respo
     }
     auto& res = r.parser->get();
     r.status = res.result_int();
-    r.body_size = r.framing.sized ? *r.parser->content_length() : 0;
     r.upstream_keep_alive = r.parser->keep_alive();
     r.framing = frame_response(x.head_request, r.status, r.parser->chunked(), to_std(r.parser->content_length()),
                                x.client_http11, x.keep_alive());
+    r.body_size = r.framing.sized ? *r.parser->content_length() : 0;
     if (connection_names_fields(res)) strip_hop_by_hop(res);
     r.head = head_writer{x.client.scratch};  // over what the streamed copy may have left
     write_response_head(res, r.framing, r.head);
