@@ -1,13 +1,14 @@
 #include "proxy/error.hpp"
 #include "proxy/server_state.hpp"
 #include "upstream/forward.hpp"
+#include "upstream/head_rules.hpp"
+#include "upstream/send.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/buffers_suffix.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -136,36 +137,15 @@ void watch_idle(const std::shared_ptr<session_handle>& h) {
     });
 }
 
-// Writes what of a whole answer the (non-blocking) socket takes at once: a
-// small answer to a client that reads goes out in this one call, with no
-// timer, no operation, no suspension and no coroutine frame. would_block:
-// `sent` bytes went, write_rest() writes the others.
-error_code write_now(beast::tcp_stream& stream, const std::vector<net::const_buffer>& buffers,
-                     std::size_t& sent) {
-    error_code ec;
-    sent = stream.socket().write_some(buffers, ec);
-    if (ec == net::error::try_again) ec = net::error::would_block;
-    if (!ec && sent != net::buffer_size(buffers)) ec = net::error::would_block;
-    return ec;
-}
-
-// Writes the answer past its first `sent` bytes, within `timeout`.
-net::awaitable<error_code> write_rest(beast::tcp_stream& stream, const std::vector<net::const_buffer>& buffers,
-                                      std::size_t sent, std::chrono::milliseconds timeout) {
-    beast::buffers_suffix<std::vector<net::const_buffer>> rest(buffers);
-    rest.consume(sent);
-    stream.expires_after(timeout);
-    auto [ec, n] = co_await net::async_write(stream, rest, use_tuple);
-    co_return ec;
-}
-
-// Writes a whole answer: write_now(), then write_rest() if needed.
+// Writes a whole answer: what the socket takes at once, then the rest.
 net::awaitable<error_code> write_answer(beast::tcp_stream& stream,
                                         const std::vector<net::const_buffer>& buffers,
                                         std::chrono::milliseconds timeout) {
     std::size_t sent = 0;
-    auto ec = write_now(stream, buffers, sent);
-    if (ec == net::error::would_block) ec = co_await write_rest(stream, buffers, sent, timeout);
+    auto ec = upstream::send_now(stream, buffers, sent);
+    if (ec == net::error::would_block) {
+        ec = co_await upstream::send_rest(stream, buffers, sent, std::chrono::steady_clock::now() + timeout);
+    }
     co_return ec;
 }
 
@@ -199,24 +179,6 @@ bool holds_head(const beast::flat_buffer& buffer) {
     const auto b = buffer.data();
     const std::string_view bytes(static_cast<const char*>(b.data()), b.size());
     return bytes.find("\r\n\r\n") != std::string_view::npos;
-}
-
-// Content-Length with Transfer-Encoding, several Transfer-Encoding fields,
-// or a coding other than a single `chunked`: the request's end is ambiguous
-// and a proxy must refuse it (RFC 9112 §6.1, request smuggling).
-bool ambiguous_framing(const http::fields& f) {
-    std::size_t te_fields = 0;
-    bool te_is_chunked = false;
-    for (const auto& field : f) {
-        if (field.name() != http::field::transfer_encoding) continue;
-        ++te_fields;
-        auto v = field.value();
-        while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-        te_is_chunked = beast::iequals(v, "chunked");
-    }
-    if (te_fields == 0) return false;
-    return te_fields > 1 || !te_is_chunked || f.find(http::field::content_length) != f.end();
 }
 
 // Maps a failed head read to the answer, or nothing (close quietly).
@@ -256,137 +218,178 @@ net::awaitable<error_code> read_head(beast::tcp_stream& stream, beast::flat_buff
     co_return std::get<0>(std::get<0>(result));
 }
 
+// One client connection's state, shared by the stages of run_session().
+struct client_connection {
+    server_state& state;
+    const std::shared_ptr<session_handle>& handle;
+    const conf::server_config& cfg;
+    std::string address;
+    unsigned short port = 0;
+    beast::flat_buffer buffer;
+    net::steady_timer timer;
+    std::vector<char> scratch;  // relay buffer, allocated on the first forwarded request
+    // Intercepted answers to pipelined requests, held while the next request
+    // is already buffered (at most server.max_pipelined), then written in one
+    // write. Invariant: non-empty only when the buffer holds a whole head.
+    pending_answers pending;
+
+    beast::tcp_stream& stream() { return handle->stream; }
+};
+
+// What the connection does after a stage.
+enum class step {
+    next_request,  // serve the next request
+    finish,        // write what is pending, then end the connection (FIN)
+    close,         // end it now
+    not_mine,      // the interceptor does not answer this request
+};
+
+// Whether the next request waits after an idle wait on the socket (then
+// closed quietly after idle_timeout). The first request's head is bounded by
+// header_timeout from the accept.
+void start_idle(client_connection& c) {
+    c.handle->idle_deadline = std::chrono::steady_clock::now() + c.cfg.idle_timeout;
+    watch_idle(c.handle);
+}
+
+// The answer to a request head read with `ec`, if it is refused; nothing
+// either when it is served or when the connection closes quietly (`ec` set).
+std::optional<error> refusal_for(const error_code& ec, const request_parser& parser) {
+    if (ec == error::header_timeout) return error::header_timeout;
+    if (ec) return classify_head_error(ec);
+    if (upstream::ambiguous_framing(parser.get())) return error::ambiguous_framing;
+    if (parser.get().version() >= 11 && parser.get().find(http::field::host) == parser.get().end()) {
+        return error::bad_request;  // RFC 9112 §3.2: Host is required
+    }
+    return std::nullopt;
+}
+
+// Whether the cache has a turn: GET/HEAD without body.
+bool for_cache(const client_connection& c, const request_parser& parser) {
+    const auto method = parser.get().method();
+    return c.state.intercept && parser.is_done() && (method == http::verb::get || method == http::verb::head);
+}
+
+// The cache's turn (for_cache()).
+net::awaitable<step> answer_from_cache(client_connection& c, request_parser& parser, bool keep_alive) {
+    auto& req = parser.get();
+    auto answer = co_await c.state.intercept->handle(
+        request_view{req.method(), req.target(), req.version(), req, c.address, c.port});
+    if (!answer) co_return step::not_mine;
+    ++c.state.stats.intercepted;
+    const bool last = !(keep_alive && answer->keep_alive && req.version() >= 11);
+    const bool hold = !last && c.pending.size() + 1 < c.cfg.max_pipelined && holds_head(c.buffer);
+    if (!hold && c.pending.empty()) {
+        // Nothing held: written as it is (the common, unpipelined case).
+        std::size_t sent = 0;
+        auto ec = upstream::send_now(c.stream(), answer->buffers, sent);
+        if (ec == net::error::would_block) {
+            ec = co_await upstream::send_rest(c.stream(), answer->buffers, sent,
+                                              std::chrono::steady_clock::now() + c.cfg.body_timeout);
+        }
+        if (ec) co_return step::close;
+    } else {
+        c.pending.buffers.insert(c.pending.buffers.end(), answer->buffers.begin(), answer->buffers.end());
+        c.pending.owners.push_back(std::move(answer->storage));
+        if (!hold && co_await flush(c.stream(), c.pending, c.cfg.body_timeout)) co_return step::close;
+    }
+    co_return last ? step::finish : step::next_request;
+}
+
+// A forwarded request failed before any byte of its answer: 502/504 for an
+// upstream failure, 413/400 for the client's body, or a quiet close.
+net::awaitable<step> answer_failure(client_connection& c, const request_parser& parser,
+                                    const upstream::forward_result& result, bool keep_alive) {
+    std::optional<error> refusal;
+    if (result.upstream_fault) {
+        refusal = result.ec == upstream::error::response_timeout ? error::upstream_timeout
+                                                                 : error::upstream_unavailable;
+    } else if (result.ec == http::error::body_limit) {
+        refusal = error::body_too_large;
+    } else {
+        refusal = classify_head_error(result.ec);
+    }
+    if (!refusal) co_return step::close;
+    count(c.state.stats, *refusal);
+    // The connection survives an upstream failure only if the request was
+    // read whole (nothing of it is left in the stream).
+    const bool survive = keep_alive && result.upstream_fault && parser.is_done();
+    if (co_await write_error(c.stream(), *refusal, survive, c.cfg.body_timeout)) co_return step::close;
+    if (!survive) {
+        co_await linger_close(c.stream());
+        co_return step::close;
+    }
+    co_return step::next_request;
+}
+
 }  // namespace
 
 net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::tcp::socket socket) {
     auto handle = std::make_shared<session_handle>(std::move(socket));
     registration registered(*state, handle);
     auto& stream = handle->stream;
-    const auto& cfg = state->cfg.server;
 
     error_code ec;
     const auto remote = stream.socket().remote_endpoint(ec);
     if (ec) co_return;
-    const auto address = remote.address().to_string();
     stream.socket().set_option(net::ip::tcp::no_delay(true), ec);
     // Synchronous writes return would_block instead of waiting: answers are
-    // written at once when the kernel takes them (write_answer, forward).
+    // written at once when the kernel takes them (send_now, forward).
     stream.socket().non_blocking(true, ec);
+    client_connection c{*state, handle, state->cfg.server, remote.address().to_string(), remote.port(), {},
+                        net::steady_timer(stream.get_executor()), {}, {}};
+    const auto& cfg = c.cfg;
 
-    beast::flat_buffer buffer;
-    net::steady_timer timer(stream.get_executor());
-    std::vector<char> scratch;  // relay buffer, allocated on the first forwarded body
-    // Intercepted answers to pipelined requests, held while the next request
-    // is already buffered (at most server.max_pipelined), then written in one
-    // write. Invariant: non-empty only when the buffer holds a whole head.
-    pending_answers pending;
-
+    // The stages are inline or synchronous where a request usually passes
+    // without waiting: each coroutine called costs a frame per request.
     for (bool first = true;; first = false) {
         handle->busy = false;
         if (state->draining) break;
-
-        // Keep-alive: wait for the next request's first bytes, quietly
-        // closing after idle_timeout. The first request's head is bounded
-        // by header_timeout from the accept.
-        if (!first && buffer.size() == 0) {
-            if (!pending.empty() && co_await flush(stream, pending, cfg.body_timeout)) co_return;
-            handle->idle_deadline = std::chrono::steady_clock::now() + cfg.idle_timeout;
-            watch_idle(handle);
-            auto [rec, n] = co_await stream.socket().async_read_some(buffer.prepare(4096), use_tuple);
+        if (!first && c.buffer.size() == 0) {  // keep-alive: wait for the next request
+            if (!c.pending.empty() && co_await flush(stream, c.pending, cfg.body_timeout)) co_return;
+            start_idle(c);
+            auto [rec, n] = co_await stream.socket().async_read_some(c.buffer.prepare(4096), use_tuple);
             handle->idle_deadline = std::chrono::steady_clock::time_point::max();
             if (rec) co_return;
-            buffer.commit(n);
+            c.buffer.commit(n);
         }
         handle->busy = true;
 
         request_parser parser;
         parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
         parser.body_limit(cfg.max_body_bytes);
-        ec = parse_buffered_head(buffer, parser);
-        if (ec == http::error::need_more) ec = co_await read_head(stream, buffer, parser, timer, cfg.header_timeout);
-        std::optional<error> refusal;
-        if (ec == error::header_timeout) {
-            refusal = error::header_timeout;
-        } else if (ec) {
-            refusal = classify_head_error(ec);
-            if (!refusal) co_return;
-        } else if (ambiguous_framing(parser.get())) {
-            refusal = error::ambiguous_framing;
-        } else if (parser.get().version() >= 11 && parser.get().find(http::field::host) == parser.get().end()) {
-            refusal = error::bad_request;  // RFC 9112 §3.2: Host is required
-        }
-        if (refusal) {
+        ec = parse_buffered_head(c.buffer, parser);
+        if (ec == http::error::need_more) ec = co_await read_head(stream, c.buffer, parser, c.timer, cfg.header_timeout);
+        const auto refusal = refusal_for(ec, parser);
+        if (refusal) {  // answered, then the connection ends
             count(state->stats, *refusal);
-            if (!pending.empty() && co_await flush(stream, pending, cfg.body_timeout)) co_return;
+            if (!c.pending.empty() && co_await flush(stream, c.pending, cfg.body_timeout)) co_return;
             co_await write_error(stream, *refusal, false, cfg.body_timeout);
             co_await linger_close(stream);
             co_return;
         }
+        if (ec) co_return;  // the client closed, reset, or we are draining
 
         ++state->stats.requests;
-        auto& req = parser.get();
-        bool keep_alive = req.keep_alive() && !state->draining;
-
-        // The cache's turn: GET/HEAD without body.
-        if (state->intercept && parser.is_done() &&
-            (req.method() == http::verb::get || req.method() == http::verb::head)) {
-            auto answer = co_await state->intercept->handle(request_view{
-                req.method(), req.target(), req.version(), req, address, remote.port()});
-            if (answer) {
-                ++state->stats.intercepted;
-                const bool last = !(keep_alive && answer->keep_alive && req.version() >= 11);
-                const bool hold = !last && pending.size() + 1 < cfg.max_pipelined && holds_head(buffer);
-                if (!hold && pending.empty()) {
-                    // Nothing held: written as it is (the common, unpipelined case).
-                    std::size_t sent = 0;
-                    ec = write_now(stream, answer->buffers, sent);
-                    if (ec == net::error::would_block) {
-                        ec = co_await write_rest(stream, answer->buffers, sent, cfg.body_timeout);
-                    }
-                    if (ec) co_return;
-                } else {
-                    pending.buffers.insert(pending.buffers.end(), answer->buffers.begin(), answer->buffers.end());
-                    pending.owners.push_back(std::move(answer->storage));
-                    if (!hold && co_await flush(stream, pending, cfg.body_timeout)) co_return;
-                }
-                if (last) break;
-                continue;
-            }
+        const bool keep_alive = parser.get().keep_alive() && !state->draining;
+        auto next = step::not_mine;
+        if (for_cache(c, parser)) next = co_await answer_from_cache(c, parser, keep_alive);
+        if (next == step::not_mine) {
+            ++state->stats.forwarded;
+            if (!c.pending.empty() && co_await flush(stream, c.pending, cfg.body_timeout)) co_return;
+            if (c.scratch.empty()) c.scratch.resize(16 * 1024);
+            const auto result = co_await upstream::forward(
+                upstream::client_side{stream, c.buffer, parser, c.address, cfg.body_timeout, c.scratch,
+                                      keep_alive, &state->draining},
+                state->pool);
+            next = !result.ec && result.keep_alive ? step::next_request : step::finish;
+            if (result.ec && !result.response_started) next = co_await answer_failure(c, parser, result, keep_alive);
         }
-
-        ++state->stats.forwarded;
-        if (!pending.empty() && co_await flush(stream, pending, cfg.body_timeout)) co_return;
-        if (scratch.empty()) scratch.resize(16 * 1024);
-        const auto result = co_await upstream::forward(
-            upstream::client_side{stream, buffer, parser, address, cfg.body_timeout, scratch, keep_alive,
-                                  &state->draining},
-            state->pool);
-        if (result.ec && !result.response_started) {
-            std::optional<error> refusal;
-            if (result.upstream_fault) {
-                refusal = result.ec == upstream::error::response_timeout ? error::upstream_timeout
-                                                                         : error::upstream_unavailable;
-            } else if (result.ec == http::error::body_limit) {
-                refusal = error::body_too_large;
-            } else {
-                refusal = classify_head_error(result.ec);
-            }
-            if (!refusal) co_return;
-            count(state->stats, *refusal);
-            // The connection survives an upstream failure only if the request
-            // was read whole (nothing of it is left in the stream).
-            const bool survive = keep_alive && result.upstream_fault && parser.is_done();
-            if (co_await write_error(stream, *refusal, survive, cfg.body_timeout)) co_return;
-            if (!survive) {
-                co_await linger_close(stream);
-                co_return;
-            }
-            continue;
-        }
-        if (result.ec || !result.keep_alive) break;
+        if (next == step::close) co_return;
+        if (next == step::finish) break;
     }
     // Keep-alive ends here: send FIN, and let the peer see all we wrote.
-    if (!pending.empty() && co_await flush(stream, pending, cfg.body_timeout)) co_return;
+    if (!c.pending.empty() && co_await flush(stream, c.pending, cfg.body_timeout)) co_return;
     stream.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
 }
 

@@ -18,11 +18,6 @@
 
 namespace sidecache::upstream {
 
-// Removes the hop-by-hop fields (RFC 9110 §7.6.1): Connection and every field
-// it names, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding,
-// Upgrade, Proxy-Authenticate, Proxy-Authorization.
-void strip_hop_by_hop(boost::beast::http::fields& fields);
-
 // The client half of a forwarded exchange. The request's head has been read
 // (and checked) into `request`; its body, if any, is still to be read.
 struct client_side {

@@ -1,8 +1,9 @@
 #include "upstream/pool.hpp"
 
 #include "upstream/connection.hpp"
-#include "upstream/forward.hpp"
 #include "sync/waiter_queue.hpp"
+#include "upstream/forward.hpp"
+#include "upstream/head_rules.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
