@@ -8,7 +8,7 @@
 //   half_open --(probe succeeds)--> closed, --(probe fails)--> open
 //
 // While open, and while the probe is in flight, admit() rejects: no call is made.
-// Not thread-safe: the owner serialises calls (external_client holds a mutex).
+// Not thread-safe: the owner serialises calls (client holds a mutex).
 
 #include <array>
 #include <chrono>

@@ -66,10 +66,10 @@ std::string encode_segment(std::string_view s) {
 
 }  // namespace
 
-struct external_client::impl {
+struct client::impl {
     conf::external_config config;
     unit_rng rng;
-    external_http http;
+    http_client http;
     agent_config_cache cache;
 
     mutable std::mutex mutex;  // breaker, known_ids; joining or starting a flight
@@ -274,12 +274,12 @@ struct external_client::impl {
     }
 };
 
-external_client::external_client(conf::external_config config, unit_rng rng)
+client::client(conf::external_config config, unit_rng rng)
     : impl_(std::make_shared<impl>(std::move(config), std::move(rng))) {}
 
-external_client::~external_client() { impl_->http.close_idle(); }
+client::~client() { impl_->http.close_idle(); }
 
-net::awaitable<enrich_result> external_client::enrich(std::string agents_body, clock::time_point deadline,
+net::awaitable<enrich_result> client::enrich(std::string agents_body, clock::time_point deadline,
                                                       retry_mode mode) {
     auto self = impl_;
     boost::system::error_code ec;
@@ -294,19 +294,19 @@ net::awaitable<enrich_result> external_client::enrich(std::string agents_body, c
     co_return out;
 }
 
-net::awaitable<enrich_result> external_client::enrich_value(json::value& body, clock::time_point deadline,
+net::awaitable<enrich_result> client::enrich_value(json::value& body, clock::time_point deadline,
                                                             retry_mode mode) {
     auto self = impl_;
     co_return co_await self->enrich(body, deadline, mode);
 }
 
-net::awaitable<agent_outcome> external_client::agent_config(std::string agent_id, clock::time_point deadline,
+net::awaitable<agent_outcome> client::agent_config(std::string agent_id, clock::time_point deadline,
                                                             retry_mode mode) {
     auto self = impl_;
     co_return co_await self->lookup(std::move(agent_id), deadline, mode);
 }
 
-external_client::clock::time_point external_client::deadline_for(retry_mode mode) const {
+client::clock::time_point client::deadline_for(retry_mode mode) const {
     const auto& c = impl_->config;
     if (mode == retry_mode::foreground) return clock::now() + c.deadline;
     conf::duration total = c.try_timeout * static_cast<long>(std::max(1u, c.background.attempts));
@@ -314,7 +314,7 @@ external_client::clock::time_point external_client::deadline_for(retry_mode mode
     return clock::now() + std::max(total, c.deadline);
 }
 
-bool external_client::invalidate(std::string_view agent_id) {
+bool client::invalidate(std::string_view agent_id) {
     std::string id(agent_id);
     {
         std::lock_guard lock(impl_->mutex);
@@ -323,8 +323,8 @@ bool external_client::invalidate(std::string_view agent_id) {
     return impl_->cache.invalidate(id);
 }
 
-external_stats external_client::stats() const {
-    external_stats s;
+client_stats client::stats() const {
+    client_stats s;
     s.tries = impl_->tries;
     s.fetches = impl_->fetches;
     s.coalesced = impl_->coalesced;
@@ -340,6 +340,6 @@ external_stats external_client::stats() const {
     return s;
 }
 
-const conf::external_config& external_client::config() const { return impl_->config; }
+const conf::external_config& client::config() const { return impl_->config; }
 
 }  // namespace sidecache::external

@@ -46,7 +46,7 @@ struct enrich_result {
     bool degraded = false;               // some agent is "stale" or "unavailable"
 };
 
-struct external_stats {
+struct client_stats {
     std::uint64_t tries = 0;           // HTTP requests made to the external API
     std::uint64_t fetches = 0;         // single flights led (each one or more tries)
     std::uint64_t coalesced = 0;       // lookups that joined a flight in progress
@@ -58,17 +58,17 @@ struct external_stats {
     std::size_t open_connections = 0;
 };
 
-class external_client {
+class client {
 public:
     using clock = std::chrono::steady_clock;
 
     // Connections, timers and waits are made on the executor of the
     // coroutine that calls enrich() (each io thread keeps its own
     // connections); `rng` draws the backoff jitter.
-    explicit external_client(conf::external_config config, unit_rng rng = random_unit());
-    ~external_client();
-    external_client(const external_client&) = delete;
-    external_client& operator=(const external_client&) = delete;
+    explicit client(conf::external_config config, unit_rng rng = random_unit());
+    ~client();
+    client(const client&) = delete;
+    client& operator=(const client&) = delete;
 
     // The body as the agents fill made it ({"success":true,"data":[...]}),
     // completed. A body that is not JSON or has no data array comes back as is.
@@ -92,7 +92,7 @@ public:
     // again; the last good configuration stays servable as "stale".
     bool invalidate(std::string_view agent_id);
 
-    external_stats stats() const;
+    client_stats stats() const;
     const conf::external_config& config() const;
 
 private:

@@ -38,7 +38,7 @@ struct connection {
     std::unique_ptr<beast::tcp_stream> plain;
     std::unique_ptr<ssl::stream<beast::tcp_stream>> tls;
     beast::flat_buffer buffer;
-    external_http::clock::time_point idle_since{};
+    http_client::clock::time_point idle_since{};
 
     beast::tcp_stream& lowest() { return tls ? tls->next_layer() : *plain; }
 };
@@ -55,7 +55,7 @@ http_answer failed(try_outcome outcome) {
 
 }  // namespace
 
-struct external_http::impl {
+struct http_client::impl {
     conf::base_url url;
     std::string port_text;
     std::string host_header;
@@ -237,7 +237,7 @@ struct external_http::impl {
     }
 };
 
-external_http::external_http(const conf::external_config& config) : impl_(std::make_shared<impl>()) {
+http_client::http_client(const conf::external_config& config) : impl_(std::make_shared<impl>()) {
     impl_->url = config.url;
     impl_->port_text = std::to_string(config.url.port);
     impl_->tls = config.url.scheme == "https";
@@ -258,24 +258,24 @@ external_http::external_http(const conf::external_config& config) : impl_(std::m
     }
 }
 
-external_http::~external_http() { close_idle(); }
+http_client::~http_client() { close_idle(); }
 
-net::awaitable<http_answer> external_http::get(std::string target, clock::time_point until) {
+net::awaitable<http_answer> http_client::get(std::string target, clock::time_point until) {
     auto self = impl_;  // keeps the pool alive for this coroutine
     co_return co_await self->get(std::move(target), until);
 }
 
-std::size_t external_http::open_connections() const {
+std::size_t http_client::open_connections() const {
     std::lock_guard lock(impl_->mutex);
     return impl_->open;
 }
 
-std::size_t external_http::idle_connections() const {
+std::size_t http_client::idle_connections() const {
     std::lock_guard lock(impl_->mutex);
     return impl_->idle.size();
 }
 
-void external_http::close_idle() {
+void http_client::close_idle() {
     std::vector<std::unique_ptr<connection>> closing;
     std::lock_guard lock(impl_->mutex);
     impl_->open -= impl_->idle.size();

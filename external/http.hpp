@@ -26,17 +26,17 @@ struct http_answer {
     std::optional<conf::duration> retry_after;         // a 429's Retry-After
 };
 
-class external_http {
+class http_client {
 public:
     using clock = std::chrono::steady_clock;
 
     // Connections are made on the io_context of the coroutine that needs
     // one, and lent again to that io_context's coroutines. Throws on an
     // unusable TLS setup.
-    explicit external_http(const conf::external_config& config);
-    ~external_http();
-    external_http(const external_http&) = delete;
-    external_http& operator=(const external_http&) = delete;
+    explicit http_client(const conf::external_config& config);
+    ~http_client();
+    http_client(const http_client&) = delete;
+    http_client& operator=(const http_client&) = delete;
 
     // GET <base path><target>. A pooled connection the server closed while
     // idle is replaced once, transparently, within the same `until`.

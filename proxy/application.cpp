@@ -20,7 +20,7 @@ namespace sidecache::proxy {
 
 namespace {
 
-boost::json::object to_json(const external::external_stats& s) {
+boost::json::object to_json(const external::client_stats& s) {
     boost::json::object o;
     o["tries"] = s.tries;
     o["fetches"] = s.fetches;
@@ -50,7 +50,7 @@ struct application::impl {
     fill_stats fills;
     std::vector<std::unique_ptr<route_fill>> route_fills;
     std::unique_ptr<proxy::server> server;
-    std::unique_ptr<external::external_client> external;
+    std::unique_ptr<external::client> external;
 
     impl(conf::config c, const sync::time_source& t) : cfg(std::move(c)), clock(t) {
         server = std::make_unique<proxy::server>(cfg);
@@ -67,7 +67,7 @@ struct application::impl {
         bool enrich = false;
         for (const auto& r : cfg.cache.routes) enrich = enrich || r.enrich_agents;
         if (enrich && !cfg.external.url.host.empty()) {
-            external = std::make_unique<external::external_client>(cfg.external);
+            external = std::make_unique<external::client>(cfg.external);
         }
 
         identity = std::make_unique<auth::verifier>(cfg.auth, clock);
@@ -168,6 +168,6 @@ bool application::drain(std::chrono::milliseconds timeout) { return impl_->serve
 server& application::server() { return *impl_->server; }
 cache::service* application::cache() { return impl_->cache.get(); }
 db::pool* application::database() { return impl_->database.get(); }
-external::external_client* application::external() { return impl_->external.get(); }
+external::client* application::external() { return impl_->external.get(); }
 
 }  // namespace sidecache::proxy

@@ -17,7 +17,7 @@ namespace sidecache::db {
 class pool;
 }
 namespace sidecache::external {
-class external_client;
+class client;
 }
 
 namespace sidecache::proxy {
@@ -42,7 +42,7 @@ public:
     // Null when not configured (no jwt_secret or cache disabled; no database.url).
     cache::service* cache();
     db::pool* database();
-    external::external_client* external();
+    external::client* external();
 
 private:
     struct impl;

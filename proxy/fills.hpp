@@ -24,7 +24,7 @@ class pool;
 }  // namespace sidecache::upstream
 
 namespace sidecache::external {
-class external_client;
+class client;
 }  // namespace sidecache::external
 
 namespace sidecache::proxy {
@@ -49,7 +49,7 @@ struct fill_stats {
 class route_fill final : public cache::filler {
 public:
     // `db` and `external` may be null (not configured).
-    route_fill(const conf::route_config& route, db::pool* db, external::external_client* external,
+    route_fill(const conf::route_config& route, db::pool* db, external::client* external,
                upstream_fill& fallback, fill_stats& stats)
         : route_(route), db_(db), external_(external), fallback_(fallback), stats_(stats) {}
 
@@ -58,7 +58,7 @@ public:
 private:
     const conf::route_config& route_;
     db::pool* db_;
-    external::external_client* external_;
+    external::client* external_;
     upstream_fill& fallback_;
     fill_stats& stats_;
 };

@@ -1,5 +1,5 @@
 // Cold enrichment of an agents answer against the ElevenLabs mock: the
-// sidecar's external_client (parallel, retried, deadline-bound) versus the
+// sidecar's external::client (parallel, retried, deadline-bound) versus the
 // legacy's way (one agent after the other, one try each, 10 s timeout).
 //
 //   enrich_bench --port P --agents N [--runs R] [--mode client|sequential]
@@ -45,7 +45,7 @@ std::string agents_body(int n, int run) {
 }
 
 // The legacy's loop: each agent in turn, a single try with a 10 s timeout.
-net::awaitable<std::pair<int, int>> sequential(external_http& http, int n, int run) {
+net::awaitable<std::pair<int, int>> sequential(external::http_client& http, int n, int run) {
     int ok = 0, failed = 0;
     for (int i = 0; i < n; ++i) {
         auto a = co_await http.get("/v1/convai/agents/agent_bench_" + std::to_string(run) + "_" + std::to_string(i),
@@ -90,14 +90,14 @@ int main(int argc, char** argv) {
         if (mode == "sequential") {
             auto c = cfg;
             c.max_connections = 1;
-            external_http http(c);
+            external::http_client http(c);
             auto f = net::co_spawn(ioc, sequential(http, agents, run), net::use_future);
             ioc.run();
             auto [o, failed] = f.get();
             ok += o;
             degraded += failed;
         } else {
-            external_client client(cfg);
+            external::client client(cfg);
             auto f = net::co_spawn(
                 ioc, client.enrich(agents_body(agents, run), client.deadline_for(retry_mode::foreground),
                                    retry_mode::foreground),

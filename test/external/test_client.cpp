@@ -136,7 +136,7 @@ struct timed {
     }
 };
 
-timed enrich_now(net::io_context& ioc, external_client& client, const std::string& body,
+timed enrich_now(net::io_context& ioc, external::client& client, const std::string& body,
                  retry_mode mode = retry_mode::foreground) {
     const auto start = clock_type::now();
     auto r = run(ioc, client.enrich(body, client.deadline_for(mode), mode));
@@ -150,7 +150,7 @@ timed enrich_now(net::io_context& ioc, external_client& client, const std::strin
 TEST_CASE("20 agents at 200 ms: one round trip, 20 requests, mapped as the mock answers", "[integration]") {
     START_MOCK(mock, 200);
     net::io_context ioc;
-    external_client client(config_for(mock));
+    external::client client(config_for(mock));
     auto el = ids("agent_a", 18);
     el.push_back("agent_gone_1");
     el.push_back("agent_partial_1");
@@ -203,7 +203,7 @@ TEST_CASE("20 agents at 200 ms: one round trip, 20 requests, mapped as the mock 
 TEST_CASE("two fills at once fetch each agent once", "[integration]") {
     START_MOCK(mock, 200);
     net::io_context ioc;
-    external_client client(config_for(mock));
+    external::client client(config_for(mock));
     const auto body = agents_body(ids("agent_s", 10));
     auto deadline = client.deadline_for(retry_mode::foreground);
     auto f1 = net::co_spawn(ioc, client.enrich(body, deadline, retry_mode::foreground), net::use_future);
@@ -220,7 +220,7 @@ TEST_CASE("the first try of every agent fails with 500: retries make them all ok
     START_MOCK(mock, 200);
     mock.configure(R"({"failFirst":1,"failFirstStatus":500})");
     net::io_context ioc;
-    external_client client(config_for(mock));
+    external::client client(config_for(mock));
     auto t = enrich_now(ioc, client, agents_body(ids("agent_f", 20)));
     CHECK(t.count("ok") == 20);
     CHECK_FALSE(t.result.degraded);
@@ -232,7 +232,7 @@ TEST_CASE("429 with Retry-After is honoured", "[integration]") {
     START_MOCK(mock, 20);
     mock.configure(R"({"failFirst":1,"failFirstStatus":429,"retryAfterS":1})");
     net::io_context ioc;
-    external_client client(config_for(mock));
+    external::client client(config_for(mock));
     const auto body = agents_body(ids("agent_r", 5));
     SECTION("foreground: 1 s is past the 800 ms deadline, so no retry before it") {
         auto t = enrich_now(ioc, client, body);
@@ -252,7 +252,7 @@ TEST_CASE("429 with Retry-After is honoured", "[integration]") {
 TEST_CASE("hanging requests: the answer comes by the deadline, degraded", "[integration]") {
     START_MOCK(mock, 20);
     net::io_context ioc;
-    external_client client(config_for(mock));
+    external::client client(config_for(mock));
     const auto body = agents_body(ids("agent_h", 8));
     auto first = enrich_now(ioc, client, body);  // seen once: then "stale"
     REQUIRE(first.count("ok") == 8);
@@ -273,7 +273,7 @@ TEST_CASE("mock down: the breaker opens, answers fast, calls nothing, recovers t
     START_MOCK(mock, 20);
     net::io_context ioc;
     auto cfg = config_for(mock);
-    external_client client(cfg);
+    external::client client(cfg);
     auto seen = ids("agent_b", 5);
     REQUIRE(enrich_now(ioc, client, agents_body(seen)).count("ok") == 5);
     for (const auto& id : seen) client.invalidate(id);
@@ -322,7 +322,7 @@ TEST_CASE("a body that is not an agents answer comes back unchanged", "[unit]") 
     conf::external_config cfg;
     cfg.url.host = "127.0.0.1";
     cfg.url.port = 1;  // never called
-    external_client client(cfg);
+    external::client client(cfg);
     for (std::string body : {std::string("not json"), std::string(R"({"success":false,"error":{"code":"X"}})")}) {
         auto r = run(ioc, client.enrich(body, client.deadline_for(retry_mode::foreground), retry_mode::foreground));
         CHECK(r.body == body);
@@ -337,7 +337,7 @@ TEST_CASE("at most max_connections at once, kept alive and reused", "[integratio
     net::io_context ioc;
     auto cfg = config_for(mock);
     cfg.max_connections = 2;
-    external_client client(cfg);
+    external::client client(cfg);
     auto t = enrich_now(ioc, client, agents_body(ids("agent_c", 6)));
     CHECK(t.count("ok") == 6);
     CHECK(mock.requests() == 6);
@@ -352,7 +352,7 @@ TEST_CASE("a wrong API key (401) is not retried and leaves agents unavailable", 
     net::io_context ioc;
     auto cfg = config_for(mock);
     cfg.api_key = "wrong";
-    external_client client(cfg);
+    external::client client(cfg);
     auto t = enrich_now(ioc, client, agents_body(ids("agent_k", 4)));
     CHECK(t.count("unavailable") == 4);
     CHECK(t.result.degraded);

@@ -80,7 +80,7 @@ conf::external_config https_config(const std::string& host, std::uint16_t port) 
 
 agent_outcome lookup(const conf::external_config& cfg) {
     net::io_context ioc;
-    external_client client(cfg);
+    external::client client(cfg);
     auto f = net::co_spawn(ioc,
                            client.agent_config("agent_tls", client.deadline_for(retry_mode::foreground),
                                                retry_mode::foreground),
