@@ -25,8 +25,7 @@ enum class error {
 
 const boost::system::error_category& category() noexcept;
 
-inline boost::system::error_code make_error_code(error e) noexcept
-{
+inline boost::system::error_code make_error_code(error e) noexcept {
     return {static_cast<int>(e), category()};
 }
 

@@ -3,6 +3,12 @@
 // that cannot be verified is never served from or stored in the cache (the
 // proxy forwards it unchanged and the legacy answers 401/403).
 
+#include "auth/error.hpp"
+#include "conf/config.hpp"
+#include "sync/time_source.hpp"
+
+#include <boost/system/result.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -12,18 +18,10 @@
 #include <string_view>
 #include <unordered_map>
 
-#include <boost/system/result.hpp>
-
-#include "auth/error.hpp"
-#include "sync/time_source.hpp"
-#include "conf/config.hpp"
-
 namespace sidecache::auth {
 
-
-
 struct verified_user {
-    std::string user_id;  // the `sub` claim
+    std::string user_id;                            // the `sub` claim
     std::chrono::system_clock::time_point expires;  // exp
 };
 
@@ -34,14 +32,12 @@ public:
 
     // `authorization` is the header's value. A token verified before is
     // answered from a bounded cache, never past its exp (+ leeway).
-    boost::system::result<std::shared_ptr<const verified_user>> verify(
-        std::string_view authorization) const;
+    boost::system::result<std::shared_ptr<const verified_user>> verify(std::string_view authorization) const;
 
     std::size_t cached_tokens() const;
 
 private:
-    boost::system::result<std::shared_ptr<const verified_user>> verify_token(
-        std::string_view token) const;
+    boost::system::result<std::shared_ptr<const verified_user>> verify_token(std::string_view token) const;
 
     struct token_hash {
         using is_transparent = void;
@@ -51,8 +47,7 @@ private:
     const conf::auth_config& config_;
     const sync::time_source& clock_;
     mutable std::mutex mutex_;
-    mutable std::unordered_map<std::string, std::shared_ptr<const verified_user>, token_hash,
-                               std::equal_to<>>
+    mutable std::unordered_map<std::string, std::shared_ptr<const verified_user>, token_hash, std::equal_to<>>
         tokens_;
 };
 
@@ -63,8 +58,6 @@ std::string base64url_encode(std::string_view in);
 // A compact JWS of `claims_json` with header {"alg":"HS256","typ":"JWT"}.
 std::string sign_hs256(std::string_view claims_json, std::string_view secret);
 // As above with a header of your own (tests of alg confusion).
-std::string sign_hs256(std::string_view header_json, std::string_view claims_json,
-                       std::string_view secret);
+std::string sign_hs256(std::string_view header_json, std::string_view claims_json, std::string_view secret);
 
 }  // namespace sidecache::auth
-

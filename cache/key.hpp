@@ -20,8 +20,7 @@ std::optional<std::string> normalize_query(std::string_view raw_query,
 // percent-encoded, has no '\n', so the key is unambiguous).
 template <class Buffer>
 void append_key(Buffer& out, std::string_view route, std::string_view user_id,
-                std::string_view normalized_query)
-{
+                std::string_view normalized_query) {
     out.append(route.data(), route.data() + route.size());
     out.push_back('\n');
     out.append(user_id.data(), user_id.data() + user_id.size());
@@ -29,7 +28,6 @@ void append_key(Buffer& out, std::string_view route, std::string_view user_id,
     out.append(normalized_query.data(), normalized_query.data() + normalized_query.size());
 }
 
-std::string make_key(std::string_view route, std::string_view user_id,
-                     std::string_view normalized_query);
+std::string make_key(std::string_view route, std::string_view user_id, std::string_view normalized_query);
 
 }  // namespace sidecache::cache

@@ -2,9 +2,9 @@
 // Pure cache policy: what may be stored, how long it stays fresh, and how
 // an entry's age classifies it. No I/O, time passed in.
 
-#include <chrono>
-
 #include "cache/filler.hpp"
+
+#include <chrono>
 
 namespace sidecache::cache {
 

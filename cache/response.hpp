@@ -4,15 +4,15 @@
 // CRLF, without the blank line) and the body. A hit writes head, a small
 // per-response header block, and body as three buffers: no copy.
 
+#include "cache/filler.hpp"
+
+#include <boost/asio/buffer.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/buffer.hpp>
-
-#include "cache/filler.hpp"
 
 namespace sidecache::cache {
 
@@ -32,8 +32,8 @@ struct response_bytes {
 // Serializes an answer. Hop-by-hop and per-response headers (Connection,
 // Keep-Alive, Transfer-Encoding, Content-Length, Age, Cache-Status, X-Cache,
 // ...) are dropped; Content-Length is written from the body.
-response_bytes make_response_bytes(std::string_view key, unsigned status,
-                                   const header_list& headers, std::string_view body);
+response_bytes make_response_bytes(std::string_view key, unsigned status, const header_list& headers,
+                                   std::string_view body);
 
 // The copy of `response` that the cache keeps and serves to later requests:
 // where the body carries the contract's `"cacheInfo": {"cached": false`,
@@ -43,8 +43,7 @@ response_bytes make_response_bytes(std::string_view key, unsigned status,
 response_bytes as_served_from_cache(const response_bytes& response);
 
 // The error envelope {"success":false,"error":{"code":...,"message":...}}.
-response_bytes make_error_response(unsigned status, std::string_view code,
-                                   std::string_view message);
+response_bytes make_error_response(unsigned status, std::string_view code, std::string_view message);
 
 // How an answer was produced: picks Cache-Status and X-Cache.
 enum class answer_kind {

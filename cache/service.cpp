@@ -1,14 +1,14 @@
 #include "cache/service.hpp"
 
-#include <string>
+#include "cache/key.hpp"
+#include "cache/policy.hpp"
+#include "sync/single_flight.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <fmt/format.h>
 
-#include "cache/key.hpp"
-#include "cache/policy.hpp"
-#include "sync/single_flight.hpp"
+#include <string>
 
 namespace sidecache::cache {
 
@@ -45,9 +45,7 @@ struct service::flight_table : fill_flights {
 
 struct service_access {
     // The key of a request, in a stack buffer for keys of usual length.
-    static void build_key(const service& svc, const cache_request& r, key_buffer& out,
-                          std::string& query)
-    {
+    static void build_key(const service& svc, const cache_request& r, key_buffer& out, std::string& query) {
         const auto& rc = svc.config_.routes[r.route];
         if (auto q = normalize_query(r.raw_query, rc.query_params))
             query = std::move(*q);
@@ -57,8 +55,7 @@ struct service_access {
     }
 
     // The filler's answer; an exception counts as a failed fill.
-    static net::awaitable<fill_result> call_filler(filler& f, fill_request request)
-    {
+    static net::awaitable<fill_result> call_filler(filler& f, fill_request request) {
         try {
             co_return co_await f.fill(std::move(request));
         } catch (const std::exception&) {
@@ -71,9 +68,7 @@ struct service_access {
     // Counts the fill's outcome and stores it when it may be.
     static fill_outcome settle(service& svc, std::size_t route, std::string_view key,
                                const std::string& user_id, const fill_result& result,
-                               std::chrono::system_clock::time_point computed_at,
-                               std::uint64_t epoch)
-    {
+                               std::chrono::system_clock::time_point computed_at, std::uint64_t epoch) {
         const auto& rc = svc.config_.routes[route];
         auto& counters = svc.stats_[route];
         fill_outcome out;
@@ -86,11 +81,10 @@ struct service_access {
         } else if (is_storable(result)) {
             auto until = fresh_until(result.ttl.value_or(rc.ttl), rc.utc_day_bound, computed_at,
                                      svc.clock_.steady_now(), svc.clock_.system_now());
-            out.stored = svc.store_.put(route, user_id, as_served_from_cache(out.response),
-                                        result.tags, until, computed_at, epoch) == put_result::stored;
+            out.stored = svc.store_.put(route, user_id, as_served_from_cache(out.response), result.tags,
+                                        until, computed_at, epoch) == put_result::stored;
         }
-        if (!out.failed && !out.stored)
-            counters.not_stored.fetch_add(1, std::memory_order_relaxed);
+        if (!out.failed && !out.stored) counters.not_stored.fetch_add(1, std::memory_order_relaxed);
         return out;
     }
 
@@ -99,8 +93,7 @@ struct service_access {
     // landed: its waiters are woken and the key can fill again), and last
     // the count of fills in flight (the service may go once it is 0).
     static net::awaitable<void> run_fill(service& svc, std::size_t route, fill_request request,
-                                         fill_flights::leader leader_arg, filler& f)
-    {
+                                         fill_flights::leader leader_arg, filler& f) {
         on_exit in_flight{[&svc] { svc.fills_in_flight_.fetch_sub(1); }};
         auto leader = std::move(leader_arg);
         svc.stats_[route].fills.fetch_add(1, std::memory_order_relaxed);
@@ -119,21 +112,17 @@ struct service_access {
     // The flight of `key`, its fill started (on `ex`) if there is none.
     // Returns it and whether this call started it.
     static std::pair<std::shared_ptr<fill_flights::flight>, bool> join_or_start(
-        service& svc, const net::any_io_executor& ex, const cache_request& r,
-        std::string_view key, const std::string& query, header_list* headers, filler& f,
-        bool background)
-    {
+        service& svc, const net::any_io_executor& ex, const cache_request& r, std::string_view key,
+        const std::string& query, header_list* headers, filler& f, bool background) {
         auto joined = svc.flights_->join_or_start(key);
-        if (!joined.lead)
-            return {std::move(joined.flight), false};
+        if (!joined.lead) return {std::move(joined.flight), false};
         const auto& rc = svc.config_.routes[r.route];
         fill_request req;
         req.route = rc.name;
         req.path = rc.path;
         req.user_id = std::string(r.user_id);
         req.query = query;
-        if (headers)
-            req.headers = std::move(*headers);
+        if (headers) req.headers = std::move(*headers);
         req.deadline = svc.clock_.steady_now() + rc.wait_timeout;
         req.background = background;
         svc.fills_in_flight_.fetch_add(1);
@@ -149,47 +138,38 @@ service::service(const conf::cache_config& config, const sync::time_source& cloc
       clock_(clock),
       stats_([&] {
           std::vector<std::string> names;
-          for (const auto& r : config.routes)
-              names.push_back(r.name);
+          for (const auto& r : config.routes) names.push_back(r.name);
           return names;
       }()),
       store_(config, clock, stats_),
       flights_(std::make_unique<flight_table>(clock)),
-      timeout_response_(make_error_response(
-          503, "PERFORMANCE_TIMEOUT", "The request could not be answered in time; try again shortly.")),
+      timeout_response_(make_error_response(503, "PERFORMANCE_TIMEOUT",
+                                            "The request could not be answered in time; try again shortly.")),
       overloaded_response_(make_error_response(
           503, "PERFORMANCE_TIMEOUT", "Too many requests are waiting for this data; try again shortly.")),
-      fill_error_response_(make_error_response(502, "UPSTREAM_ERROR",
-                                               "The data could not be computed; try again shortly."))
-{
-}
+      fill_error_response_(
+          make_error_response(502, "UPSTREAM_ERROR", "The data could not be computed; try again shortly.")) {}
 
 service::~service() = default;
 
-std::optional<std::size_t> service::route_index(std::string_view path) const
-{
+std::optional<std::size_t> service::route_index(std::string_view path) const {
     for (std::size_t i = 0; i < config_.routes.size(); ++i)
-        if (config_.routes[i].path == path)
-            return i;
+        if (config_.routes[i].path == path) return i;
     return std::nullopt;
 }
 
-std::optional<cache_answer> service::try_hit(const cache_request& request)
-{
+std::optional<cache_answer> service::try_hit(const cache_request& request) {
     key_buffer key;
     std::string query;
     service_access::build_key(*this, request, key, query);
     auto found = store_.get(request.route, request.user_id, {key.data(), key.size()});
-    if (!found || found->state != freshness::fresh)
-        return std::nullopt;
+    if (!found || found->state != freshness::fresh) return std::nullopt;
     stats_[request.route].hits.fetch_add(1, std::memory_order_relaxed);
-    return render(found->response, answer_kind::hit,
-                  age_of(found->computed_at, clock_.system_now()), request.keep_alive);
+    return render(found->response, answer_kind::hit, age_of(found->computed_at, clock_.system_now()),
+                  request.keep_alive);
 }
 
-net::awaitable<cache_answer> service::serve(cache_request request, header_list client_headers,
-                                            filler& fill)
-{
+net::awaitable<cache_answer> service::serve(cache_request request, header_list client_headers, filler& fill) {
     const auto& rc = config_.routes[request.route];
     auto& counters = stats_[request.route];
     key_buffer key_buf;
@@ -201,23 +181,22 @@ net::awaitable<cache_answer> service::serve(cache_request request, header_list c
     auto found = store_.get(request.route, request.user_id, key);
     if (found && found->state == freshness::fresh) {
         counters.hits.fetch_add(1, std::memory_order_relaxed);
-        co_return render(found->response, answer_kind::hit,
-                         age_of(found->computed_at, clock_.system_now()), request.keep_alive);
+        co_return render(found->response, answer_kind::hit, age_of(found->computed_at, clock_.system_now()),
+                         request.keep_alive);
     }
     if (found && found->state == freshness::stale) {
         // Served now; refreshed once by a background fill (none if one runs).
         counters.stale.fetch_add(1, std::memory_order_relaxed);
         service_access::join_or_start(*this, ex, request, key, query, &client_headers, fill, true);
-        co_return render(found->response, answer_kind::stale,
-                         age_of(found->computed_at, clock_.system_now()), request.keep_alive);
+        co_return render(found->response, answer_kind::stale, age_of(found->computed_at, clock_.system_now()),
+                         request.keep_alive);
     }
 
     // A miss (or an entry only good if the fill fails): wait for the fill.
     counters.misses.fetch_add(1, std::memory_order_relaxed);
     auto [fl, started] =
         service_access::join_or_start(*this, ex, request, key, query, &client_headers, fill, false);
-    if (!started)
-        counters.coalesced.fetch_add(1, std::memory_order_relaxed);
+    if (!started) counters.coalesced.fetch_add(1, std::memory_order_relaxed);
 
     auto stale_or = [&](answer_kind kind, const response_bytes& otherwise) {
         if (found) {
@@ -251,19 +230,17 @@ net::awaitable<cache_answer> service::serve(cache_request request, header_list c
     if (outcome.response.status == 0)
         co_return render(fill_error_response_, answer_kind::fill_error, std::chrono::seconds{0},
                          request.keep_alive);
-    auto kind = !started ? answer_kind::collapsed
-                         : (outcome.stored ? answer_kind::miss_stored : answer_kind::miss);
+    auto kind =
+        !started ? answer_kind::collapsed : (outcome.stored ? answer_kind::miss_stored : answer_kind::miss);
     co_return render(outcome.response, kind, age_of(outcome.computed_at, clock_.system_now()),
                      request.keep_alive);
 }
 
-std::size_t service::invalidate(std::string_view tag, invalidation mode)
-{
+std::size_t service::invalidate(std::string_view tag, invalidation mode) {
     return store_.invalidate(tag, mode);
 }
 
-boost::json::object service::stats() const
-{
+boost::json::object service::stats() const {
     boost::json::object out;
     out["routes"] = stats_.to_json();
     out["entries"] = store_.entries();

@@ -11,6 +11,16 @@
 // fill they started (fills outlive the requests that caused them); destroy
 // them after the io_context has stopped, or once fills_in_flight() is 0.
 
+#include "cache/filler.hpp"
+#include "cache/response.hpp"
+#include "cache/stats.hpp"
+#include "cache/store.hpp"
+#include "conf/config.hpp"
+#include "sync/time_source.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
+
 #include <atomic>
 #include <cstddef>
 #include <memory>
@@ -18,23 +28,13 @@
 #include <string_view>
 #include <vector>
 
-#include <boost/asio/awaitable.hpp>
-#include <boost/json/object.hpp>
-
-#include "cache/filler.hpp"
-#include "cache/response.hpp"
-#include "cache/stats.hpp"
-#include "cache/store.hpp"
-#include "sync/time_source.hpp"
-#include "conf/config.hpp"
-
 namespace sidecache::cache {
 
 struct cache_request {
-    std::size_t route = 0;        // from service::route_index(path)
-    std::string_view user_id;     // verified `sub`, never the raw token
-    std::string_view raw_query;   // the target's query, without '?'
-    bool keep_alive = true;       // what to answer in Connection
+    std::size_t route = 0;       // from service::route_index(path)
+    std::string_view user_id;    // verified `sub`, never the raw token
+    std::string_view raw_query;  // the target's query, without '?'
+    bool keep_alive = true;      // what to answer in Connection
 };
 
 class service {

@@ -3,12 +3,9 @@
 namespace sidecache::cache {
 
 stats_table::stats_table(std::vector<std::string> route_names)
-    : names_(std::move(route_names)), counters_(new route_counters[names_.size()])
-{
-}
+    : names_(std::move(route_names)), counters_(new route_counters[names_.size()]) {}
 
-boost::json::object stats_table::to_json() const
-{
+boost::json::object stats_table::to_json() const {
     boost::json::object out;
     for (std::size_t i = 0; i < names_.size(); ++i) {
         const auto& c = counters_[i];

@@ -1,12 +1,12 @@
 #include "cache/store.hpp"
 
-#include <algorithm>
-#include <functional>
-#include <unordered_set>
-
 #include <boost/intrusive/list.hpp>
 #include <boost/intrusive/unordered_set.hpp>
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <functional>
+#include <unordered_set>
 
 namespace sidecache::cache {
 
@@ -60,8 +60,7 @@ struct key_equal {
 };
 
 using node_set = bi::unordered_set<node, bi::member_hook<node, set_hook, &node::hash_hook>,
-                                   bi::hash<key_hash>, bi::equal<key_equal>,
-                                   bi::power_2_buckets<true>>;
+                                   bi::hash<key_hash>, bi::equal<key_equal>, bi::power_2_buckets<true>>;
 
 // The entries of one shard carrying a tag, and when it was last invalidated.
 // A tag is known by a 64-bit hash of its name: two tags colliding would
@@ -77,8 +76,7 @@ struct tag_record {
     bool empty() const { return users.empty() && extras.empty(); }
 };
 
-std::uint64_t tag_id(std::string_view name)
-{
+std::uint64_t tag_id(std::string_view name) {
     return std::hash<std::string_view>{}(name);
 }
 
@@ -100,8 +98,7 @@ struct route_record {
 };
 
 // "user:<id>" without allocating for ids of usual length.
-fmt::basic_memory_buffer<char, 128> user_tag(std::string_view user_id)
-{
+fmt::basic_memory_buffer<char, 128> user_tag(std::string_view user_id) {
     fmt::basic_memory_buffer<char, 128> out;
     out.append(std::string_view{"user:"});
     out.append(user_id);
@@ -128,19 +125,15 @@ struct store::shard {
         : buckets(new node_set::bucket_type[min_buckets]),
           set(node_set::bucket_traits(buckets.get(), min_buckets)),
           routes(new route_record[routes_]),
-          route_count(routes_)
-    {
-    }
+          route_count(routes_) {}
 
-    ~shard()
-    {
+    ~shard() {
         // Unlink everything before the containers die (normal_link hooks).
         for (auto& r : tags) {
             r.users.clear();
             r.extras.clear();
         }
-        for (std::size_t i = 0; i < route_count; ++i)
-            routes[i].members.clear();
+        for (std::size_t i = 0; i < route_count; ++i) routes[i].members.clear();
         set.clear();
         lru.clear_and_dispose([](node* n) { delete n; });
     }
@@ -148,10 +141,8 @@ struct store::shard {
 
 struct store_access {
     // Grows the bucket array so that the load factor stays <= 1.
-    static void maybe_rehash(store::shard& s)
-    {
-        if (s.set.size() < s.bucket_count)
-            return;
+    static void maybe_rehash(store::shard& s) {
+        if (s.set.size() < s.bucket_count) return;
         auto count = s.bucket_count * 2;
         std::unique_ptr<node_set::bucket_type[]> fresh(new node_set::bucket_type[count]);
         s.set.rehash(node_set::bucket_traits(fresh.get(), count));
@@ -159,10 +150,8 @@ struct store_access {
         s.bucket_count = count;
     }
 
-    static void drop_record_if_unused(store& st, store::shard& s, const tag_record& r)
-    {
-        if (!r.empty())
-            return;
+    static void drop_record_if_unused(store& st, store::shard& s, const tag_record& r) {
+        if (!r.empty()) return;
         if (r.invalidated_epoch != 0 &&
             r.invalidated_epoch > st.oldest_active_.load(std::memory_order_acquire)) {
             // A fill that began before this invalidation may still try to
@@ -176,16 +165,13 @@ struct store_access {
         st.bytes_.fetch_sub(cost, std::memory_order_relaxed);
     }
 
-    static void prune_pending(store& st, store::shard& s)
-    {
-        if (s.pending.empty())
-            return;
+    static void prune_pending(store& st, store::shard& s) {
+        if (s.pending.empty()) return;
         auto oldest = st.oldest_active_.load(std::memory_order_acquire);
         std::vector<std::uint64_t> keep;
         for (auto id : s.pending) {
             auto it = s.tags.find(id);
-            if (it == s.tags.end() || !it->empty())
-                continue;
+            if (it == s.tags.end() || !it->empty()) continue;
             if (it->invalidated_epoch > oldest) {
                 keep.push_back(id);
                 continue;
@@ -198,11 +184,9 @@ struct store_access {
         s.pending = std::move(keep);
     }
 
-    static const tag_record& record(store& st, store::shard& s, std::uint64_t id)
-    {
+    static const tag_record& record(store& st, store::shard& s, std::uint64_t id) {
         auto it = s.tags.find(id);
-        if (it != s.tags.end())
-            return *it;
+        if (it != s.tags.end()) return *it;
         auto cost = store::tag_cost();
         s.bytes += cost;
         st.bytes_.fetch_add(cost, std::memory_order_relaxed);
@@ -210,8 +194,7 @@ struct store_access {
     }
 
     // Unlinks and frees one entry (shard lock held).
-    static void remove(store& st, store::shard& s, node* n)
-    {
+    static void remove(store& st, store::shard& s, node* n) {
         auto cost = store::entry_cost(n->response.size(), n->extra_count);
         s.lru.erase(s.lru.iterator_to(*n));
         s.set.erase(s.set.iterator_to(*n));
@@ -234,8 +217,7 @@ struct store_access {
 
     // Soft-invalidates or removes one entry.
     static void hit(store& st, store::shard& s, node* n, invalidation mode,
-                    std::chrono::steady_clock::time_point now)
-    {
+                    std::chrono::steady_clock::time_point now) {
         st.stats_[n->route].invalidated.fetch_add(1, std::memory_order_relaxed);
         if (mode == invalidation::hard)
             remove(st, s, n);
@@ -244,15 +226,13 @@ struct store_access {
     }
 };
 
-std::size_t store::entry_cost(std::size_t buffer_size, std::size_t extra_tags)
-{
+std::size_t store::entry_cost(std::size_t buffer_size, std::size_t extra_tags) {
     // node + its hash bucket + the shared buffer's control block.
     return sizeof(node) + sizeof(node_set::bucket_type) + 2 * sizeof(void*) + buffer_size +
            extra_tags * sizeof(extra_link) + (extra_tags ? 2 * sizeof(void*) : 0);
 }
 
-std::size_t store::tag_cost()
-{
+std::size_t store::tag_cost() {
     // The record, its hash node's next pointer and its bucket.
     return sizeof(tag_record) + 2 * sizeof(void*);
 }
@@ -262,8 +242,7 @@ store::store(const conf::cache_config& config, const sync::time_source& clock, s
       clock_(clock),
       stats_(stats),
       shard_count_(std::max(1u, config.shards)),
-      shard_budget_(config.max_bytes / shard_count_)
-{
+      shard_budget_(config.max_bytes / shard_count_) {
     shards_.reserve(shard_count_);
     for (std::size_t i = 0; i < shard_count_; ++i)
         shards_.push_back(std::make_unique<shard>(config.routes.size()));
@@ -271,20 +250,17 @@ store::store(const conf::cache_config& config, const sync::time_source& clock, s
 
 store::~store() = default;
 
-store::shard& store::shard_for(std::string_view user_id)
-{
+store::shard& store::shard_for(std::string_view user_id) {
     return *shards_[std::hash<std::string_view>{}(user_id) % shard_count_];
 }
 
-std::optional<lookup> store::get(std::size_t route, std::string_view user_id, std::string_view key)
-{
+std::optional<lookup> store::get(std::size_t route, std::string_view user_id, std::string_view key) {
     auto& s = shard_for(user_id);
     const auto& rc = config_.routes[route];
     auto now = clock_.steady_now();
     std::lock_guard lock(s.mutex);
     auto it = s.set.find(key, key_hash{}, key_equal{});
-    if (it == s.set.end())
-        return std::nullopt;
+    if (it == s.set.end()) return std::nullopt;
     node* n = &*it;
     auto state = classify(now, n->fresh_until, rc.stale_while_revalidate, rc.stale_if_error);
     if (state == freshness::dead) {
@@ -296,8 +272,7 @@ std::optional<lookup> store::get(std::size_t route, std::string_view user_id, st
                   std::chrono::system_clock::time_point{std::chrono::seconds{n->computed_at}}};
 }
 
-std::uint64_t store::begin_fill()
-{
+std::uint64_t store::begin_fill() {
     std::lock_guard lock(active_mutex_);
     auto e = epoch_.load();
     active_.insert(e);
@@ -305,21 +280,17 @@ std::uint64_t store::begin_fill()
     return e;
 }
 
-void store::end_fill(std::uint64_t epoch)
-{
+void store::end_fill(std::uint64_t epoch) {
     std::lock_guard lock(active_mutex_);
     auto it = active_.find(epoch);
-    if (it != active_.end())
-        active_.erase(it);
-    oldest_active_.store(active_.empty() ? UINT64_MAX : *active_.begin(),
-                         std::memory_order_release);
+    if (it != active_.end()) active_.erase(it);
+    oldest_active_.store(active_.empty() ? UINT64_MAX : *active_.begin(), std::memory_order_release);
 }
 
 put_result store::put(std::size_t route, std::string_view user_id, const response_bytes& response,
                       const std::vector<std::string>& extra_tags,
                       std::chrono::steady_clock::time_point fresh_until,
-                      std::chrono::system_clock::time_point computed_at, std::uint64_t fill_epoch)
-{
+                      std::chrono::system_clock::time_point computed_at, std::uint64_t fill_epoch) {
     auto utag = user_tag(user_id);
     std::string_view utag_view{utag.data(), utag.size()};
     auto route_tag = "route:" + config_.routes[route].name;
@@ -335,19 +306,16 @@ put_result store::put(std::size_t route, std::string_view user_id, const respons
         extras.push_back(id);
     }
     auto cost = entry_cost(response.size(), extras.size());
-    if (cost + tag_cost() > shard_budget_)
-        return put_result::too_large;
+    if (cost + tag_cost() > shard_budget_) return put_result::too_large;
 
     auto& s = shard_for(user_id);
     std::lock_guard lock(s.mutex);
 
     // Versions: refuse an answer computed before an invalidation of its tags.
-    if (s.routes[route].invalidated_epoch > fill_epoch)
-        return put_result::invalidated;
+    if (s.routes[route].invalidated_epoch > fill_epoch) return put_result::invalidated;
     for (auto id : extras) {
         auto it = s.tags.find(id);
-        if (it != s.tags.end() && it->invalidated_epoch > fill_epoch)
-            return put_result::invalidated;
+        if (it != s.tags.end() && it->invalidated_epoch > fill_epoch) return put_result::invalidated;
     }
     if (auto it = s.tags.find(user_id_hash); it != s.tags.end() && it->invalidated_epoch > fill_epoch)
         return put_result::invalidated;
@@ -362,8 +330,7 @@ put_result store::put(std::size_t route, std::string_view user_id, const respons
         0, std::chrono::floor<std::chrono::seconds>(computed_at.time_since_epoch()).count()));
     n->route = static_cast<std::uint16_t>(route);
     n->extra_count = static_cast<std::uint16_t>(extras.size());
-    if (!extras.empty())
-        n->extras.reset(new extra_link[extras.size()]);
+    if (!extras.empty()) n->extras.reset(new extra_link[extras.size()]);
 
     store_access::maybe_rehash(s);
     s.set.insert(*n);
@@ -394,8 +361,7 @@ put_result store::put(std::size_t route, std::string_view user_id, const respons
     return put_result::stored;
 }
 
-std::size_t store::invalidate(std::string_view tag, invalidation mode)
-{
+std::size_t store::invalidate(std::string_view tag, invalidation mode) {
     auto e = epoch_.fetch_add(1) + 1;
     auto now = clock_.steady_now();
     std::size_t count = 0;
@@ -404,8 +370,7 @@ std::size_t store::invalidate(std::string_view tag, invalidation mode)
     std::optional<std::size_t> route;
     if (tag.starts_with("route:")) {
         for (std::size_t i = 0; i < config_.routes.size(); ++i)
-            if (tag.substr(6) == config_.routes[i].name)
-                route = i;
+            if (tag.substr(6) == config_.routes[i].name) route = i;
     }
 
     for (std::size_t i = 0; i < shard_count_; ++i) {
@@ -441,12 +406,9 @@ std::size_t store::invalidate(std::string_view tag, invalidation mode)
         r.invalidated_epoch = e;
         // Collect first: a hard removal may drop the record itself.
         std::vector<node*> hits;
-        for (auto& n : r.users)
-            hits.push_back(&n);
-        for (auto& link : r.extras)
-            hits.push_back(link.owner);
-        for (auto* n : hits)
-            store_access::hit(*this, s, n, mode, now);
+        for (auto& n : r.users) hits.push_back(&n);
+        for (auto& link : r.extras) hits.push_back(link.owner);
+        for (auto* n : hits) store_access::hit(*this, s, n, mode, now);
         count += hits.size();
     }
     return count;

@@ -4,6 +4,12 @@
 // invalidation epochs. Thread-safe; every call holds one shard lock briefly.
 // Synchronous and I/O-free: time comes from the injected time_source.
 
+#include "cache/policy.hpp"
+#include "cache/response.hpp"
+#include "cache/stats.hpp"
+#include "conf/config.hpp"
+#include "sync/time_source.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -14,12 +20,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "cache/policy.hpp"
-#include "cache/response.hpp"
-#include "cache/stats.hpp"
-#include "sync/time_source.hpp"
-#include "conf/config.hpp"
 
 namespace sidecache::cache {
 

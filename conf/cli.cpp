@@ -36,7 +36,9 @@ enum class command { run, migrate, refresh };
 
 }  // namespace
 
-std::string_view version() { return SIDECACHE_VERSION; }
+std::string_view version() {
+    return SIDECACHE_VERSION;
+}
 
 int run_cli(int argc, char** argv, const cli_actions& actions) {
     return run_cli(argc, argv, actions, std::cout, std::cerr);
@@ -108,15 +110,15 @@ int run_cli(int argc, char** argv, const cli_actions& actions, std::ostream& out
     const char* name = cmd == command::run ? "run" : cmd == command::migrate ? "migrate" : "refresh";
     try {
         switch (cmd) {
-            case command::run:
-                if (actions.run) return actions.run(cfg);
-                break;
-            case command::migrate:
-                if (actions.migrate) return actions.migrate(cfg, down);
-                break;
-            case command::refresh:
-                if (actions.refresh) return actions.refresh(cfg);
-                break;
+        case command::run:
+            if (actions.run) return actions.run(cfg);
+            break;
+        case command::migrate:
+            if (actions.migrate) return actions.migrate(cfg, down);
+            break;
+        case command::refresh:
+            if (actions.refresh) return actions.refresh(cfg);
+            break;
         }
     } catch (const std::exception& e) {
         // An action's unexpected failure: said once, here, with a non-zero exit.

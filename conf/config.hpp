@@ -30,14 +30,14 @@ struct base_url {
 
 struct server_config {
     endpoint listen{"127.0.0.1", 8080};
-    unsigned threads = 0;                      // 0: one per core
-    std::size_t max_header_bytes = 16 * 1024;  // larger header block: 431
+    unsigned threads = 0;                           // 0: one per core
+    std::size_t max_header_bytes = 16 * 1024;       // larger header block: 431
     std::size_t max_body_bytes = 64 * 1024 * 1024;  // larger request body: 413
-    duration header_timeout{10'000};  // request head not received in time: 408
-    duration idle_timeout{60'000};    // keep-alive connection idle: closed
-    duration body_timeout{60'000};    // a request or response body stalls: closed
-    duration drain_timeout{10'000};   // SIGTERM: in-flight requests get this long
-    std::size_t max_pipelined = 16;   // requests read ahead on one connection
+    duration header_timeout{10'000};                // request head not received in time: 408
+    duration idle_timeout{60'000};                  // keep-alive connection idle: closed
+    duration body_timeout{60'000};                  // a request or response body stalls: closed
+    duration drain_timeout{10'000};                 // SIGTERM: in-flight requests get this long
+    std::size_t max_pipelined = 16;                 // requests read ahead on one connection
     std::size_t max_connections = 10'000;
 };
 
@@ -68,16 +68,16 @@ enum class fill_kind {
 };
 
 struct route_config {
-    std::string name;  // "overview", used in tags and stats
-    std::string path;  // exact path, "/api/dashboard/overview"
+    std::string name;                       // "overview", used in tags and stats
+    std::string path;                       // exact path, "/api/dashboard/overview"
     std::vector<std::string> query_params;  // the query parameters in the key
     duration ttl{30'000};
     duration stale_while_revalidate{30'000};
     duration stale_if_error{300'000};
     bool utc_day_bound = true;  // not fresh past the UTC midnight after computation
     fill_kind fill = fill_kind::upstream;
-    std::string query;  // postgres fill: the SQL file's name in db/queries/
-    bool enrich_agents = false;  // complete the answer with the external agent API
+    std::string query;                // postgres fill: the SQL file's name in db/queries/
+    bool enrich_agents = false;       // complete the answer with the external agent API
     std::size_t max_waiters = 1'000;  // coalesced waiters per key
     duration wait_timeout{5'000};     // a waiter gives up: stale, else 503
     duration degraded_ttl{10'000};    // ttl of an answer with degraded parts
@@ -101,7 +101,7 @@ struct database_config {
     std::string queries_dir = "db/queries";
     std::string migrations_dir = "db/migrations";
     std::string notify_channel = "sidecache_invalidate";
-    bool listen_notify = true;  // LISTEN on notify_channel and invalidate what it names
+    bool listen_notify = true;              // LISTEN on notify_channel and invalidate what it names
     duration listen_ping_interval{30'000};  // a quiet listener checks its connection this often
 };
 
@@ -125,9 +125,9 @@ struct external_config {
     std::string api_key;
     bool verify_tls = true;
     std::size_t max_connections = 64;
-    std::size_t concurrency = 64;   // parallel fetches per fill (≥ agents per user: one round trip)
-    duration try_timeout{400};      // one attempt
-    duration deadline{800};         // the whole enrichment of one answer
+    std::size_t concurrency = 64;  // parallel fetches per fill (≥ agents per user: one round trip)
+    duration try_timeout{400};     // one attempt
+    duration deadline{800};        // the whole enrichment of one answer
     retry_profile foreground{3, duration{50}, duration{200}, 2.0};
     retry_profile background{3, duration{1'000}, duration{4'000}, 2.0};
     breaker_config breaker;

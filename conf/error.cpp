@@ -6,8 +6,8 @@ namespace sidecache::conf {
 
 namespace {
 
-std::string format_error(const std::string& file, int line, int column,
-                         const std::string& key_path, const std::string& message) {
+std::string format_error(const std::string& file, int line, int column, const std::string& key_path,
+                         const std::string& message) {
     std::string out = file;
     if (line > 0) out += fmt::format(":{}:{}", line, column);
     out += ": ";

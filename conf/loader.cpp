@@ -34,7 +34,8 @@ struct context {
     std::string file;
     const env_lookup& env;
 
-    [[noreturn]] void fail(const YAML::Mark& mark, const std::string& path, const std::string& message) const {
+    [[noreturn]] void fail(const YAML::Mark& mark, const std::string& path,
+                           const std::string& message) const {
         // yaml-cpp marks are 0-based, and -1 for an empty document.
         int line = mark.line >= 0 ? mark.line + 1 : 1;
         int column = mark.column >= 0 ? mark.column + 1 : 1;
@@ -44,10 +45,14 @@ struct context {
 
 std::string_view kind_name(const YAML::Node& node) {
     switch (node.Type()) {
-        case YAML::NodeType::Map: return "a map";
-        case YAML::NodeType::Sequence: return "a list";
-        case YAML::NodeType::Scalar: return "a single value";
-        default: return "nothing";
+    case YAML::NodeType::Map:
+        return "a map";
+    case YAML::NodeType::Sequence:
+        return "a list";
+    case YAML::NodeType::Scalar:
+        return "a single value";
+    default:
+        return "nothing";
     }
 }
 
@@ -131,13 +136,15 @@ public:
     section(const context& ctx, const YAML::Node& node, std::string path, YAML::Mark where)
         : ctx_(&ctx), path_(std::move(path)), where_(where) {
         if (!node.IsDefined() || node.IsNull()) return;
-        if (!node.IsMap()) ctx.fail(node.Mark(), path_, fmt::format("expected a map of keys, got {}", kind_name(node)));
+        if (!node.IsMap())
+            ctx.fail(node.Mark(), path_, fmt::format("expected a map of keys, got {}", kind_name(node)));
         for (auto it = node.begin(); it != node.end(); ++it) {
             YAML::Node key = it->first;  // a copy: it-> is a temporary proxy
             if (!key.IsScalar()) ctx.fail(key.Mark(), path_, "a key must be a plain name");
             std::string name = key.Scalar();
             if (auto seen = entries_.find(name); seen != entries_.end())
-                ctx.fail(key.Mark(), child(name), fmt::format("duplicate key (first at line {})", seen->second.key_mark.line + 1));
+                ctx.fail(key.Mark(), child(name),
+                         fmt::format("duplicate key (first at line {})", seen->second.key_mark.line + 1));
             entries_.emplace(name, entry{key.Mark(), it->second});
             order_.push_back(std::move(name));
         }
@@ -219,7 +226,8 @@ public:
             std::string text = v->text();
             duration d = v->check(parse_duration(text));
             if (d < min || d > max)
-                v->fail(fmt::format("{} is out of range: must be from {} to {}", text, format_duration(min), format_duration(max)));
+                v->fail(fmt::format("{} is out of range: must be from {} to {}", text, format_duration(min),
+                                    format_duration(max)));
             out = d;
         }
     }
@@ -229,7 +237,8 @@ public:
             std::string text = v->text();
             std::size_t n = v->check(parse_size(text));
             if (n < min || n > max)
-                v->fail(fmt::format("{} is out of range: must be from {} to {}", text, format_size(min), format_size(max)));
+                v->fail(fmt::format("{} is out of range: must be from {} to {}", text, format_size(min),
+                                    format_size(max)));
             out = n;
         }
     }
@@ -252,7 +261,8 @@ public:
     }
 
     template <class E>
-    void choice(std::string_view key, E& out, std::initializer_list<std::pair<std::string_view, E>> choices) const {
+    void choice(std::string_view key, E& out,
+                std::initializer_list<std::pair<std::string_view, E>> choices) const {
         auto v = get(key);
         if (!v) return;
         std::string text = v->text();
@@ -278,7 +288,8 @@ public:
         out.clear();
         for (std::size_t i = 0; i < v->node.size(); ++i) {
             YAML::Node item = v->node[i];
-            value_ref ref{ctx_, item, fmt::format("{}[{}]", v->path, i), item.IsNull() ? v->mark : item.Mark()};
+            value_ref ref{ctx_, item, fmt::format("{}[{}]", v->path, i),
+                          item.IsNull() ? v->mark : item.Mark()};
             std::string text = ref.text();
             if (text.empty()) ref.fail("must not be empty");
             out.push_back(std::move(text));
@@ -308,7 +319,8 @@ bool is_name_char(char c) {
 void check_plain_name(const value_ref& v, const std::string& text) {
     if (text.empty()) v.fail("must not be empty");
     for (char c : text) {
-        if (!is_name_char(c)) v.fail(fmt::format("\"{}\" must be made of letters, digits, '_' and '-'", text));
+        if (!is_name_char(c))
+            v.fail(fmt::format("\"{}\" must be made of letters, digits, '_' and '-'", text));
     }
 }
 
@@ -386,8 +398,9 @@ route_config read_route(const section& s) {
     // The fill's SQL is given the user alone: parameters in the key would
     // split the cache into copies of the same answer.
     if (auto params = s.get("query_params"); params && r.fill == fill_kind::postgres)
-        params->fail("not allowed with fill: postgres (its query is given only the user; remove the key, or use "
-                     "fill: upstream)");
+        params->fail(
+            "not allowed with fill: postgres (its query is given only the user; remove the key, or use "
+            "fill: upstream)");
     s.boolean("enrich_agents", r.enrich_agents);
     s.count<std::size_t>("max_waiters", r.max_waiters, 0, 1'000'000);
     s.time("wait_timeout", r.wait_timeout, 1ms, 1h);
@@ -402,7 +415,8 @@ cache_config read_cache(const context& ctx, const section& s) {
     s.count("shards", c.shards, 1u, 1024u);
     auto routes = s.get("routes");
     if (!routes || routes->node.IsNull()) return c;
-    if (!routes->node.IsSequence()) routes->fail(fmt::format("expected a list of routes, got {}", kind_name(routes->node)));
+    if (!routes->node.IsSequence())
+        routes->fail(fmt::format("expected a list of routes, got {}", kind_name(routes->node)));
 
     // First route (by index) for each name and path, for duplicate messages.
     std::map<std::string, std::size_t> names;
@@ -410,14 +424,18 @@ cache_config read_cache(const context& ctx, const section& s) {
     for (std::size_t i = 0; i < routes->node.size(); ++i) {
         YAML::Node item = routes->node[i];
         std::string path = fmt::format("{}[{}]", routes->path, i);
-        if (!item.IsMap()) ctx.fail(item.IsNull() ? routes->mark : item.Mark(), path, fmt::format("expected a route (a map), got {}", kind_name(item)));
+        if (!item.IsMap())
+            ctx.fail(item.IsNull() ? routes->mark : item.Mark(), path,
+                     fmt::format("expected a route (a map), got {}", kind_name(item)));
         section route(ctx, item, path, item.Mark());
         route_config r = read_route(route);
         route.finish();
         if (auto [it, fresh] = names.emplace(r.name, i); !fresh)
-            route.get("name")->fail(fmt::format("duplicate route name \"{}\" (also {}[{}])", r.name, routes->path, it->second));
+            route.get("name")->fail(
+                fmt::format("duplicate route name \"{}\" (also {}[{}])", r.name, routes->path, it->second));
         if (auto [it, fresh] = paths.emplace(r.path, i); !fresh)
-            route.get("path")->fail(fmt::format("duplicate route path \"{}\" (also {}[{}])", r.path, routes->path, it->second));
+            route.get("path")->fail(
+                fmt::format("duplicate route path \"{}\" (also {}[{}])", r.path, routes->path, it->second));
         c.routes.push_back(std::move(r));
     }
     return c;
@@ -439,9 +457,11 @@ database_config read_database(const section& s) {
         c.notify_channel = channel->text();
         bool ok = !c.notify_channel.empty() && c.notify_channel.size() <= 63 &&
                   !(c.notify_channel[0] >= '0' && c.notify_channel[0] <= '9');
-        for (char ch : c.notify_channel) ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_');
+        for (char ch : c.notify_channel)
+            ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_');
         if (!ok)
-            channel->fail(fmt::format("\"{}\" must be a lower-case SQL identifier (a-z, 0-9, _; at most 63)", c.notify_channel));
+            channel->fail(fmt::format("\"{}\" must be a lower-case SQL identifier (a-z, 0-9, _; at most 63)",
+                                      c.notify_channel));
     }
     s.boolean("listen_notify", c.listen_notify);
     s.time("listen_ping_interval", c.listen_ping_interval, 100ms, 1h);
@@ -455,7 +475,8 @@ retry_profile read_retry(const section& s, retry_profile c) {
     s.number("multiplier", c.multiplier, 1.0, 100.0);
     if (c.max < c.base) {
         auto at = s.get("max") ? *s.get("max") : *s.get("base");
-        at.fail(fmt::format("max ({}) must not be below base ({})", format_duration(c.max), format_duration(c.base)));
+        at.fail(fmt::format("max ({}) must not be below base ({})", format_duration(c.max),
+                            format_duration(c.base)));
     }
     return c;
 }
@@ -508,7 +529,8 @@ config load_string(std::string_view yaml, std::string_view file_name, const env_
     try {
         std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
         // A second document would be silently ignored: refuse it.
-        if (documents.size() > 1) ctx.fail(documents[1].Mark(), "", "the file must hold one YAML document, not several");
+        if (documents.size() > 1)
+            ctx.fail(documents[1].Mark(), "", "the file must hold one YAML document, not several");
         if (!documents.empty()) root = documents.front();
     } catch (const YAML::Exception& e) {
         ctx.fail(e.mark, "", fmt::format("invalid YAML: {}", e.msg));
@@ -518,7 +540,8 @@ config load_string(std::string_view yaml, std::string_view file_name, const env_
     top.line = 0;
     top.column = 0;
     if (root.IsDefined() && !root.IsNull() && !root.IsMap())
-        ctx.fail(root.Mark(), "", fmt::format("the configuration must be a map of sections, got {}", kind_name(root)));
+        ctx.fail(root.Mark(), "",
+                 fmt::format("the configuration must be a map of sections, got {}", kind_name(root)));
     section s(ctx, root, "", top);
 
     config cfg;
@@ -548,15 +571,20 @@ config load_string(std::string_view yaml, std::string_view file_name, const env_
 
 config load_file(const std::string& path, const env_lookup& env) {
     std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) throw error(path, 0, 0, "", "cannot read the configuration file: it is a directory");
+    if (std::filesystem::is_directory(path, ec))
+        throw error(path, 0, 0, "", "cannot read the configuration file: it is a directory");
     std::ifstream in(path, std::ios::binary);
-    if (!in) throw error(path, 0, 0, "", fmt::format("cannot read the configuration file: {}", std::strerror(errno)));
+    if (!in)
+        throw error(path, 0, 0, "",
+                    fmt::format("cannot read the configuration file: {}", std::strerror(errno)));
     std::ostringstream text;
     text << in.rdbuf();
     if (in.bad()) throw error(path, 0, 0, "", "cannot read the configuration file");
     return load_string(text.str(), path, env);
 }
 
-config load_file(const std::string& path) { return load_file(path, process_environment()); }
+config load_file(const std::string& path) {
+    return load_file(path, process_environment());
+}
 
 }  // namespace sidecache::conf

@@ -2,7 +2,6 @@
 
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
-
 #include <fmt/format.h>
 
 #include <array>
@@ -19,7 +18,9 @@ void throw_exception_from_error(const parse_error& e, const boost::source_locati
 
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // Reads the leading digits of text into out; returns how many characters were
 // read, 0 if none or if the number does not fit.
@@ -46,8 +47,12 @@ constexpr std::array duration_units{
 };
 
 constexpr std::array size_units{
-    unit{"KiB", 1ull << 10}, unit{"MiB", 1ull << 20}, unit{"GiB", 1ull << 30},
-    unit{"KB", 1'000},       unit{"MB", 1'000'000},   unit{"GB", 1'000'000'000},
+    unit{"KiB", 1ull << 10},
+    unit{"MiB", 1ull << 20},
+    unit{"GiB", 1ull << 30},
+    unit{"KB", 1'000},
+    unit{"MB", 1'000'000},
+    unit{"GB", 1'000'000'000},
     unit{"B", 1},
 };
 
@@ -71,7 +76,8 @@ parse_error bad_duration(std::string_view text) {
 }
 
 parse_error bad_size(std::string_view text) {
-    return {fmt::format("\"{}\" is not a size (write 512, 16KiB, 256MiB, 1GiB; KB, MB, GB are powers of 1000)", text)};
+    return {fmt::format(
+        "\"{}\" is not a size (write 512, 16KiB, 256MiB, 1GiB; KB, MB, GB are powers of 1000)", text)};
 }
 
 }  // namespace
@@ -85,14 +91,16 @@ parsed<duration> parse_duration(std::string_view text) {
         std::uint64_t n = 0;
         std::size_t digits = leading_number(rest, n);
         if (digits == 0) {
-            if (!rest.empty() && is_digit(rest[0])) return parse_error{fmt::format("\"{}\" is too long a duration", text)};
+            if (!rest.empty() && is_digit(rest[0]))
+                return parse_error{fmt::format("\"{}\" is too long a duration", text)};
             return bad_duration(text);
         }
         rest.remove_prefix(digits);
         const unit* u = match_unit(rest, duration_units);
         if (u == nullptr) return bad_duration(text);
         rest.remove_prefix(u->name.size());
-        if (!multiply_add(total, n, u->factor)) return parse_error{fmt::format("\"{}\" is too long a duration", text)};
+        if (!multiply_add(total, n, u->factor))
+            return parse_error{fmt::format("\"{}\" is too long a duration", text)};
     }
     // duration is milliseconds in a signed 64-bit count.
     if (total > static_cast<std::uint64_t>(std::numeric_limits<duration::rep>::max()))
@@ -104,7 +112,8 @@ parsed<std::size_t> parse_size(std::string_view text) {
     std::uint64_t n = 0;
     std::size_t digits = leading_number(text, n);
     if (digits == 0) {
-        if (!text.empty() && is_digit(text[0])) return parse_error{fmt::format("\"{}\" is too large a size", text)};
+        if (!text.empty() && is_digit(text[0]))
+            return parse_error{fmt::format("\"{}\" is too large a size", text)};
         return bad_size(text);
     }
     std::string_view rest = text.substr(digits);
@@ -122,14 +131,16 @@ parsed<std::size_t> parse_size(std::string_view text) {
 
 parsed<endpoint> parse_endpoint(std::string_view text) {
     auto bad = [&] {
-        return parse_error{fmt::format("\"{}\" is not an endpoint (write host:port, e.g. 127.0.0.1:8080)", text)};
+        return parse_error{
+            fmt::format("\"{}\" is not an endpoint (write host:port, e.g. 127.0.0.1:8080)", text)};
     };
     std::string_view host;
     std::string_view port;
     if (text.starts_with('[')) {
         // [v6-address]:port
         auto close = text.find(']');
-        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return bad();
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+            return bad();
         host = text.substr(1, close - 1);
         port = text.substr(close + 2);
     } else {
@@ -140,7 +151,8 @@ parsed<endpoint> parse_endpoint(std::string_view text) {
         // An unbracketed IPv6 address is ambiguous.
         if (host.find(':') != std::string_view::npos) return bad();
     }
-    if (host.empty()) return parse_error{fmt::format("\"{}\" has no host (write 0.0.0.0:PORT for every interface)", text)};
+    if (host.empty())
+        return parse_error{fmt::format("\"{}\" has no host (write 0.0.0.0:PORT for every interface)", text)};
     for (char c : host) {
         if (c == ' ' || c == '/' || c == '[' || c == ']') return bad();
     }
@@ -200,7 +212,8 @@ parsed<std::uint64_t> parse_unsigned(std::string_view text, std::uint64_t min, s
         return parse_error{fmt::format("{} is out of range: must be from {} to {}", text, min, max)};
     if (ec != std::errc{} || !all_digits || text[0] == '+' || text[0] == '-')
         return parse_error{fmt::format("\"{}\" is not a whole number", text)};
-    if (n < min || n > max) return parse_error{fmt::format("{} is out of range: must be from {} to {}", text, min, max)};
+    if (n < min || n > max)
+        return parse_error{fmt::format("{} is out of range: must be from {} to {}", text, min, max)};
     return n;
 }
 
@@ -209,7 +222,8 @@ parsed<double> parse_number(std::string_view text, double min, double max) {
     auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), x);
     if (text.empty() || ec != std::errc{} || ptr != text.data() + text.size())
         return parse_error{fmt::format("\"{}\" is not a number", text)};
-    if (!(x >= min && x <= max)) return parse_error{fmt::format("{} is out of range: must be from {} to {}", text, min, max)};
+    if (!(x >= min && x <= max))
+        return parse_error{fmt::format("{} is out of range: must be from {} to {}", text, min, max)};
     return x;
 }
 
@@ -236,7 +250,8 @@ parsed<std::string> expand_env(std::string_view text, const env_lookup& env) {
         }
         auto close = text.find('}', i + 2);
         if (close == std::string_view::npos)
-            return parse_error{fmt::format("unterminated \"${{\" in \"{}\" (write $$ for a literal $)", text)};
+            return parse_error{
+                fmt::format("unterminated \"${{\" in \"{}\" (write $$ for a literal $)", text)};
         std::string_view inside = text.substr(i + 2, close - i - 2);
         std::string_view name = inside;
         std::optional<std::string_view> fallback;
@@ -249,14 +264,16 @@ parsed<std::string> expand_env(std::string_view text, const env_lookup& env) {
             valid = valid && (is_digit(n) || n == '_' || (n >= 'A' && n <= 'Z') || (n >= 'a' && n <= 'z'));
         }
         if (!valid)
-            return parse_error{fmt::format("\"${{{}}}\" is not a variable reference (write ${{NAME}} or ${{NAME:-default}})", inside)};
+            return parse_error{fmt::format(
+                "\"${{{}}}\" is not a variable reference (write ${{NAME}} or ${{NAME:-default}})", inside)};
         std::optional<std::string> value = env(name);
         if (fallback && (!value || value->empty())) {
             out += *fallback;
         } else if (value) {
             out += *value;
         } else {
-            return parse_error{fmt::format("environment variable {} is not set (write ${{{}:-default}} for a default)", name, name)};
+            return parse_error{fmt::format(
+                "environment variable {} is not set (write ${{{}:-default}} for a default)", name, name)};
         }
         i = close + 1;
     }
@@ -282,7 +299,8 @@ std::string format_duration(duration d) {
 }
 
 std::string format_size(std::size_t bytes) {
-    constexpr std::array<unit, 3> binary{unit{"GiB", 1ull << 30}, unit{"MiB", 1ull << 20}, unit{"KiB", 1ull << 10}};
+    constexpr std::array<unit, 3> binary{unit{"GiB", 1ull << 30}, unit{"MiB", 1ull << 20},
+                                         unit{"KiB", 1ull << 10}};
     for (const auto& u : binary) {
         if (bytes != 0 && bytes % u.factor == 0) return fmt::format("{}{}", bytes / u.factor, u.name);
     }

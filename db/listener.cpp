@@ -5,7 +5,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -42,8 +41,8 @@ std::string printable(std::string_view s) {
 struct listener::impl {
     const conf::database_config& cfg;
     change_handler handler;
-    bool stopping = false;                 // db thread only
-    pg_connection* current = nullptr;      // db thread only: abandoned by stop()
+    bool stopping = false;             // db thread only
+    pg_connection* current = nullptr;  // db thread only: abandoned by stop()
     std::optional<net::steady_timer> backoff;
 
     // Garbled payloads since the last log line (db thread only).
@@ -110,14 +109,16 @@ struct listener::impl {
         auto ch = co_await c.execute("SELECT channel FROM sidecache.notify_settings", deadline);
         if (!ch) {
             if (!c.usable()) co_return std::string("listener: ") + c.last_error();
-            co_return std::string("sidecache.notify_settings is missing: migration 005 is not applied, "
-                                  "no trigger notifies (run sidecache migrate)");
+            co_return std::string(
+                "sidecache.notify_settings is missing: migration 005 is not applied, "
+                "no trigger notifies (run sidecache migrate)");
         }
         if (!*ch) co_return std::string("sidecache.notify_settings is empty: no trigger notifies");
         if (**ch != cfg.notify_channel)
-            co_return fmt::format("the triggers notify channel {}, database.notify_channel is {} "
-                                  "(run sidecache migrate with this configuration)",
-                                  **ch, cfg.notify_channel);
+            co_return fmt::format(
+                "the triggers notify channel {}, database.notify_channel is {} "
+                "(run sidecache migrate with this configuration)",
+                **ch, cfg.notify_channel);
         co_return std::string();
     }
 
@@ -179,9 +180,10 @@ awaitable<void> listener::run(net::any_io_executor ex) {
         if (m.stopping) break;
         ++failures;
         ++m.connect_failures;
-        m.set_reason(fmt::format("listener down ({}): changes are not seen until the cache entries "
-                                 "expire (ttl + stale_while_revalidate)",
-                                 why.empty() ? "connection lost" : why));
+        m.set_reason(
+            fmt::format("listener down ({}): changes are not seen until the cache entries "
+                        "expire (ttl + stale_while_revalidate)",
+                        why.empty() ? "connection lost" : why));
         m.backoff->expires_after(reconnect_backoff(failures, m.cfg.reconnect_backoff_max));
         co_await m.backoff->async_wait(use_tuple);
     }

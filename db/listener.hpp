@@ -32,16 +32,16 @@ namespace sidecache::db {
 using change_handler = std::function<std::size_t(const change&)>;
 
 struct listener_stats {
-    bool up = false;                    // LISTENing now
-    std::uint64_t notifications = 0;    // received on our channel
-    std::uint64_t user_changes = 0;     // of which "user:<uuid>"
-    std::uint64_t all_changes = 0;      // of which "all"
-    std::uint64_t garbled = 0;          // of which unreadable (handled as "all")
+    bool up = false;                        // LISTENing now
+    std::uint64_t notifications = 0;        // received on our channel
+    std::uint64_t user_changes = 0;         // of which "user:<uuid>"
+    std::uint64_t all_changes = 0;          // of which "all"
+    std::uint64_t garbled = 0;              // of which unreadable (handled as "all")
     std::uint64_t entries_invalidated = 0;  // cache entries the handler hit
-    std::uint64_t connects = 0;         // successful LISTENs (the first one included)
-    std::uint64_t reconnects = 0;       // of which after a lost connection
+    std::uint64_t connects = 0;             // successful LISTENs (the first one included)
+    std::uint64_t reconnects = 0;           // of which after a lost connection
     std::uint64_t connect_failures = 0;
-    int backend_pid = 0;                // the listening connection's server process; 0 when down
+    int backend_pid = 0;  // the listening connection's server process; 0 when down
 };
 
 class listener {

@@ -59,7 +59,8 @@ std::map<int, migration> list_migrations(const fs::path& dir) {
         }
     }
     for (const auto& [v, m] : out)
-        if (m.up.empty()) throw std::runtime_error(fmt::format("{}: a down file without its migration", m.down->string()));
+        if (m.up.empty())
+            throw std::runtime_error(fmt::format("{}: a down file without its migration", m.down->string()));
     return out;
 }
 
@@ -70,7 +71,8 @@ std::vector<std::string> split_statements(const std::string& text) {
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);) {
         auto trimmed = line;
-        while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.back()))) trimmed.pop_back();
+        while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.back())))
+            trimmed.pop_back();
         if (trimmed.starts_with("--") || (current.empty() && trimmed.empty())) continue;
         current += line + "\n";
         if (trimmed.ends_with(";")) {
@@ -165,8 +167,10 @@ int run_migrate(const conf::config& cfg, bool down) {
             int count = 0;
             for (const auto& [v, m] : files) {
                 if (applied.contains(v)) continue;
-                auto record = fmt::format("INSERT INTO sidecache.schema_migrations (version, name) "
-                                          "VALUES ({}, {}) ON CONFLICT DO NOTHING", v, quote(m.name));
+                auto record = fmt::format(
+                    "INSERT INTO sidecache.schema_migrations (version, name) "
+                    "VALUES ({}, {}) ON CONFLICT DO NOTHING",
+                    v, quote(m.name));
                 if (!run_file(*s, m.up, record)) return fail(m.up.string());
                 std::printf("applied %s\n", m.name.c_str());
                 ++count;
@@ -177,7 +181,8 @@ int run_migrate(const conf::config& cfg, bool down) {
             if (!has_settings) return fail("looking for sidecache.notify_settings");
             if ((*has_settings)[0][0] == "t") {
                 std::string channel[] = {cfg.database.notify_channel};
-                if (!s->query("UPDATE sidecache.notify_settings SET channel = $1 WHERE channel <> $1", channel))
+                if (!s->query("UPDATE sidecache.notify_settings SET channel = $1 WHERE channel <> $1",
+                              channel))
                     return fail("writing sidecache.notify_settings.channel");
             }
         } else {
@@ -192,7 +197,8 @@ int run_migrate(const conf::config& cfg, bool down) {
                 if (!run_file(*s, *f->second.down, record)) return fail(f->second.down->string());
                 std::printf("reverted %s\n", f->second.name.c_str());
             }
-            if (!s->execute("DROP SCHEMA IF EXISTS sidecache CASCADE")) return fail("dropping schema sidecache");
+            if (!s->execute("DROP SCHEMA IF EXISTS sidecache CASCADE"))
+                return fail("dropping schema sidecache");
             std::printf("migrations: %zu reverted, schema sidecache dropped\n", applied.size());
         }
     } catch (const std::exception& e) {
@@ -218,8 +224,8 @@ int run_refresh(const conf::config& cfg) {
     }
     for (auto step : refresh_steps_sql) {
         if (!s->execute(step)) {
-            std::fprintf(stderr, "sidecache refresh: %.*s: %s\n", static_cast<int>(step.size()),
-                         step.data(), s->last_error().c_str());
+            std::fprintf(stderr, "sidecache refresh: %.*s: %s\n", static_cast<int>(step.size()), step.data(),
+                         s->last_error().c_str());
             (void)s->execute(refresh_abort_sql);
             return 1;
         }

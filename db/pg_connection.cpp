@@ -10,19 +10,17 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
 #include <libpq-fe.h>
 
 #include <chrono>
-#include <utility>
-
 #include <fcntl.h>
 #include <unistd.h>
+#include <utility>
 
 namespace sidecache::db {
 
@@ -199,13 +197,21 @@ void pg_connection::abandon() noexcept {
     impl_->timer.cancel();
 }
 
-int pg_connection::backend_pid() const noexcept { return PQbackendPID(impl_->conn); }
+int pg_connection::backend_pid() const noexcept {
+    return PQbackendPID(impl_->conn);
+}
 
-bool pg_connection::usable() const noexcept { return !impl_->broken; }
-const std::string& pg_connection::last_error() const noexcept { return impl_->error; }
+bool pg_connection::usable() const noexcept {
+    return !impl_->broken;
+}
+const std::string& pg_connection::last_error() const noexcept {
+    return impl_->error;
+}
 
-awaitable<result<std::unique_ptr<pg_connection>>> pg_connection::connect(
-    net::any_io_executor ex, std::string conninfo, time_point deadline, std::string* error_text) {
+awaitable<result<std::unique_ptr<pg_connection>>> pg_connection::connect(net::any_io_executor ex,
+                                                                         std::string conninfo,
+                                                                         time_point deadline,
+                                                                         std::string* error_text) {
     auto p = std::make_unique<impl>(ex);
     auto failed = [&](error e, std::string msg) -> result<std::unique_ptr<pg_connection>> {
         if (error_text) *error_text = std::move(msg);
@@ -247,8 +253,8 @@ awaitable<result<cell>> pg_connection::execute(std::string_view sql, time_point 
     co_return co_await impl_->finish(deadline);
 }
 
-awaitable<result<void>> pg_connection::prepare(const std::string& name, const std::string& sql,
-                                               int n_params, time_point deadline) {
+awaitable<result<void>> pg_connection::prepare(const std::string& name, const std::string& sql, int n_params,
+                                               time_point deadline) {
     if (!PQsendPrepare(impl_->conn, name.c_str(), sql.c_str(), n_params, nullptr)) {
         impl_->fail(trimmed(PQerrorMessage(impl_->conn)));
         co_return impl_->broken ? error::connection_failed : error::query_failed;
@@ -264,8 +270,8 @@ awaitable<result<cell>> pg_connection::query_prepared(const std::string& name,
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const auto& p : params) values.push_back(p.c_str());
-    if (!PQsendQueryPrepared(impl_->conn, name.c_str(), static_cast<int>(values.size()),
-                             values.data(), nullptr, nullptr, 0)) {
+    if (!PQsendQueryPrepared(impl_->conn, name.c_str(), static_cast<int>(values.size()), values.data(),
+                             nullptr, nullptr, 0)) {
         impl_->fail(trimmed(PQerrorMessage(impl_->conn)));
         co_return impl_->broken ? error::connection_failed : error::query_failed;
     }
@@ -374,8 +380,8 @@ result<std::vector<std::vector<cell>>> pg_session::query(const std::string& sql,
     auto* c = static_cast<PGconn*>(conn_);
     std::vector<const char*> values;
     for (const auto& p : params) values.push_back(p.c_str());
-    PGresult* res = PQexecParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                                 values.data(), nullptr, nullptr, 0);
+    PGresult* res = PQexecParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                                 nullptr, nullptr, 0);
     if (!res) {
         error_ = trimmed(PQerrorMessage(c));
         return error::connection_failed;

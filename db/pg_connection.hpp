@@ -44,26 +44,25 @@ public:
 
     // Connects with PQconnectStart/PQconnectPoll. On failure the error is
     // connection_failed or timeout; *error_text (if given) gets libpq's message.
-    static boost::asio::awaitable<boost::system::result<std::unique_ptr<pg_connection>>>
-    connect(boost::asio::any_io_executor ex, std::string conninfo, time_point deadline,
-            std::string* error_text = nullptr);
+    static boost::asio::awaitable<boost::system::result<std::unique_ptr<pg_connection>>> connect(
+        boost::asio::any_io_executor ex, std::string conninfo, time_point deadline,
+        std::string* error_text = nullptr);
 
     // Runs SQL text without parameters (several statements allowed); the
     // first column of the first row of the last result (or nullopt).
-    boost::asio::awaitable<boost::system::result<cell>> execute(std::string_view sql,
-                                                                time_point deadline);
+    boost::asio::awaitable<boost::system::result<cell>> execute(std::string_view sql, time_point deadline);
 
     // PQsendPrepare: statement `name` with `n_params` text parameters.
     boost::asio::awaitable<boost::system::result<void>> prepare(const std::string& name,
-                                                                const std::string& sql,
-                                                                int n_params,
+                                                                const std::string& sql, int n_params,
                                                                 time_point deadline);
 
     // PQsendQueryPrepared with text parameters; the first column of the first
     // row, nullopt when there is no row or it is NULL. On timeout the query is
     // cancelled (PQcancel, off this thread) and its results drained.
-    boost::asio::awaitable<boost::system::result<cell>> query_prepared(
-        const std::string& name, std::span<const std::string> params, time_point deadline);
+    boost::asio::awaitable<boost::system::result<cell>> query_prepared(const std::string& name,
+                                                                       std::span<const std::string> params,
+                                                                       time_point deadline);
 
     // After a LISTEN (execute()): the notifications received, waiting for the
     // socket until at least one arrives or `deadline` passes (then an empty
@@ -102,8 +101,8 @@ public:
     // Runs SQL text (several statements allowed); the rows of the last result.
     boost::system::result<std::vector<std::vector<cell>>> execute(std::string_view sql);
     // One statement with text parameters; its rows.
-    boost::system::result<std::vector<std::vector<cell>>> query(
-        const std::string& sql, std::span<const std::string> params);
+    boost::system::result<std::vector<std::vector<cell>>> query(const std::string& sql,
+                                                                std::span<const std::string> params);
     const std::string& last_error() const noexcept { return error_; }
 
 private:

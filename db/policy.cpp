@@ -19,7 +19,6 @@ std::chrono::system_clock::time_point next_refresh_at(std::chrono::system_clock:
     return std::min<system_clock::time_point>(now + interval, midnight);
 }
 
-
 bool is_canonical_uuid(std::string_view t) {
     if (t.size() != 36) return false;
     for (std::size_t i = 0; i < t.size(); ++i) {

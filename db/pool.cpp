@@ -15,7 +15,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
 #include <fmt/format.h>
 
 #include <atomic>
@@ -50,7 +49,7 @@ struct pool::impl {
     };
 
     conf::database_config cfg;
-    conf::config migrate_cfg;  // for run_migrate on start
+    conf::config migrate_cfg;                                 // for run_migrate on start
     std::map<std::string, std::string, std::less<>> queries;  // name -> SQL
     net::io_context ioc{1};
     std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
@@ -62,9 +61,9 @@ struct pool::impl {
     sync::waiter_queue ready_waiters{sync::real_time()};  // wait_ready()
     std::optional<net::steady_timer> refresh_timer;
     std::unique_ptr<db::listener> notify_listener;  // when cfg.listen_notify and on_change()
-    bool stopping = false;  // db thread only
-    bool refresh_requested = false;  // db thread only
-    pg_connection* refreshing = nullptr;  // the refresh's connection, while it runs
+    bool stopping = false;                          // db thread only
+    bool refresh_requested = false;                 // db thread only
+    pg_connection* refreshing = nullptr;            // the refresh's connection, while it runs
 
     std::atomic<bool> is_ready{false};
     std::atomic<unsigned long> refresh_count{0};
@@ -239,8 +238,8 @@ struct pool::impl {
         std::error_code ec;
         fs::directory_iterator it(cfg.queries_dir, ec);
         if (ec)
-            throw std::runtime_error(fmt::format("database.queries_dir '{}': {}", cfg.queries_dir,
-                                                 ec.message()));
+            throw std::runtime_error(
+                fmt::format("database.queries_dir '{}': {}", cfg.queries_dir, ec.message()));
         for (const auto& e : it) {
             if (e.path().extension() != ".sql") continue;
             std::ifstream in(e.path(), std::ios::binary);
@@ -262,7 +261,9 @@ pool::pool(const conf::database_config& cfg) : impl_(std::make_unique<impl>()) {
     impl_->load_queries();
 }
 
-pool::~pool() { stop(); }
+pool::~pool() {
+    stop();
+}
 
 void pool::start() {
     auto& m = *impl_;
@@ -277,8 +278,7 @@ void pool::start() {
             // Blocking, but on the db thread: no I/O thread waits for it.
             if (run_migrate(m.migrate_cfg, false) != 0) m.set_reason("postgresql: migrations failed");
         }
-        for (std::size_t i = 0; i < m.slots.size(); ++i)
-            net::co_spawn(m.ioc, m.maintain(i), net::detached);
+        for (std::size_t i = 0; i < m.slots.size(); ++i) net::co_spawn(m.ioc, m.maintain(i), net::detached);
         net::co_spawn(m.ioc, m.refresher(), net::detached);
         if (m.notify_listener)
             net::co_spawn(m.ioc, m.notify_listener->run(m.ioc.get_executor()), net::detached);
@@ -307,15 +307,14 @@ void pool::stop() {
     for (auto& s : m.slots) s.conn.reset();
 }
 
-awaitable<result<std::string>> pool::query_json(std::string_view query_name,
-                                                std::string_view user_id, time_point deadline) {
+awaitable<result<std::string>> pool::query_json(std::string_view query_name, std::string_view user_id,
+                                                time_point deadline) {
     auto& m = *impl_;
     if (m.cfg.url.empty()) co_return error::not_configured;
     if (!m.thread.joinable()) co_return error::not_ready;
     // Runs on the db thread; the completion comes back to our executor.
     co_return co_await net::co_spawn(
-        m.ioc, m.run_query(std::string(query_name), std::string(user_id), deadline),
-        net::use_awaitable);
+        m.ioc, m.run_query(std::string(query_name), std::string(user_id), deadline), net::use_awaitable);
 }
 
 awaitable<bool> pool::wait_ready(time_point deadline) {
@@ -332,7 +331,9 @@ awaitable<bool> pool::wait_ready(time_point deadline) {
         net::use_awaitable);
 }
 
-bool pool::ready() const noexcept { return impl_->is_ready; }
+bool pool::ready() const noexcept {
+    return impl_->is_ready;
+}
 
 std::string pool::reason() const {
     std::lock_guard lock(impl_->reason_mutex);
@@ -348,7 +349,9 @@ void pool::request_refresh() {
     });
 }
 
-unsigned long pool::refreshes() const noexcept { return impl_->refresh_count; }
+unsigned long pool::refreshes() const noexcept {
+    return impl_->refresh_count;
+}
 
 void pool::on_change(change_handler handler) {
     auto& m = *impl_;

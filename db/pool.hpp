@@ -35,8 +35,8 @@ public:
     // failure is reported through reason(), the pool still runs), then
     // pool_size connections replaced with exponential backoff when they
     // break, and the view refresher (at start, then every refresh_interval and
-    // just after each UTC midnight; refresh_interval 0: only on request). Returns at once: PostgreSQL being down
-    // never stops sidecache from starting.
+    // just after each UTC midnight; refresh_interval 0: only on request). Returns at once: PostgreSQL being
+    // down never stops sidecache from starting.
     void start();
     // Cancels everything, waits for the db thread. Pending queries complete
     // with error::shutting_down.
@@ -46,12 +46,13 @@ public:
     // connection: the single text column of its answer (the whole response
     // body). Waits for a connection until `deadline`; the statement then runs
     // until `deadline` or cfg.query_timeout, whichever comes first, and is
-    // cancelled (PQcancel) past it with error::timeout. Errors (all mean "fall back to the upstream fill"): not_configured,
-    // not_ready, timeout, connection_failed, query_failed, unknown_query,
-    // no_such_user (the SQL found no active user), shutting_down.
-    // Never blocks the caller's thread; completes on the caller's executor.
-    boost::asio::awaitable<boost::system::result<std::string>> query_json(
-        std::string_view query_name, std::string_view user_id, time_point deadline);
+    // cancelled (PQcancel) past it with error::timeout. Errors (all mean "fall back to the upstream fill"):
+    // not_configured, not_ready, timeout, connection_failed, query_failed, unknown_query, no_such_user (the
+    // SQL found no active user), shutting_down. Never blocks the caller's thread; completes on the caller's
+    // executor.
+    boost::asio::awaitable<boost::system::result<std::string>> query_json(std::string_view query_name,
+                                                                          std::string_view user_id,
+                                                                          time_point deadline);
 
     // At least one connection is up and its statements prepared.
     bool ready() const noexcept;

@@ -14,8 +14,7 @@ namespace sidecache::db {
 // 3: one migrating sidecar at a time.
 inline constexpr std::string_view refresh_try_lock_sql = "SELECT pg_try_advisory_lock(1399742796, 2)";
 inline constexpr std::string_view refresh_unlock_sql = "SELECT pg_advisory_unlock(1399742796, 2)";
-inline constexpr std::string_view refresh_abort_sql =
-    "ROLLBACK; SELECT pg_advisory_unlock_all()";
+inline constexpr std::string_view refresh_abort_sql = "ROLLBACK; SELECT pg_advisory_unlock_all()";
 
 // After the try-lock succeeded: wait for in-flight writers, take the
 // REPEATABLE READ snapshot, let writers go again, refresh, commit.

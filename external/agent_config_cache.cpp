@@ -8,7 +8,7 @@ agent_config_cache::agent_config_cache(conf::duration ttl, conf::duration max_st
     : ttl_(ttl), max_stale_(std::max(ttl, max_stale)) {}
 
 std::optional<agent_config_cache::fresh_entry> agent_config_cache::fresh(std::string_view agent_id,
-                                                                          time_point now) const {
+                                                                         time_point now) const {
     std::lock_guard lock(mutex_);
     auto it = entries_.find(std::string(agent_id));
     if (it == entries_.end()) return std::nullopt;

@@ -5,6 +5,10 @@
 // "stale" when a fetch fails. A 404 is remembered for config_ttl too
 // (configStatus "missing"), never served stale. Thread-safe; time is injected.
 
+#include "conf/config.hpp"
+
+#include <boost/json/object.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <mutex>
@@ -12,10 +16,6 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-
-#include <boost/json/object.hpp>
-
-#include "conf/config.hpp"
 
 namespace sidecache::external {
 
@@ -26,8 +26,8 @@ public:
 
     // What a fresh entry says.
     struct fresh_entry {
-        bool found = false;           // false: the agent is missing (404)
-        boost::json::object config;   // the mapped `elevenLabs` object when found
+        bool found = false;          // false: the agent is missing (404)
+        boost::json::object config;  // the mapped `elevenLabs` object when found
     };
 
     agent_config_cache(conf::duration ttl, conf::duration max_stale);
@@ -49,8 +49,8 @@ public:
 
 private:
     struct entry {
-        time_point fetched_at{};         // of `config` (found) or of the 404
-        bool found = false;              // the latest fetch answered 200
+        time_point fetched_at{};  // of `config` (found) or of the 404
+        bool found = false;       // the latest fetch answered 200
         bool invalidated = false;
         std::optional<boost::json::object> config;  // the last 200 (cleared by a 404)
         time_point config_fetched_at{};

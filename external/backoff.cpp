@@ -22,7 +22,8 @@ conf::duration backoff_ceiling(const conf::retry_profile& profile, unsigned retr
 conf::duration backoff_delay(const conf::retry_profile& profile, unsigned retry, double unit) {
     const auto ceiling = backoff_ceiling(profile, retry);
     unit = std::clamp(unit, 0.0, std::nextafter(1.0, 0.0));
-    return conf::duration{static_cast<conf::duration::rep>(std::floor(unit * static_cast<double>(ceiling.count())))};
+    return conf::duration{
+        static_cast<conf::duration::rep>(std::floor(unit * static_cast<double>(ceiling.count())))};
 }
 
 unit_rng random_unit() {

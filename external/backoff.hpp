@@ -4,10 +4,10 @@
 // [0, min(max, base * multiplier^(k-1))]. Pure: the randomness is a number
 // in [0, 1) the caller draws, so tests pick it.
 
+#include "conf/config.hpp"
+
 #include <chrono>
 #include <functional>
-
-#include "conf/config.hpp"
 
 namespace sidecache::external {
 

@@ -10,17 +10,17 @@ circuit_breaker::circuit_breaker(conf::breaker_config config)
 
 circuit_breaker::admission circuit_breaker::admit(time_point now) {
     switch (state_) {
-        case state::closed:
-            return admission::allowed;
-        case state::open:
-            if (now - opened_at_ < config_.cool_down) return admission::rejected;
-            state_ = state::half_open;
-            probe_in_flight_ = true;
-            return admission::probe;
-        case state::half_open:
-            if (probe_in_flight_) return admission::rejected;
-            probe_in_flight_ = true;
-            return admission::probe;
+    case state::closed:
+        return admission::allowed;
+    case state::open:
+        if (now - opened_at_ < config_.cool_down) return admission::rejected;
+        state_ = state::half_open;
+        probe_in_flight_ = true;
+        return admission::probe;
+    case state::half_open:
+        if (probe_in_flight_) return admission::rejected;
+        probe_in_flight_ = true;
+        return admission::probe;
     }
     return admission::rejected;
 }
@@ -68,7 +68,8 @@ circuit_breaker::state circuit_breaker::current(time_point now) const {
 }
 
 void circuit_breaker::record(time_point now, bool failure) {
-    const std::int64_t index = std::chrono::duration_cast<conf::duration>(now.time_since_epoch()) / bucket_width_;
+    const std::int64_t index =
+        std::chrono::duration_cast<conf::duration>(now.time_since_epoch()) / bucket_width_;
     auto& b = window_[static_cast<std::size_t>(index) % buckets];
     if (b.index != index) b = bucket{index, 0, 0};
     (failure ? b.failures : b.successes) += 1;
@@ -90,9 +91,12 @@ void circuit_breaker::close() {
 
 std::string_view to_string(circuit_breaker::state s) {
     switch (s) {
-        case circuit_breaker::state::closed: return "closed";
-        case circuit_breaker::state::open: return "open";
-        case circuit_breaker::state::half_open: return "half_open";
+    case circuit_breaker::state::closed:
+        return "closed";
+    case circuit_breaker::state::open:
+        return "open";
+    case circuit_breaker::state::half_open:
+        return "half_open";
     }
     return "unknown";
 }

@@ -10,12 +10,12 @@
 // While open, and while the probe is in flight, admit() rejects: no call is made.
 // Not thread-safe: the owner serialises calls (client holds a mutex).
 
+#include "conf/config.hpp"
+
 #include <array>
 #include <chrono>
 #include <cstdint>
 #include <string_view>
-
-#include "conf/config.hpp"
 
 namespace sidecache::external {
 

@@ -1,11 +1,9 @@
 #include "external/client.hpp"
 
-#include <algorithm>
-#include <atomic>
-#include <cstdint>
-#include <mutex>
-#include <optional>
-#include <unordered_map>
+#include "external/agent_config_cache.hpp"
+#include "external/http.hpp"
+#include "external/retry.hpp"
+#include "sync/single_flight.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -17,10 +15,12 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
-#include "external/agent_config_cache.hpp"
-#include "external/http.hpp"
-#include "external/retry.hpp"
-#include "sync/single_flight.hpp"
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
 
 namespace sidecache::external {
 
@@ -129,8 +129,10 @@ struct client::impl {
                 co_return tries == 0 ? make_result(try_outcome::rejected) : last;
             }
             std::optional<breaker_report> probe_report;
-            if (admission == circuit_breaker::admission::probe) probe_report.emplace(this, true);
-            else if (!fetch_report) fetch_report.emplace(this, false);
+            if (admission == circuit_breaker::admission::probe)
+                probe_report.emplace(this, true);
+            else if (!fetch_report)
+                fetch_report.emplace(this, false);
 
             http_answer answer = co_await http.get(target, std::min(now + config.try_timeout, deadline));
             ++tries;
@@ -138,8 +140,10 @@ struct client::impl {
             last = make_result(answer.outcome);
             if (answer.outcome == try_outcome::ok) {
                 auto mapped = parse_agent_config(answer.body);
-                if (mapped) last.config = std::move(*mapped);
-                else last.outcome = try_outcome::bad_response;
+                if (mapped)
+                    last.config = std::move(*mapped);
+                else
+                    last.outcome = try_outcome::bad_response;
             }
             const bool failed = is_host_failure(last.outcome);
             if (probe_report) (*probe_report)(failed);
@@ -187,8 +191,10 @@ struct client::impl {
         ++fetches;
         const auto& profile = mode == retry_mode::foreground ? config.foreground : config.background;
         fetch_result result = co_await fetch_with_retries(agent_id, deadline, profile);
-        if (result.outcome == try_outcome::ok) cache.store_found(agent_id, *result.config, clock::now());
-        else if (result.outcome == try_outcome::not_found) cache.store_missing(agent_id, clock::now());
+        if (result.outcome == try_outcome::ok)
+            cache.store_found(agent_id, *result.config, clock::now());
+        else if (result.outcome == try_outcome::not_found)
+            cache.store_missing(agent_id, clock::now());
         lead->land(result);
         co_return result;
     }
@@ -261,14 +267,16 @@ struct client::impl {
             std::vector<op_type> ops;
             ops.reserve(workers);
             for (std::size_t w = 0; w < workers; ++w)
-                ops.push_back(net::co_spawn(ex, worker(out.agent_ids, outcomes, next, deadline, mode), net::deferred));
+                ops.push_back(
+                    net::co_spawn(ex, worker(out.agent_ids, outcomes, next, deadline, mode), net::deferred));
             // Every worker ends by the deadline on its own (each wait is
             // bounded by it), so waiting for all of them is bounded too.
             co_await net::experimental::make_parallel_group(std::move(ops))
                 .async_wait(net::experimental::wait_for_all(), net::use_awaitable);
         }
         std::unordered_map<std::string, agent_outcome> by_id;
-        for (std::size_t i = 0; i < outcomes.size(); ++i) by_id.emplace(out.agent_ids[i], std::move(outcomes[i]));
+        for (std::size_t i = 0; i < outcomes.size(); ++i)
+            by_id.emplace(out.agent_ids[i], std::move(outcomes[i]));
         out.degraded = apply_outcomes(body, by_id);
         co_return out;
     }
@@ -277,10 +285,12 @@ struct client::impl {
 client::client(conf::external_config config, unit_rng rng)
     : impl_(std::make_shared<impl>(std::move(config), std::move(rng))) {}
 
-client::~client() { impl_->http.close_idle(); }
+client::~client() {
+    impl_->http.close_idle();
+}
 
 net::awaitable<enrich_result> client::enrich(std::string agents_body, clock::time_point deadline,
-                                                      retry_mode mode) {
+                                             retry_mode mode) {
     auto self = impl_;
     boost::system::error_code ec;
     json::value body = json::parse(agents_body, ec);
@@ -295,13 +305,13 @@ net::awaitable<enrich_result> client::enrich(std::string agents_body, clock::tim
 }
 
 net::awaitable<enrich_result> client::enrich_value(json::value& body, clock::time_point deadline,
-                                                            retry_mode mode) {
+                                                   retry_mode mode) {
     auto self = impl_;
     co_return co_await self->enrich(body, deadline, mode);
 }
 
 net::awaitable<agent_outcome> client::agent_config(std::string agent_id, clock::time_point deadline,
-                                                            retry_mode mode) {
+                                                   retry_mode mode) {
     auto self = impl_;
     co_return co_await self->lookup(std::move(agent_id), deadline, mode);
 }
@@ -340,6 +350,8 @@ client_stats client::stats() const {
     return s;
 }
 
-const conf::external_config& client::config() const { return impl_->config; }
+const conf::external_config& client::config() const {
+    return impl_->config;
+}
 
 }  // namespace sidecache::external

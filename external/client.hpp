@@ -16,6 +16,15 @@
 //
 // Thread-safe: enrich() may run on any executor, concurrently.
 
+#include "conf/config.hpp"
+#include "external/backoff.hpp"
+#include "external/breaker.hpp"
+#include "external/mapping.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/value.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -23,15 +32,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/json/value.hpp>
-
-#include "conf/config.hpp"
-#include "external/backoff.hpp"
-#include "external/breaker.hpp"
-#include "external/mapping.hpp"
 
 namespace sidecache::external {
 
@@ -47,12 +47,12 @@ struct enrich_result {
 };
 
 struct client_stats {
-    std::uint64_t tries = 0;           // HTTP requests made to the external API
-    std::uint64_t fetches = 0;         // single flights led (each one or more tries)
-    std::uint64_t coalesced = 0;       // lookups that joined a flight in progress
-    std::uint64_t cache_hits = 0;      // lookups answered by the per-agent cache
-    std::uint64_t rejected = 0;        // fetches refused by the open breaker
-    std::uint64_t degraded_agents = 0; // agents answered "stale" or "unavailable"
+    std::uint64_t tries = 0;            // HTTP requests made to the external API
+    std::uint64_t fetches = 0;          // single flights led (each one or more tries)
+    std::uint64_t coalesced = 0;        // lookups that joined a flight in progress
+    std::uint64_t cache_hits = 0;       // lookups answered by the per-agent cache
+    std::uint64_t rejected = 0;         // fetches refused by the open breaker
+    std::uint64_t degraded_agents = 0;  // agents answered "stale" or "unavailable"
     circuit_breaker::state breaker = circuit_breaker::state::closed;
     std::uint64_t breaker_opened = 0;  // times the breaker opened
     std::size_t open_connections = 0;

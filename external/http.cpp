@@ -1,9 +1,6 @@
 #include "external/http.hpp"
-#include "sync/waiter_queue.hpp"
 
-#include <algorithm>
-#include <mutex>
-#include <vector>
+#include "sync/waiter_queue.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -15,6 +12,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+
+#include <algorithm>
+#include <mutex>
+#include <vector>
 
 namespace sidecache::external {
 
@@ -67,7 +68,7 @@ struct http_client::impl {
 
     mutable std::mutex mutex;
     std::vector<std::unique_ptr<connection>> idle;  // newest last
-    std::size_t open = 0;  // connections existing or being made
+    std::size_t open = 0;                           // connections existing or being made
     // Coroutines waiting for a connection, each resumed on its own
     // executor. Enqueued and woken under `mutex`.
     sync::waiter_queue waiters{sync::real_time()};
@@ -105,7 +106,8 @@ struct http_client::impl {
                     --open;
                 }
                 for (auto it = idle.rbegin(); it != idle.rend(); ++it) {
-                    if (&net::query((*it)->lowest().get_executor(), net::execution::context) != here) continue;
+                    if (&net::query((*it)->lowest().get_executor(), net::execution::context) != here)
+                        continue;
                     auto c = std::move(*it);
                     idle.erase(std::next(it).base());
                     co_return std::pair{std::move(c), true};
@@ -135,8 +137,8 @@ struct http_client::impl {
         tcp::resolver resolver(executor);
         net::steady_timer timer(executor);
         timer.expires_at(until);
-        auto resolved = co_await (resolver.async_resolve(url.host, port_text, use_tuple) ||
-                                  timer.async_wait(use_tuple));
+        auto resolved =
+            co_await (resolver.async_resolve(url.host, port_text, use_tuple) || timer.async_wait(use_tuple));
         if (resolved.index() == 1) co_return std::pair{nullptr, try_outcome::timeout};
         auto [rec, endpoints] = std::get<0>(resolved);
         if (rec) co_return std::pair{nullptr, try_outcome::connect_error};
@@ -153,12 +155,15 @@ struct http_client::impl {
         }
         c->lowest().expires_at(until);
         auto [cec, ep] = co_await c->lowest().async_connect(endpoints, use_tuple);
-        if (cec) co_return std::pair{nullptr, is_timeout(cec) ? try_outcome::timeout : try_outcome::connect_error};
+        if (cec)
+            co_return std::pair{nullptr, is_timeout(cec) ? try_outcome::timeout : try_outcome::connect_error};
         boost::system::error_code ignored;
         c->lowest().socket().set_option(tcp::no_delay(true), ignored);
         if (tls) {
             auto [hec] = co_await c->tls->async_handshake(ssl::stream_base::client, use_tuple);
-            if (hec) co_return std::pair{nullptr, is_timeout(hec) ? try_outcome::timeout : try_outcome::connect_error};
+            if (hec)
+                co_return std::pair{nullptr,
+                                    is_timeout(hec) ? try_outcome::timeout : try_outcome::connect_error};
         }
         co_return std::pair{std::move(c), try_outcome::ok};
     }
@@ -221,13 +226,16 @@ struct http_client::impl {
             // Not `c->tls ? co_await a : co_await b`: GCC 12 destroys the
             // result of a co_await inside ?: twice (a double free).
             exchange_result r;
-            if (c->tls) r = co_await exchange(*c->tls, *c, target);
-            else r = co_await exchange(*c->plain, *c, target);
+            if (c->tls)
+                r = co_await exchange(*c->tls, *c, target);
+            else
+                r = co_await exchange(*c->plain, *c, target);
             if (r.ec) {
                 release(std::move(c), false);
                 // A kept-alive connection the server had closed: nothing came
                 // back. Once, on a fresh connection, within the same `until`.
-                if (reused && round == 0 && !r.got_some && !is_timeout(r.ec) && clock::now() < until) continue;
+                if (reused && round == 0 && !r.got_some && !is_timeout(r.ec) && clock::now() < until)
+                    continue;
                 co_return failed(is_timeout(r.ec) ? try_outcome::timeout : try_outcome::transport_error);
             }
             c->lowest().expires_never();
@@ -242,13 +250,15 @@ http_client::http_client(const conf::external_config& config) : impl_(std::make_
     impl_->port_text = std::to_string(config.url.port);
     impl_->tls = config.url.scheme == "https";
     impl_->verify = config.verify_tls;
-    const bool default_port = (impl_->tls && config.url.port == 443) || (!impl_->tls && config.url.port == 80);
+    const bool default_port =
+        (impl_->tls && config.url.port == 443) || (!impl_->tls && config.url.port == 80);
     impl_->host_header = default_port ? config.url.host : config.url.host + ":" + impl_->port_text;
     impl_->api_key = config.api_key;
     impl_->max_connections = std::max<std::size_t>(1, config.max_connections);
     if (impl_->tls) {
         impl_->tls_context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+                                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                                       ssl::context::no_tlsv1_1);
         if (impl_->verify) {
             impl_->tls_context.set_default_verify_paths();
             impl_->tls_context.set_verify_mode(ssl::verify_peer);
@@ -258,7 +268,9 @@ http_client::http_client(const conf::external_config& config) : impl_(std::make_
     }
 }
 
-http_client::~http_client() { close_idle(); }
+http_client::~http_client() {
+    close_idle();
+}
 
 net::awaitable<http_answer> http_client::get(std::string target, clock::time_point until) {
     auto self = impl_;  // keeps the pool alive for this coroutine

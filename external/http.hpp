@@ -5,17 +5,17 @@
 // when the base URL says http. Every request carries `xi-api-key`.
 // One GET is one try: it ends by `until`, whatever happens.
 
+#include "conf/config.hpp"
+#include "external/retry.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
-
-#include "conf/config.hpp"
-#include "external/retry.hpp"
 
 namespace sidecache::external {
 
@@ -23,7 +23,7 @@ struct http_answer {
     try_outcome outcome = try_outcome::connect_error;  // from the status when one arrived
     unsigned status = 0;                               // 0: no HTTP answer
     std::string body;
-    std::optional<conf::duration> retry_after;         // a 429's Retry-After
+    std::optional<conf::duration> retry_after;  // a 429's Retry-After
 };
 
 class http_client {

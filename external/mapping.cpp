@@ -1,8 +1,8 @@
 #include "external/mapping.hpp"
 
-#include <unordered_set>
-
 #include <boost/json/parse.hpp>
+
+#include <unordered_set>
 
 namespace sidecache::external {
 
@@ -10,11 +10,16 @@ namespace json = boost::json;
 
 std::string_view to_string(config_status s) {
     switch (s) {
-        case config_status::ok: return "ok";
-        case config_status::stale: return "stale";
-        case config_status::unavailable: return "unavailable";
-        case config_status::missing: return "missing";
-        case config_status::none: return "none";
+    case config_status::ok:
+        return "ok";
+    case config_status::stale:
+        return "stale";
+    case config_status::unavailable:
+        return "unavailable";
+    case config_status::missing:
+        return "missing";
+    case config_status::none:
+        return "none";
     }
     return "unavailable";
 }
@@ -97,7 +102,8 @@ bool apply_outcomes(json::value& body, const std::unordered_map<std::string, age
             outcome = found == outcomes.end() ? &unavailable : &found->second;
         }
         // operator[] keeps an existing key where it is and appends a new one.
-        if (outcome->config && (outcome->status == config_status::ok || outcome->status == config_status::stale))
+        if (outcome->config &&
+            (outcome->status == config_status::ok || outcome->status == config_status::stale))
             (*agent)["elevenLabs"] = *outcome->config;
         else
             (*agent)["elevenLabs"] = nullptr;

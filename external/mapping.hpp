@@ -3,15 +3,15 @@
 // the `elevenLabs` object from an external answer (elevenlabs.md), the ids
 // an agents body asks for, and the body completed with each agent's outcome.
 
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <boost/system/result.hpp>
+
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <boost/json/object.hpp>
-#include <boost/json/value.hpp>
-#include <boost/system/result.hpp>
 
 namespace sidecache::external {
 
@@ -55,7 +55,6 @@ std::vector<std::string> collect_agent_ids(const boost::json::value& body);
 // keeping the position of keys already there): from `outcomes` by id for
 // agents with an id (an id absent from `outcomes` is "unavailable"), "none"
 // with null for those without. Returns whether any agent is degraded.
-bool apply_outcomes(boost::json::value& body,
-                    const std::unordered_map<std::string, agent_outcome>& outcomes);
+bool apply_outcomes(boost::json::value& body, const std::unordered_map<std::string, agent_outcome>& outcomes);
 
 }  // namespace sidecache::external

@@ -1,42 +1,54 @@
 #include "external/retry.hpp"
 
+#include "external/backoff.hpp"
+
 #include <algorithm>
 #include <charconv>
-
-#include "external/backoff.hpp"
 
 namespace sidecache::external {
 
 std::string_view to_string(try_outcome o) {
     switch (o) {
-        case try_outcome::ok: return "ok";
-        case try_outcome::not_found: return "not_found";
-        case try_outcome::client_error: return "client_error";
-        case try_outcome::rate_limited: return "rate_limited";
-        case try_outcome::server_error: return "server_error";
-        case try_outcome::connect_error: return "connect_error";
-        case try_outcome::transport_error: return "transport_error";
-        case try_outcome::timeout: return "timeout";
-        case try_outcome::bad_response: return "bad_response";
-        case try_outcome::rejected: return "rejected";
+    case try_outcome::ok:
+        return "ok";
+    case try_outcome::not_found:
+        return "not_found";
+    case try_outcome::client_error:
+        return "client_error";
+    case try_outcome::rate_limited:
+        return "rate_limited";
+    case try_outcome::server_error:
+        return "server_error";
+    case try_outcome::connect_error:
+        return "connect_error";
+    case try_outcome::transport_error:
+        return "transport_error";
+    case try_outcome::timeout:
+        return "timeout";
+    case try_outcome::bad_response:
+        return "bad_response";
+    case try_outcome::rejected:
+        return "rejected";
     }
     return "unknown";
 }
 
 bool is_retryable(try_outcome o) {
     switch (o) {
-        case try_outcome::rate_limited:
-        case try_outcome::server_error:
-        case try_outcome::connect_error:
-        case try_outcome::transport_error:
-        case try_outcome::timeout:
-            return true;
-        default:
-            return false;
+    case try_outcome::rate_limited:
+    case try_outcome::server_error:
+    case try_outcome::connect_error:
+    case try_outcome::transport_error:
+    case try_outcome::timeout:
+        return true;
+    default:
+        return false;
     }
 }
 
-bool is_host_failure(try_outcome o) { return is_retryable(o); }
+bool is_host_failure(try_outcome o) {
+    return is_retryable(o);
+}
 
 retry_decision decide_retry(const conf::retry_profile& profile, try_outcome outcome, unsigned tries,
                             std::optional<conf::duration> retry_after, conf::duration remaining,

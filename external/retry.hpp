@@ -2,10 +2,10 @@
 // When to try an external call again, and after how long. Pure: the caller
 // says what happened, how much of its deadline is left and draws the jitter.
 
+#include "conf/config.hpp"
+
 #include <optional>
 #include <string_view>
-
-#include "conf/config.hpp"
 
 namespace sidecache::external {
 
@@ -44,8 +44,7 @@ struct retry_decision {
 // sent one and it is longer. Never when the wait would reach `remaining`
 // (what is left of the caller's deadline): the next try would have no time.
 retry_decision decide_retry(const conf::retry_profile& profile, try_outcome outcome, unsigned tries,
-                            std::optional<conf::duration> retry_after, conf::duration remaining,
-                            double unit);
+                            std::optional<conf::duration> retry_after, conf::duration remaining, double unit);
 
 // A Retry-After header value in delta-seconds ("3"); nullopt for anything
 // else (HTTP-dates are not worth honouring for a sub-second deadline: the

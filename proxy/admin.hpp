@@ -27,7 +27,7 @@ public:
     void add_degradation(std::string name, readiness_check check);
 
     boost::json::object stats() const;
-    std::string not_ready_reason() const;  // "name: reason", empty when ready
+    std::string not_ready_reason() const;           // "name: reason", empty when ready
     std::vector<std::string> degradations() const;  // "name: reason" each
 
 private:

@@ -40,10 +40,10 @@ http::response<http::string_body> answer(server_state& state, const http::reques
         auto stats = state.admin.stats();
         stats["proxy"] = state.stats.to_json();
         const auto p = state.pool.stats();
-        stats["upstream"] = boost::json::object{
-            {"connects", p.connects},       {"connect_failures", p.connect_failures},
-            {"reuses", p.reuses},           {"stale_retries", p.stale_retries},
-            {"open", p.open},               {"idle", p.idle}};
+        stats["upstream"] =
+            boost::json::object{{"connects", p.connects}, {"connect_failures", p.connect_failures},
+                                {"reuses", p.reuses},     {"stale_retries", p.stale_retries},
+                                {"open", p.open},         {"idle", p.idle}};
         res.set(http::field::content_type, "application/json; charset=utf-8");
         res.body() = boost::json::serialize(stats);
     } else {

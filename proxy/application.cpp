@@ -2,13 +2,13 @@
 
 #include "auth/verifier.hpp"
 #include "cache/service.hpp"
-#include "sync/time_source.hpp"
 #include "db/pool.hpp"
+#include "external/client.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/cached_routes.hpp"
 #include "proxy/fills.hpp"
 #include "proxy/server.hpp"
-#include "external/client.hpp"
+#include "sync/time_source.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/json.hpp>
@@ -75,8 +75,8 @@ struct application::impl {
         fallback = std::make_unique<upstream_fill>(server->upstream_pool());
         std::vector<cache::filler*> fillers;
         for (const auto& route : cfg.cache.routes) {
-            route_fills.push_back(std::make_unique<route_fill>(route, database.get(), external.get(),
-                                                               *fallback, fills));
+            route_fills.push_back(
+                std::make_unique<route_fill>(route, database.get(), external.get(), *fallback, fills));
             fillers.push_back(route_fills.back().get());
         }
         server->set_interceptor(std::make_shared<cached_routes>(*cache, *identity, std::move(fillers)));
@@ -107,7 +107,8 @@ struct application::impl {
         if (database) {
             // PostgreSQL down is not unready: the routes fall back to the legacy.
             admin.add_degradation("database", [this] {
-                return database->ready() ? std::string() : database->reason() + " (fills forwarded to the legacy)";
+                return database->ready() ? std::string()
+                                         : database->reason() + " (fills forwarded to the legacy)";
             });
             admin.add_stats("database", [this] {
                 boost::json::object o;
@@ -163,11 +164,21 @@ void application::start() {
     impl_->server->start();
 }
 
-bool application::drain(std::chrono::milliseconds timeout) { return impl_->server->drain(timeout); }
+bool application::drain(std::chrono::milliseconds timeout) {
+    return impl_->server->drain(timeout);
+}
 
-server& application::server() { return *impl_->server; }
-cache::service* application::cache() { return impl_->cache.get(); }
-db::pool* application::database() { return impl_->database.get(); }
-external::client* application::external() { return impl_->external.get(); }
+server& application::server() {
+    return *impl_->server;
+}
+cache::service* application::cache() {
+    return impl_->cache.get();
+}
+db::pool* application::database() {
+    return impl_->database.get();
+}
+external::client* application::external() {
+    return impl_->external.get();
+}
 
 }  // namespace sidecache::proxy

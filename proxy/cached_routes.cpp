@@ -49,8 +49,8 @@ net::awaitable<std::optional<response_buffers>> cached_routes::handle(request_vi
     cache::cache_request key;
     key.route = *route;
     key.user_id = (*user)->user_id;
-    key.raw_query = question == std::string_view::npos ? std::string_view{}
-                                                        : request.target.substr(question + 1);
+    key.raw_query =
+        question == std::string_view::npos ? std::string_view{} : request.target.substr(question + 1);
     key.keep_alive = wants_keep_alive(request);
     const bool head = request.method == http::verb::head;
 

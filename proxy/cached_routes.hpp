@@ -24,8 +24,7 @@ class cached_routes final : public interceptor {
 public:
     // One filler per route, in the order of cache.routes. Everything must
     // outlive the interceptor and every fill it started.
-    cached_routes(cache::service& cache, const auth::verifier& identity,
-                  std::vector<cache::filler*> fillers);
+    cached_routes(cache::service& cache, const auth::verifier& identity, std::vector<cache::filler*> fillers);
 
     boost::asio::awaitable<std::optional<response_buffers>> handle(request_view request) override;
 

@@ -11,13 +11,20 @@ public:
 
     std::string message(int ev) const override {
         switch (static_cast<error>(ev)) {
-            case error::header_too_large: return "request header fields too large";
-            case error::body_too_large: return "request body too large";
-            case error::header_timeout: return "request head not received in time";
-            case error::bad_request: return "malformed request";
-            case error::ambiguous_framing: return "ambiguous request framing";
-            case error::upstream_unavailable: return "the backend is unavailable";
-            case error::upstream_timeout: return "the backend did not answer in time";
+        case error::header_too_large:
+            return "request header fields too large";
+        case error::body_too_large:
+            return "request body too large";
+        case error::header_timeout:
+            return "request head not received in time";
+        case error::bad_request:
+            return "malformed request";
+        case error::ambiguous_framing:
+            return "ambiguous request framing";
+        case error::upstream_unavailable:
+            return "the backend is unavailable";
+        case error::upstream_timeout:
+            return "the backend did not answer in time";
         }
         return "sidecache.proxy error";
     }

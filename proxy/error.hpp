@@ -2,6 +2,7 @@
 // Why the proxy refused or ended a client exchange (Beast http/error.hpp style).
 
 #include <boost/system/error_code.hpp>
+
 #include <type_traits>
 
 namespace sidecache::proxy {
@@ -11,7 +12,7 @@ enum class error {
     body_too_large,        // request body larger than server.max_body_bytes: 413
     header_timeout,        // request head not received within server.header_timeout: 408
     bad_request,           // malformed request: 400
-    ambiguous_framing,     // Content-Length with Transfer-Encoding, or a coding other than a final chunked: 400
+    ambiguous_framing,  // Content-Length with Transfer-Encoding, or a coding other than a final chunked: 400
     upstream_unavailable,  // the upstream refused, reset or closed: 502
     upstream_timeout,      // no upstream answer within upstream.response_timeout: 504
 };

@@ -63,8 +63,8 @@ net::awaitable<cache::fill_result> route_fill::fill(cache::fill_request request)
     result.body = std::move(*body);
 
     if (route_.enrich_agents && external_ != nullptr) {
-        const auto mode = request.background ? external::retry_mode::background
-                                             : external::retry_mode::foreground;
+        const auto mode =
+            request.background ? external::retry_mode::background : external::retry_mode::foreground;
         // The enrichment has its own deadline (external.deadline) inside the
         // waiters' one: unfinished agents degrade rather than fail the answer.
         auto deadline = external_->deadline_for(mode);

@@ -39,11 +39,11 @@ private:
 };
 
 struct fill_stats {
-    std::atomic<std::uint64_t> postgres{0};     // answers computed from PostgreSQL
-    std::atomic<std::uint64_t> fallbacks{0};    // forwarded to the legacy instead
-    std::atomic<std::uint64_t> no_user{0};      // of which: no active user (legacy says 403)
-    std::atomic<std::uint64_t> enriched{0};     // answers completed by the external API
-    std::atomic<std::uint64_t> degraded{0};     // of which some agent degraded
+    std::atomic<std::uint64_t> postgres{0};   // answers computed from PostgreSQL
+    std::atomic<std::uint64_t> fallbacks{0};  // forwarded to the legacy instead
+    std::atomic<std::uint64_t> no_user{0};    // of which: no active user (legacy says 403)
+    std::atomic<std::uint64_t> enriched{0};   // answers completed by the external API
+    std::atomic<std::uint64_t> degraded{0};   // of which some agent degraded
 };
 
 class route_fill final : public cache::filler {

@@ -10,7 +10,6 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
 #include <fmt/core.h>
 
 #include <atomic>
@@ -130,7 +129,8 @@ void run_on(const net::any_io_executor& ex, F f) {
 
 struct server::impl {
     explicit impl(conf::config cfg) {
-        const unsigned n = cfg.server.threads ? cfg.server.threads : std::max(1u, std::thread::hardware_concurrency());
+        const unsigned n =
+            cfg.server.threads ? cfg.server.threads : std::max(1u, std::thread::hardware_concurrency());
         for (unsigned i = 0; i < n; ++i) workers.push_back(std::make_unique<worker>());
         state = std::make_shared<server_state>(std::move(cfg));
     }
@@ -176,9 +176,13 @@ struct server::impl {
 
 server::server(conf::config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {}
 
-server::~server() { stop(); }
+server::~server() {
+    stop();
+}
 
-void server::set_interceptor(std::shared_ptr<interceptor> i) { impl_->state->intercept = std::move(i); }
+void server::set_interceptor(std::shared_ptr<interceptor> i) {
+    impl_->state->intercept = std::move(i);
+}
 
 void server::start() {
     auto& m = *impl_;
@@ -199,8 +203,12 @@ void server::start() {
     for (auto& w : m.workers) m.threads.emplace_back([&ioc = w->ioc] { ioc.run(); });
 }
 
-std::uint16_t server::port() const { return impl_->port; }
-std::uint16_t server::admin_port() const { return impl_->admin_port; }
+std::uint16_t server::port() const {
+    return impl_->port;
+}
+std::uint16_t server::admin_port() const {
+    return impl_->admin_port;
+}
 
 bool server::drain(std::chrono::milliseconds timeout) {
     auto& m = *impl_;
@@ -240,9 +248,17 @@ void server::wait_for_signal() {
     got.get_future().wait();
 }
 
-net::io_context& server::context() { return impl_->first(); }
-upstream::pool& server::upstream_pool() { return impl_->state->pool; }
-admin_registry& server::admin() { return impl_->state->admin; }
-const conf::config& server::config() const { return impl_->state->cfg; }
+net::io_context& server::context() {
+    return impl_->first();
+}
+upstream::pool& server::upstream_pool() {
+    return impl_->state->pool;
+}
+admin_registry& server::admin() {
+    return impl_->state->admin;
+}
+const conf::config& server::config() const {
+    return impl_->state->cfg;
+}
 
 }  // namespace sidecache::proxy

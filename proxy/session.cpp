@@ -14,7 +14,6 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/json/serialize.hpp>
-
 #include <fmt/core.h>
 
 #include <array>
@@ -61,26 +60,44 @@ struct error_answer {
 
 error_answer answer_for(error e) {
     switch (e) {
-        case error::header_too_large: return {http::status::request_header_fields_too_large, "HEADER_TOO_LARGE"};
-        case error::body_too_large: return {http::status::payload_too_large, "PAYLOAD_TOO_LARGE"};
-        case error::header_timeout: return {http::status::request_timeout, "REQUEST_TIMEOUT"};
-        case error::bad_request:
-        case error::ambiguous_framing: return {http::status::bad_request, "BAD_REQUEST"};
-        case error::upstream_unavailable: return {http::status::bad_gateway, "UPSTREAM_UNAVAILABLE"};
-        case error::upstream_timeout: return {http::status::gateway_timeout, "UPSTREAM_TIMEOUT"};
+    case error::header_too_large:
+        return {http::status::request_header_fields_too_large, "HEADER_TOO_LARGE"};
+    case error::body_too_large:
+        return {http::status::payload_too_large, "PAYLOAD_TOO_LARGE"};
+    case error::header_timeout:
+        return {http::status::request_timeout, "REQUEST_TIMEOUT"};
+    case error::bad_request:
+    case error::ambiguous_framing:
+        return {http::status::bad_request, "BAD_REQUEST"};
+    case error::upstream_unavailable:
+        return {http::status::bad_gateway, "UPSTREAM_UNAVAILABLE"};
+    case error::upstream_timeout:
+        return {http::status::gateway_timeout, "UPSTREAM_TIMEOUT"};
     }
     return {http::status::internal_server_error, "INTERNAL"};
 }
 
 void count(proxy_stats& s, error e) {
     switch (e) {
-        case error::header_too_large: ++s.rejected_431; break;
-        case error::body_too_large: ++s.rejected_413; break;
-        case error::header_timeout: ++s.rejected_408; break;
-        case error::bad_request:
-        case error::ambiguous_framing: ++s.rejected_400; break;
-        case error::upstream_unavailable: ++s.upstream_502; break;
-        case error::upstream_timeout: ++s.upstream_504; break;
+    case error::header_too_large:
+        ++s.rejected_431;
+        break;
+    case error::body_too_large:
+        ++s.rejected_413;
+        break;
+    case error::header_timeout:
+        ++s.rejected_408;
+        break;
+    case error::bad_request:
+    case error::ambiguous_framing:
+        ++s.rejected_400;
+        break;
+    case error::upstream_unavailable:
+        ++s.upstream_502;
+        break;
+    case error::upstream_timeout:
+        ++s.upstream_504;
+        break;
     }
 }
 
@@ -91,8 +108,7 @@ net::awaitable<error_code> write_error(beast::tcp_stream& stream, error e, bool 
     http::response<http::string_body> res{answer.status, 11};
     res.set(http::field::content_type, "application/json; charset=utf-8");
     res.body() = boost::json::serialize(boost::json::object{
-        {"success", false},
-        {"error", {{"code", answer.code}, {"message", make_error_code(e).message()}}}});
+        {"success", false}, {"error", {{"code", answer.code}, {"message", make_error_code(e).message()}}}});
     res.keep_alive(keep_alive);
     res.prepare_payload();
     stream.expires_after(timeout);
@@ -212,8 +228,8 @@ net::awaitable<error_code> read_head(beast::tcp_stream& stream, beast::flat_buff
     // so the head read races a separate timer instead.
     stream.expires_never();
     timer.expires_after(timeout);
-    auto result = co_await (http::async_read_header(stream, buffer, parser, use_tuple) ||
-                            timer.async_wait(use_tuple));
+    auto result =
+        co_await (http::async_read_header(stream, buffer, parser, use_tuple) || timer.async_wait(use_tuple));
     if (result.index() == 1) co_return make_error_code(error::header_timeout);
     co_return std::get<0>(std::get<0>(result));
 }
@@ -336,8 +352,15 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
     // Synchronous writes return would_block instead of waiting: answers are
     // written at once when the kernel takes them (send_now, forward).
     stream.socket().non_blocking(true, ec);
-    client_connection c{*state, handle, state->cfg.server, remote.address().to_string(), remote.port(), {},
-                        net::steady_timer(stream.get_executor()), {}, {}};
+    client_connection c{*state,
+                        handle,
+                        state->cfg.server,
+                        remote.address().to_string(),
+                        remote.port(),
+                        {},
+                        net::steady_timer(stream.get_executor()),
+                        {},
+                        {}};
     const auto& cfg = c.cfg;
 
     // The stages are inline or synchronous where a request usually passes
@@ -359,7 +382,8 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
         parser.body_limit(cfg.max_body_bytes);
         ec = parse_buffered_head(c.buffer, parser);
-        if (ec == http::error::need_more) ec = co_await read_head(stream, c.buffer, parser, c.timer, cfg.header_timeout);
+        if (ec == http::error::need_more)
+            ec = co_await read_head(stream, c.buffer, parser, c.timer, cfg.header_timeout);
         const auto refusal = refusal_for(ec, parser);
         if (refusal) {  // answered, then the connection ends
             count(state->stats, *refusal);
@@ -383,7 +407,8 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
                                       keep_alive, &state->draining},
                 state->pool);
             next = !result.ec && result.keep_alive ? step::next_request : step::finish;
-            if (result.ec && !result.response_started) next = co_await answer_failure(c, parser, result, keep_alive);
+            if (result.ec && !result.response_started)
+                next = co_await answer_failure(c, parser, result, keep_alive);
         }
         if (next == step::close) co_return;
         if (next == step::finish) break;

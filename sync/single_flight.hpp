@@ -14,6 +14,10 @@
 // Thread-safe. Joiners resume on their own executors (sync::waiter_queue).
 // The table must outlive its leaders.
 
+#include "sync/waiter_queue.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
 #include <atomic>
 #include <cstddef>
 #include <functional>
@@ -24,10 +28,6 @@
 #include <string_view>
 #include <unordered_map>
 #include <utility>
-
-#include <boost/asio/awaitable.hpp>
-
-#include "sync/waiter_queue.hpp"
 
 namespace sidecache::sync {
 
@@ -82,15 +82,12 @@ public:
     class leader {
     public:
         leader(leader&& other) noexcept
-            : table_(std::exchange(other.table_, nullptr)), key_(std::move(other.key_)),
-              flight_(std::move(other.flight_))
-        {
-        }
+            : table_(std::exchange(other.table_, nullptr)),
+              key_(std::move(other.key_)),
+              flight_(std::move(other.flight_)) {}
         leader& operator=(leader&&) = delete;
-        ~leader()
-        {
-            if (table_)
-                land_result(std::nullopt);
+        ~leader() {
+            if (table_) land_result(std::nullopt);
         }
 
         // Leaves the table (if still in it), then hands `r` to the joiners.
@@ -101,11 +98,8 @@ public:
     private:
         friend class single_flight;
         leader(single_flight* t, std::string key, flight_ptr f)
-            : table_(t), key_(std::move(key)), flight_(std::move(f))
-        {
-        }
-        void land_result(std::optional<Result> r)
-        {
+            : table_(t), key_(std::move(key)), flight_(std::move(f)) {}
+        void land_result(std::optional<Result> r) {
             auto* t = std::exchange(table_, nullptr);
             t->erase_if_current(key_, flight_);
             flight_->land_with([&] { flight_->result_ = std::move(r); });
@@ -127,13 +121,11 @@ public:
     single_flight& operator=(const single_flight&) = delete;
 
     // The flight of `key`, started if there is none (then `lead` is set).
-    joined join_or_start(std::string_view key)
-    {
+    joined join_or_start(std::string_view key) {
         auto& s = shard_for(key);
         std::lock_guard lock(s.mutex);
         auto it = s.map.find(key);
-        if (it != s.map.end())
-            return {it->second, std::nullopt};
+        if (it != s.map.end()) return {it->second, std::nullopt};
         auto f = std::make_shared<flight>(clock_);
         std::string k(key);
         s.map.emplace(k, f);
@@ -143,8 +135,7 @@ public:
     // The flight of `key` in progress, if any (to join it without starting
     // one: a caller that checks something else first, under a lock of its
     // own, before join_or_start).
-    flight_ptr find(std::string_view key)
-    {
+    flight_ptr find(std::string_view key) {
         auto& s = shard_for(key);
         std::lock_guard lock(s.mutex);
         auto it = s.map.find(key);
@@ -153,21 +144,18 @@ public:
 
     // Takes the flight of `key` out of the table, if one runs: later callers
     // start anew. Returns whether there was one.
-    bool detach(std::string_view key)
-    {
+    bool detach(std::string_view key) {
         auto& s = shard_for(key);
         std::lock_guard lock(s.mutex);
         auto it = s.map.find(key);
-        if (it == s.map.end())
-            return false;
+        if (it == s.map.end()) return false;
         it->second->detached_.store(true, std::memory_order_release);
         s.map.erase(it);
         return true;
     }
 
     // Flights in the table.
-    std::size_t size() const
-    {
+    std::size_t size() const {
         std::size_t n = 0;
         for (auto& s : shards_) {
             std::lock_guard lock(s.mutex);
@@ -187,18 +175,15 @@ private:
     };
     static constexpr std::size_t shard_count = 16;
 
-    shard& shard_for(std::string_view key)
-    {
+    shard& shard_for(std::string_view key) {
         return shards_[std::hash<std::string_view>{}(key) % shard_count];
     }
 
-    void erase_if_current(const std::string& key, const flight_ptr& f)
-    {
+    void erase_if_current(const std::string& key, const flight_ptr& f) {
         auto& s = shard_for(key);
         std::lock_guard lock(s.mutex);
         auto it = s.map.find(key);
-        if (it != s.map.end() && it->second == f)
-            s.map.erase(it);
+        if (it != s.map.end() && it->second == f) s.map.erase(it);
     }
 
     const time_source& clock_;

@@ -22,8 +22,7 @@ public:
     // reaches `deadline` (on the thread that moves it, or at once if it has)
     // and returns true. The real clock returns false: wait on a real timer
     // at `deadline` (sync::waiter_queue does either).
-    virtual bool call_at(std::chrono::steady_clock::time_point deadline,
-                         std::function<void()> due) const;
+    virtual bool call_at(std::chrono::steady_clock::time_point deadline, std::function<void()> due) const;
 };
 
 // The process-wide real clocks.
@@ -38,8 +37,7 @@ public:
 
     std::chrono::steady_clock::time_point steady_now() const override;
     std::chrono::system_clock::time_point system_now() const override;
-    bool call_at(std::chrono::steady_clock::time_point deadline,
-                 std::function<void()> due) const override;
+    bool call_at(std::chrono::steady_clock::time_point deadline, std::function<void()> due) const override;
 
     // Moves both clocks forward, then calls the alarms now due.
     void advance(std::chrono::nanoseconds d);

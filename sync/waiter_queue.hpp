@@ -14,18 +14,18 @@
 // condition and wake under the same lock; then co_await the ticket outside
 // it. The queue must outlive every wait on it.
 
-#include <atomic>
-#include <chrono>
-#include <cstdint>
-#include <cstddef>
-#include <deque>
-#include <memory>
-#include <mutex>
+#include "sync/time_source.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
-#include "sync/time_source.hpp"
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
 
 namespace sidecache::sync {
 

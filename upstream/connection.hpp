@@ -16,7 +16,7 @@ struct connection {
         buffer.reserve(16 * 1024);
     }
 
-    boost::beast::tcp_stream stream;  // on the io_context that opened it: its timer and socket never race
+    boost::beast::tcp_stream stream;   // on the io_context that opened it: its timer and socket never race
     boost::beast::flat_buffer buffer;  // bytes read from the upstream, not yet parsed
     std::chrono::steady_clock::time_point idle_since{};
 };

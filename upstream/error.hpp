@@ -3,6 +3,7 @@
 // the style of Beast's http/error.hpp: an enum, a category, make_error_code.
 
 #include <boost/system/error_code.hpp>
+
 #include <type_traits>
 
 namespace sidecache::upstream {

@@ -37,27 +37,28 @@ using response_parser = http::response_parser<http::buffer_body>;
 
 bool is_idempotent(http::verb v) {
     switch (v) {
-        case http::verb::get:
-        case http::verb::head:
-        case http::verb::options:
-        case http::verb::trace:
-        case http::verb::put:
-        case http::verb::delete_: return true;
-        default: return false;
+    case http::verb::get:
+    case http::verb::head:
+    case http::verb::options:
+    case http::verb::trace:
+    case http::verb::put:
+    case http::verb::delete_:
+        return true;
+    default:
+        return false;
     }
 }
 
 // The upstream closed or reset a connection: on a pooled one, it was stale.
 bool is_closed_error(const error_code& ec) {
-    return ec == http::error::end_of_stream || ec == http::error::partial_message ||
-           ec == net::error::eof || ec == net::error::connection_reset ||
-           ec == net::error::broken_pipe || ec == net::error::connection_aborted;
+    return ec == http::error::end_of_stream || ec == http::error::partial_message || ec == net::error::eof ||
+           ec == net::error::connection_reset || ec == net::error::broken_pipe ||
+           ec == net::error::connection_aborted;
 }
 
 error_code upstream_error_for(const error_code& ec) {
     if (ec == beast::error::timeout) return error::response_timeout;
-    if (is_closed_error(ec) || ec.category() == net::error::get_system_category())
-        return error::closed;
+    if (is_closed_error(ec) || ec.category() == net::error::get_system_category()) return error::closed;
     return error::bad_response;
 }
 
@@ -99,8 +100,7 @@ net::awaitable<std::pair<error_code, bool>> relay(beast::tcp_stream& in, beast::
                                                   http::parser<is_request, http::buffer_body>& parser,
                                                   beast::tcp_stream& out,
                                                   http::serializer<is_request, http::buffer_body>& sr,
-                                                  std::span<char> scratch,
-                                                  std::chrono::milliseconds timeout,
+                                                  std::span<char> scratch, std::chrono::milliseconds timeout,
                                                   std::uint64_t& bytes) {
     auto& body = parser.get().body();
     do {
@@ -129,7 +129,6 @@ net::awaitable<std::pair<error_code, bool>> relay(beast::tcp_stream& in, beast::
     } while (!parser.is_done() || !sr.is_done());
     co_return std::pair{error_code{}, false};
 }
-
 
 // Facts of one forwarded exchange that every stage reads.
 struct exchange {
@@ -209,8 +208,8 @@ bool copy_head(const exchange& x, connection& up, response_start& r, error_code&
     if (ec == http::error::need_more) ec = {};  // not expected: Beast's parser reads it
     if (ec || !streamed.is_header_done() || !streamed.simple()) return false;
     r.status = streamed.status();
-    r.framing = frame_response(x.head_request, r.status, streamed.chunked(), to_std(streamed.content_length()),
-                               x.client_http11, x.keep_alive());
+    r.framing = frame_response(x.head_request, r.status, streamed.chunked(),
+                               to_std(streamed.content_length()), x.client_http11, x.keep_alive());
     if (!r.framing.bodyless && !r.framing.sized) return false;
     end_response_head(r.framing, r.head);
     if (!r.head.ok()) return false;
@@ -237,8 +236,8 @@ net::awaitable<error_code> reparse_head(const exchange& x, connection& up, respo
     auto& res = r.parser->get();
     r.status = res.result_int();
     r.upstream_keep_alive = r.parser->keep_alive();
-    r.framing = frame_response(x.head_request, r.status, r.parser->chunked(), to_std(r.parser->content_length()),
-                               x.client_http11, x.keep_alive());
+    r.framing = frame_response(x.head_request, r.status, r.parser->chunked(),
+                               to_std(r.parser->content_length()), x.client_http11, x.keep_alive());
     r.body_size = r.framing.sized ? *r.parser->content_length() : 0;
     if (connection_names_fields(res)) strip_hop_by_hop(res);
     r.head = head_writer{x.client.scratch};  // over what the streamed copy may have left
@@ -301,8 +300,8 @@ counted_relay start_counted(const exchange& x, lease& leased, const response_sta
 
 // The rest: what the client socket did not take at once, then the body
 // bytes as they arrive.
-net::awaitable<void> finish_counted(const exchange& x, lease& leased, const response_start& r, counted_relay& c,
-                                    forward_result& out) {
+net::awaitable<void> finish_counted(const exchange& x, lease& leased, const response_start& r,
+                                    counted_relay& c, forward_result& out) {
     auto& client = x.client;
     auto& up = leased.conn();
     error_code ec;
@@ -315,9 +314,11 @@ net::awaitable<void> finish_counted(const exchange& x, lease& leased, const resp
     }
     if (!c.returned) up.buffer.consume(c.first[1].size());
     while (c.remaining > 0) {
-        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(c.remaining, client.scratch.size()));
+        const auto want =
+            static_cast<std::size_t>(std::min<std::uint64_t>(c.remaining, client.scratch.size()));
         up.stream.expires_after(client.body_timeout);
-        auto [rec, n] = co_await up.stream.async_read_some(net::buffer(client.scratch.data(), want), use_tuple);
+        auto [rec, n] =
+            co_await up.stream.async_read_some(net::buffer(client.scratch.data(), want), use_tuple);
         if (rec) {
             out.ec = upstream_error_for(rec);
             out.upstream_fault = true;
@@ -353,7 +354,8 @@ net::awaitable<void> relay_framed(const exchange& x, lease& leased, response_sta
     const two_buffers head{net::buffer(r.head.bytes()), net::const_buffer{}};
     std::size_t sent = 0;
     auto ec = send_now(client.stream, head, sent);
-    if (ec == net::error::would_block) ec = co_await send_rest(client.stream, head, sent, clock::now() + client.body_timeout);
+    if (ec == net::error::would_block)
+        ec = co_await send_rest(client.stream, head, sent, clock::now() + client.body_timeout);
     if (ec) {
         out.ec = ec;  // the client went away
         co_return;
@@ -362,8 +364,8 @@ net::awaitable<void> relay_framed(const exchange& x, lease& leased, response_sta
     res.chunked(r.framing.chunked);  // the serializer frames the body by the fields
     http::response_serializer<http::buffer_body> sr{res};
     skip_head(sr);
-    auto [rec, from_upstream] = co_await relay(up.stream, up.buffer, *r.parser, client.stream, sr, client.scratch,
-                                               client.body_timeout, out.body_bytes);
+    auto [rec, from_upstream] = co_await relay(up.stream, up.buffer, *r.parser, client.stream, sr,
+                                               client.scratch, client.body_timeout, out.body_bytes);
     if (rec) {
         out.ec = from_upstream ? upstream_error_for(rec) : rec;
         out.upstream_fault = from_upstream;

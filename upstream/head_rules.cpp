@@ -30,16 +30,18 @@ void head_writer::field(std::string_view name, std::string_view value) {
 
 bool is_hop_by_hop(http::field f) {
     switch (f) {
-        case http::field::connection:
-        case http::field::keep_alive:
-        case http::field::proxy_connection:
-        case http::field::te:
-        case http::field::trailer:
-        case http::field::transfer_encoding:
-        case http::field::upgrade:
-        case http::field::proxy_authenticate:
-        case http::field::proxy_authorization: return true;
-        default: return false;
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::transfer_encoding:
+    case http::field::upgrade:
+    case http::field::proxy_authenticate:
+    case http::field::proxy_authorization:
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -161,7 +163,8 @@ void end_response_head(const response_framing& framing, head_writer& w) {
     w.put("\r\n");
 }
 
-void write_response_head(const http::response_header<>& res, const response_framing& framing, head_writer& w) {
+void write_response_head(const http::response_header<>& res, const response_framing& framing,
+                         head_writer& w) {
     write_status_line(res.result_int(), res.reason(), w);
     for (const auto& field : res) {
         if (!is_hop_by_hop(field.name())) w.field(field.name_string(), field.value());

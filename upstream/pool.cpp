@@ -1,7 +1,7 @@
 #include "upstream/pool.hpp"
 
-#include "upstream/connection.hpp"
 #include "sync/waiter_queue.hpp"
+#include "upstream/connection.hpp"
 #include "upstream/forward.hpp"
 #include "upstream/head_rules.hpp"
 
@@ -13,7 +13,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-
 #include <sys/socket.h>
 
 #include <atomic>
@@ -44,9 +43,8 @@ bool looks_alive(connection& c) {
 }
 
 bool is_stale_error(const error_code& ec) {
-    return ec == http::error::end_of_stream || ec == net::error::eof ||
-           ec == net::error::connection_reset || ec == net::error::broken_pipe ||
-           ec == net::error::connection_aborted;
+    return ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
+           ec == net::error::broken_pipe || ec == net::error::connection_aborted;
 }
 
 }  // namespace
@@ -174,11 +172,12 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
     }
 
     // Opens a connection for a slot already counted in `open`.
-    net::awaitable<boost::system::result<lease>> connect(net::any_io_executor ex, clock::time_point deadline) {
+    net::awaitable<boost::system::result<lease>> connect(net::any_io_executor ex,
+                                                         clock::time_point deadline) {
         auto c = std::make_unique<connection>(std::move(ex));
         tcp::resolver resolver(c->stream.get_executor());
-        auto [rec, endpoints] = co_await resolver.async_resolve(
-            config.url.host, std::to_string(config.url.port), use_tuple);
+        auto [rec, endpoints] =
+            co_await resolver.async_resolve(config.url.host, std::to_string(config.url.port), use_tuple);
         error_code ec = rec;
         if (!ec) {
             const auto left = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -194,8 +193,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
                 --open;
                 waiters.wake_one();
             }
-            co_return make_error_code(ec == beast::error::timeout ? error::connect_timeout
-                                                                  : error::refused);
+            co_return make_error_code(ec == beast::error::timeout ? error::connect_timeout : error::refused);
         }
         c->stream.socket().set_option(tcp::no_delay(true));
         // Synchronous writes on it return would_block instead of waiting:
@@ -221,7 +219,9 @@ lease& lease::operator=(lease&& other) noexcept {
     return *this;
 }
 
-lease::~lease() { release(false); }
+lease::~lease() {
+    release(false);
+}
 
 void lease::release(bool reusable) {
     if (core_ && conn_) core_->release(std::move(conn_), reusable);
@@ -232,9 +232,13 @@ pool::pool(conf::upstream_config cfg) : core_(std::make_shared<pool_core>(std::m
 
 pool::~pool() = default;
 
-const conf::upstream_config& pool::config() const { return core_->config; }
+const conf::upstream_config& pool::config() const {
+    return core_->config;
+}
 
-void pool::note_stale_retry() { ++core_->stale_retries; }
+void pool::note_stale_retry() {
+    ++core_->stale_retries;
+}
 
 pool_stats pool::stats() const {
     pool_stats s;
@@ -256,8 +260,9 @@ std::optional<lease> pool::try_acquire(const net::any_io_executor& ex, bool prob
     return core_->try_acquire(ex, probe);
 }
 
-net::awaitable<boost::system::result<buffered_response>> pool::fetch(
-    request_head req, clock::time_point deadline, std::size_t body_cap) {
+net::awaitable<boost::system::result<buffered_response>> pool::fetch(request_head req,
+                                                                     clock::time_point deadline,
+                                                                     std::size_t body_cap) {
     // Beast keeps the request line inside the fields: assign the fields
     // first, then the method and target (the other way round loses them).
     http::request<http::empty_body> msg;

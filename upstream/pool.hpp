@@ -37,7 +37,7 @@ struct pool_core;
 // What a buffered fetch sends: a request without body.
 struct request_head {
     boost::beast::http::verb method = boost::beast::http::verb::get;
-    std::string target;                   // origin-form, "/api/x?y=1"
+    std::string target;                  // origin-form, "/api/x?y=1"
     boost::beast::http::fields headers;  // as the client sent them; hop-by-hop ones are dropped
 };
 

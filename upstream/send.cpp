@@ -18,8 +18,9 @@ error_code send_now(beast::tcp_stream& out, send_buffers buffers, std::size_t& s
     const auto total = net::buffer_size(buffers);
     const bool one_piece =
         buffers.size() == 1 ||
-        (buffers.size() == 2 && (buffers[1].size() == 0 ||
-                                 static_cast<const char*>(buffers[0].data()) + buffers[0].size() == buffers[1].data()));
+        (buffers.size() == 2 &&
+         (buffers[1].size() == 0 ||
+          static_cast<const char*>(buffers[0].data()) + buffers[0].size() == buffers[1].data()));
     if (one_piece) {
         // A head, or a head with its body copied after it: send() rather
         // than sendmsg(), with no iovec to fill.

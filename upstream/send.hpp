@@ -23,8 +23,8 @@ boost::system::error_code send_now(boost::beast::tcp_stream& out, send_buffers b
 
 // Writes `buffers` past their first `sent` bytes, with `expiry` as the
 // stream's deadline. `buffers` (the span's elements) must outlive the call.
-boost::asio::awaitable<boost::system::error_code> send_rest(boost::beast::tcp_stream& out, send_buffers buffers,
-                                                            std::size_t sent,
+boost::asio::awaitable<boost::system::error_code> send_rest(boost::beast::tcp_stream& out,
+                                                            send_buffers buffers, std::size_t sent,
                                                             std::chrono::steady_clock::time_point expiry);
 
 }  // namespace sidecache::upstream

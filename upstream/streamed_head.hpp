@@ -23,7 +23,8 @@ public:
 private:
     void on_request_impl(boost::beast::http::verb, boost::beast::string_view, boost::beast::string_view, int,
                          boost::system::error_code&) override {}
-    void on_response_impl(int code, boost::beast::string_view reason, int, boost::system::error_code&) override;
+    void on_response_impl(int code, boost::beast::string_view reason, int,
+                          boost::system::error_code&) override;
     void on_field_impl(boost::beast::http::field name, boost::beast::string_view name_string,
                        boost::beast::string_view value, boost::system::error_code&) override;
     void on_header_impl(boost::system::error_code&) override {}
@@ -31,7 +32,8 @@ private:
     std::size_t on_body_impl(boost::beast::string_view body, boost::system::error_code&) override {
         return body.size();
     }
-    void on_chunk_header_impl(std::uint64_t, boost::beast::string_view, boost::system::error_code&) override {}
+    void on_chunk_header_impl(std::uint64_t, boost::beast::string_view, boost::system::error_code&) override {
+    }
     std::size_t on_chunk_body_impl(std::uint64_t, boost::beast::string_view body,
                                    boost::system::error_code&) override {
         return body.size();

@@ -7,20 +7,20 @@
 //
 // Prints one line: mode agents runs p50_ms max_ms ok degraded requests_per_run.
 // Every run uses a new client: no configuration is cached (cold).
-#include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <string>
-#include <vector>
+#include "external/client.hpp"
+#include "external/http.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 
-#include "external/client.hpp"
-#include "external/http.hpp"
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
 
 namespace net = boost::asio;
 namespace json = boost::json;
@@ -48,8 +48,9 @@ std::string agents_body(int n, int run) {
 net::awaitable<std::pair<int, int>> sequential(external::http_client& http, int n, int run) {
     int ok = 0, failed = 0;
     for (int i = 0; i < n; ++i) {
-        auto a = co_await http.get("/v1/convai/agents/agent_bench_" + std::to_string(run) + "_" + std::to_string(i),
-                                   clock_type::now() + std::chrono::seconds(10));
+        auto a = co_await http.get(
+            "/v1/convai/agents/agent_bench_" + std::to_string(run) + "_" + std::to_string(i),
+            clock_type::now() + std::chrono::seconds(10));
         (a.outcome == try_outcome::ok ? ok : failed) += 1;
     }
     co_return std::pair{ok, failed};
@@ -62,15 +63,27 @@ int main(int argc, char** argv) {
     std::string mode = "client";
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string k = argv[i], v = argv[i + 1];
-        if (k == "--port") port = std::atoi(v.c_str());
-        else if (k == "--agents") agents = std::atoi(v.c_str());
-        else if (k == "--runs") runs = std::atoi(v.c_str());
-        else if (k == "--mode") mode = v;
-        else if (k == "--concurrency") concurrency = std::atoi(v.c_str());
-        else if (k == "--deadline-ms") deadline_ms = std::atoi(v.c_str());
-        else { std::fprintf(stderr, "unknown option %s\n", k.c_str()); return 2; }
+        if (k == "--port")
+            port = std::atoi(v.c_str());
+        else if (k == "--agents")
+            agents = std::atoi(v.c_str());
+        else if (k == "--runs")
+            runs = std::atoi(v.c_str());
+        else if (k == "--mode")
+            mode = v;
+        else if (k == "--concurrency")
+            concurrency = std::atoi(v.c_str());
+        else if (k == "--deadline-ms")
+            deadline_ms = std::atoi(v.c_str());
+        else {
+            std::fprintf(stderr, "unknown option %s\n", k.c_str());
+            return 2;
+        }
     }
-    if (port <= 0) { std::fprintf(stderr, "--port of the mock is required\n"); return 2; }
+    if (port <= 0) {
+        std::fprintf(stderr, "--port of the mock is required\n");
+        return 2;
+    }
 
     conf::external_config cfg;
     cfg.url.scheme = "http";
@@ -80,7 +93,8 @@ int main(int argc, char** argv) {
     cfg.concurrency = static_cast<std::size_t>(concurrency);
     cfg.deadline = std::chrono::milliseconds(deadline_ms);
 
-    static int run_base = static_cast<int>(std::chrono::system_clock::now().time_since_epoch().count() % 1000000);
+    static int run_base =
+        static_cast<int>(std::chrono::system_clock::now().time_since_epoch().count() % 1000000);
     std::vector<double> times;
     long ok = 0, degraded = 0;
     for (int r = 0; r < runs; ++r) {
@@ -99,8 +113,9 @@ int main(int argc, char** argv) {
         } else {
             external::client client(cfg);
             auto f = net::co_spawn(
-                ioc, client.enrich(agents_body(agents, run), client.deadline_for(retry_mode::foreground),
-                                   retry_mode::foreground),
+                ioc,
+                client.enrich(agents_body(agents, run), client.deadline_for(retry_mode::foreground),
+                              retry_mode::foreground),
                 net::use_future);
             ioc.run();
             auto result = f.get();
@@ -111,7 +126,7 @@ int main(int argc, char** argv) {
         times.push_back(std::chrono::duration<double, std::milli>(clock_type::now() - start).count());
     }
     std::sort(times.begin(), times.end());
-    std::printf("%s agents=%d runs=%d p50_ms=%.1f max_ms=%.1f ok=%ld degraded=%ld\n", mode.c_str(), agents, runs,
-                times[times.size() / 2], times.back(), ok, degraded);
+    std::printf("%s agents=%d runs=%d p50_ms=%.1f max_ms=%.1f ok=%ld degraded=%ld\n", mode.c_str(), agents,
+                runs, times[times.size() / 2], times.back(), ok, degraded);
     return 0;
 }

@@ -3,18 +3,16 @@
 // threads with 1 or 16 shards; and the bytes per entry with 100k entries.
 //
 //   build-cache/bench/cache_bench --benchmark_counters_tabular=true
+#include "cache/key.hpp"
+#include "cache/service.hpp"
+
 #include <benchmark/benchmark.h>
-
-#include <malloc.h>
-
 #include <fmt/format.h>
 
+#include <malloc.h>
 #include <map>
 #include <memory>
 #include <mutex>
-
-#include "cache/key.hpp"
-#include "cache/service.hpp"
 
 using namespace sidecache;
 using namespace std::chrono_literals;
@@ -24,8 +22,7 @@ namespace {
 constexpr int users = 1024;
 const std::string body(4096, 'x');  // 4 KiB, as in PEERS.md
 
-conf::cache_config make_config(unsigned shards)
-{
+conf::cache_config make_config(unsigned shards) {
     conf::cache_config c;
     c.shards = shards;
     c.max_bytes = std::size_t{1} << 30;
@@ -40,8 +37,7 @@ conf::cache_config make_config(unsigned shards)
     return c;
 }
 
-std::string user_id(int i)
-{
+std::string user_id(int i) {
     return fmt::format("0b7c6a4e-2f1d-4c3b-9a8e-{:012d}", i);
 }
 
@@ -51,8 +47,7 @@ struct world {
     cache::service svc;
     std::vector<std::string> ids;
 
-    explicit world(unsigned shards) : config(make_config(shards)), svc(config, sync::real_time())
-    {
+    explicit world(unsigned shards) : config(make_config(shards)), svc(config, sync::real_time()) {
         auto& st = svc.entries();
         for (int u = 0; u < users; ++u) {
             ids.push_back(user_id(u));
@@ -69,20 +64,17 @@ struct world {
     }
 };
 
-world& world_of(unsigned shards)
-{
+world& world_of(unsigned shards) {
     static std::mutex m;
     static std::map<unsigned, std::unique_ptr<world>> worlds;
     std::lock_guard lock(m);
     auto& w = worlds[shards];
-    if (!w)
-        w = std::make_unique<world>(shards);
+    if (!w) w = std::make_unique<world>(shards);
     return *w;
 }
 
 // The whole hit path the proxy runs: key, lookup, LRU touch, render.
-void BM_hit(benchmark::State& state)
-{
+void BM_hit(benchmark::State& state) {
     auto& w = world_of(static_cast<unsigned>(state.range(0)));
     int u = state.thread_index() * 7919;
     std::size_t bytes = 0;
@@ -98,13 +90,11 @@ void BM_hit(benchmark::State& state)
 BENCHMARK(BM_hit)->Arg(1)->Arg(16)->Threads(1)->Threads(2)->UseRealTime();
 
 // Store lookup alone.
-void BM_get(benchmark::State& state)
-{
+void BM_get(benchmark::State& state) {
     auto& w = world_of(static_cast<unsigned>(state.range(0)));
     int u = state.thread_index() * 7919;
     std::vector<std::string> keys;
-    for (auto& id : w.ids)
-        keys.push_back(cache::make_key("analytics", id, ""));
+    for (auto& id : w.ids) keys.push_back(cache::make_key("analytics", id, ""));
     for (auto _ : state) {
         auto i = static_cast<std::size_t>(u++ % users);
         auto found = w.svc.entries().get(1, w.ids[i], keys[i]);
@@ -115,20 +105,18 @@ void BM_get(benchmark::State& state)
 BENCHMARK(BM_get)->Arg(1)->Arg(16)->Threads(1)->Threads(2)->UseRealTime();
 
 // Replacing an entry (the buffer is built outside the timed loop).
-void BM_put(benchmark::State& state)
-{
+void BM_put(benchmark::State& state) {
     auto& w = world_of(static_cast<unsigned>(state.range(0)));
     std::vector<cache::response_bytes> prepared;
     for (int u = 0; u < users; ++u)
-        prepared.push_back(cache::make_response_bytes(
-            cache::make_key("agents", w.ids[static_cast<std::size_t>(u)], ""), 200,
-            {{"Content-Type", "application/json; charset=utf-8"}}, body));
+        prepared.push_back(
+            cache::make_response_bytes(cache::make_key("agents", w.ids[static_cast<std::size_t>(u)], ""), 200,
+                                       {{"Content-Type", "application/json; charset=utf-8"}}, body));
     int u = state.thread_index() * 7919;
     std::vector<std::string> tags{"agent:1"};
     for (auto _ : state) {
         auto i = static_cast<std::size_t>(u++ % users);
-        auto r = w.svc.entries().put(2, w.ids[i], prepared[i], tags,
-                                     std::chrono::steady_clock::now() + 3600s,
+        auto r = w.svc.entries().put(2, w.ids[i], prepared[i], tags, std::chrono::steady_clock::now() + 3600s,
                                      std::chrono::system_clock::now(), UINT64_MAX - 1);
         benchmark::DoNotOptimize(r);
     }
@@ -137,26 +125,23 @@ void BM_put(benchmark::State& state)
 BENCHMARK(BM_put)->Arg(1)->Arg(16)->Threads(1)->Threads(2)->UseRealTime();
 
 // Soft invalidation of one user's three entries.
-void BM_invalidate(benchmark::State& state)
-{
+void BM_invalidate(benchmark::State& state) {
     auto& w = world_of(static_cast<unsigned>(state.range(0)));
     std::vector<std::string> tags;
-    for (auto& id : w.ids)
-        tags.push_back("user:" + id);
+    for (auto& id : w.ids) tags.push_back("user:" + id);
     int u = state.thread_index() * 7919;
     std::size_t hit = 0;
-    for (auto _ : state)
-        hit += w.svc.invalidate(tags[static_cast<std::size_t>(u++ % users)]);
+    for (auto _ : state) hit += w.svc.invalidate(tags[static_cast<std::size_t>(u++ % users)]);
     state.SetItemsProcessed(state.iterations());
-    state.counters["entries_per_call"] = benchmark::Counter(double(hit) / double(state.iterations()), benchmark::Counter::kAvgThreads);
+    state.counters["entries_per_call"] =
+        benchmark::Counter(double(hit) / double(state.iterations()), benchmark::Counter::kAvgThreads);
 }
 BENCHMARK(BM_invalidate)->Arg(1)->Arg(16)->Threads(1)->Threads(2)->UseRealTime();
 
 // Bytes per entry beyond key and body with 100k entries (33,334 users x 3
 // routes, 1 KiB bodies): as the cache accounts them (max_bytes) and as
 // malloc sees them (mallinfo2, includes allocator headers).
-void BM_overhead_100k(benchmark::State& state)
-{
+void BM_overhead_100k(benchmark::State& state) {
     constexpr std::size_t n = 100'000;
     for (auto _ : state) {
         auto config = make_config(16);
@@ -177,8 +162,7 @@ void BM_overhead_100k(benchmark::State& state)
                    std::chrono::system_clock::now(), 1);
         }
         auto after = mallinfo2().uordblks;
-        if (st.entries() != n)
-            state.SkipWithError("entries were evicted");
+        if (st.entries() != n) state.SkipWithError("entries were evicted");
         state.counters["accounted_overhead"] =
             (double(st.bytes()) - double(key_and_body) - double(heads)) / double(n);
         state.counters["malloc_overhead"] =

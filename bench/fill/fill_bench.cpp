@@ -35,7 +35,9 @@ T run_sync(boost::asio::awaitable<T> a) {
     return f.get();
 }
 
-double ms(clk::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double ms(clk::duration d) {
+    return std::chrono::duration<double, std::milli>(d).count();
+}
 
 void report(const char* what, std::vector<double> v) {
     if (v.empty()) return;

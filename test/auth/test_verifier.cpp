@@ -1,8 +1,8 @@
 // JWT verification: HS256 only, strict base64url, exp/sub required, and the
 // bounded cache of verified tokens.
-#include <catch2/catch.hpp>
-
 #include "auth/verifier.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace sidecache;
 using namespace std::chrono_literals;
@@ -20,16 +20,13 @@ struct fixture {
 
     fixture() { config.jwt_secret = "s3cret"; }
 
-    std::string bearer(const std::string& claims, const std::string& secret = "s3cret")
-    {
+    std::string bearer(const std::string& claims, const std::string& secret = "s3cret") {
         return "Bearer " + auth::sign_hs256(claims, secret);
     }
-    std::string claims(const std::string& sub, std::int64_t exp_in)
-    {
+    std::string claims(const std::string& sub, std::int64_t exp_in) {
         return R"({"sub":")" + sub + R"(","exp":)" + std::to_string(now_s + exp_in) + "}";
     }
-    boost::system::error_code error_of(const std::string& header)
-    {
+    boost::system::error_code error_of(const std::string& header) {
         auto r = verifier.verify(header);
         return r ? boost::system::error_code{} : r.error();
     }
@@ -37,8 +34,7 @@ struct fixture {
 
 }  // namespace
 
-TEST_CASE("verifier: a valid HS256 token gives its sub", "[unit]")
-{
+TEST_CASE("verifier: a valid HS256 token gives its sub", "[unit]") {
     fixture f;
     auto r = f.verifier.verify(f.bearer(f.claims("7d1c-user", 60)));
     REQUIRE(r);
@@ -46,8 +42,7 @@ TEST_CASE("verifier: a valid HS256 token gives its sub", "[unit]")
     CHECK(f.verifier.verify("bearer " + auth::sign_hs256(f.claims("u", 60), "s3cret")));
 }
 
-TEST_CASE("verifier: a uuid sub is keyed in lower case, any other sub as written", "[unit]")
-{
+TEST_CASE("verifier: a uuid sub is keyed in lower case, any other sub as written", "[unit]") {
     fixture f;
     auto upper = f.verifier.verify(f.bearer(f.claims("0A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D", 60)));
     REQUIRE(upper);
@@ -61,24 +56,22 @@ TEST_CASE("verifier: a uuid sub is keyed in lower case, any other sub as written
     CHECK((*almost)->user_id == "0A1B2C3D04E5F-4A6B-8C7D-9E0F1A2B3C4D");
 }
 
-TEST_CASE("verifier: the jwt.io HS256 vector is signed and its signature accepted", "[unit]")
-{
+TEST_CASE("verifier: the jwt.io HS256 vector is signed and its signature accepted", "[unit]") {
     // Known-good vector: header {"alg":"HS256","typ":"JWT"}, claims
     // {"sub":"1234567890","name":"John Doe","iat":1516239022} + exp, secret
     // "your-256-bit-secret" (jwt.io). The signature was computed with
     // Python's hmac independently of this code.
     fixture f;
     f.config.jwt_secret = "your-256-bit-secret";
-    auto token = auth::sign_hs256(R"({"sub":"1234567890","name":"John Doe","iat":1516239022})",
-                                   "your-256-bit-secret");
+    auto token =
+        auth::sign_hs256(R"({"sub":"1234567890","name":"John Doe","iat":1516239022})", "your-256-bit-secret");
     CHECK(token ==
           "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9l"
           "IiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c");
     CHECK(f.error_of("Bearer " + token) == error::no_exp);  // valid signature, no exp
 }
 
-TEST_CASE("verifier: rejections", "[unit]")
-{
+TEST_CASE("verifier: rejections", "[unit]") {
     fixture f;
     auto good = auth::sign_hs256(f.claims("u1", 60), "s3cret");
     auto dot2 = good.rfind('.');
@@ -94,14 +87,12 @@ TEST_CASE("verifier: rejections", "[unit]")
     CHECK(f.error_of(f.bearer(f.claims("u1", -1))) == error::expired);
     CHECK(f.error_of(f.bearer(f.claims("u1", 0))) == error::expired);  // now >= exp
     CHECK(f.error_of(f.bearer(f.claims("", 60))) == error::no_sub);
-    CHECK(f.error_of(f.bearer(R"({"exp":)" + std::to_string(f.now_s + 60) + "}")) ==
-          error::no_sub);
+    CHECK(f.error_of(f.bearer(R"({"exp":)" + std::to_string(f.now_s + 60) + "}")) == error::no_sub);
     CHECK(f.error_of(f.bearer(R"({"sub":"u1","exp":"tomorrow"})")) == error::no_exp);
     CHECK(f.error_of(f.bearer(R"({"sub":"u1","exp":)")) == error::bad_json);
     CHECK(f.error_of(f.bearer(R"(["u1"])")) == error::bad_json);
 
-    SECTION("alg none and other algorithms")
-    {
+    SECTION("alg none and other algorithms") {
         auto header = GENERATE(std::string(R"({"alg":"none","typ":"JWT"})"),
                                std::string(R"({"alg":"HS512"})"), std::string(R"({"alg":"RS256"})"),
                                std::string(R"({"typ":"JWT"})"), std::string(R"({"alg":"hs256"})"));
@@ -111,36 +102,32 @@ TEST_CASE("verifier: rejections", "[unit]")
         auto unsigned_token = token.substr(0, token.rfind('.') + 1);
         CHECK(f.error_of("Bearer " + unsigned_token) == error::malformed);
     }
-    SECTION("no secret configured: nothing is verified")
-    {
+    SECTION("no secret configured: nothing is verified") {
         f.config.jwt_secret.clear();
         CHECK(f.error_of("Bearer " + good) == error::disabled);
     }
 }
 
-TEST_CASE("verifier: leeway on exp", "[unit]")
-{
+TEST_CASE("verifier: leeway on exp", "[unit]") {
     fixture f;
     f.config.leeway = 5s;
     CHECK(f.verifier.verify(f.bearer(f.claims("u1", -3))));
     CHECK(f.error_of(f.bearer(f.claims("u1", -6))) == error::expired);
 }
 
-TEST_CASE("verifier: strict base64url", "[unit]")
-{
+TEST_CASE("verifier: strict base64url", "[unit]") {
     CHECK(auth::base64url_decode("aGk") == "hi");
     CHECK(auth::base64url_decode("aGl-_w") == std::string("hi~\xff", 4));
-    CHECK_FALSE(auth::base64url_decode("aGk="));   // padding
-    CHECK_FALSE(auth::base64url_decode("aGl"));    // non-zero unused bits
-    CHECK_FALSE(auth::base64url_decode("aGk+"));   // '+' is base64, not base64url
-    CHECK_FALSE(auth::base64url_decode("a"));      // impossible length
+    CHECK_FALSE(auth::base64url_decode("aGk="));  // padding
+    CHECK_FALSE(auth::base64url_decode("aGl"));   // non-zero unused bits
+    CHECK_FALSE(auth::base64url_decode("aGk+"));  // '+' is base64, not base64url
+    CHECK_FALSE(auth::base64url_decode("a"));     // impossible length
     CHECK_FALSE(auth::base64url_decode("aG k"));
     for (std::string s : {"", "a", "ab", "abc", "abcd", "\xff\xfe\x00"})
         CHECK(auth::base64url_decode(auth::base64url_encode(s)) == s);
 }
 
-TEST_CASE("verifier: verified tokens are cached, bounded, never past exp", "[unit]")
-{
+TEST_CASE("verifier: verified tokens are cached, bounded, never past exp", "[unit]") {
     fixture f;
     f.config.token_cache_entries = 3;
     auto t1 = f.bearer(f.claims("u1", 10));
@@ -151,8 +138,7 @@ TEST_CASE("verifier: verified tokens are cached, bounded, never past exp", "[uni
     REQUIRE(a);
     CHECK(a->get() == b->get());  // the same cached identity
 
-    for (int i = 2; i <= 6; ++i)
-        REQUIRE(f.verifier.verify(f.bearer(f.claims("u" + std::to_string(i), 100))));
+    for (int i = 2; i <= 6; ++i) REQUIRE(f.verifier.verify(f.bearer(f.claims("u" + std::to_string(i), 100))));
     CHECK(f.verifier.cached_tokens() <= 3);
 
     auto t7 = f.bearer(f.claims("u7", 10));

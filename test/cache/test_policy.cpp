@@ -1,16 +1,15 @@
 // Pure policy: keys, storability, freshness, and the bytes of an answer.
-#include <catch2/catch.hpp>
-
 #include "cache/key.hpp"
 #include "cache/policy.hpp"
 #include "cache/response.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace sidecache;
 using namespace std::chrono_literals;
 using cache::freshness;
 
-TEST_CASE("key: only the route's parameters count, sorted and re-encoded", "[unit]")
-{
+TEST_CASE("key: only the route's parameters count, sorted and re-encoded", "[unit]") {
     std::vector<std::string> params{"range", "agent"};
     CHECK(cache::normalize_query("", params) == "");
     CHECK(cache::normalize_query("x=1", {}) == "");
@@ -26,8 +25,7 @@ TEST_CASE("key: only the route's parameters count, sorted and re-encoded", "[uni
     CHECK(cache::make_key("overview", "u1\nx", "") != cache::make_key("overview", "u1", "x"));
 }
 
-TEST_CASE("policy: what may be stored", "[unit]")
-{
+TEST_CASE("policy: what may be stored", "[unit]") {
     cache::fill_result r;
     r.status = 200;
     CHECK(cache::is_storable(r));
@@ -53,8 +51,7 @@ TEST_CASE("policy: what may be stored", "[unit]")
     CHECK(cache::is_storable(r));
 }
 
-TEST_CASE("policy: freshness, windows and UTC midnight", "[unit]")
-{
+TEST_CASE("policy: freshness, windows and UTC midnight", "[unit]") {
     using namespace std::chrono;
     auto t0 = steady_clock::time_point{} + hours{1000};
     auto until = t0 + 30s;
@@ -75,20 +72,21 @@ TEST_CASE("policy: freshness, windows and UTC midnight", "[unit]")
     CHECK(cache::fresh_until(30s, true, sys, t0, sys + 20s) == t0);
 }
 
-TEST_CASE("response: hop-by-hop headers dropped, per-response headers added", "[unit]")
-{
-    auto bytes = cache::make_response_bytes(
-        "k", 200,
-        {{"Content-Type", "application/json"}, {"Connection", "close"}, {"Content-Length", "999"},
-         {"Transfer-Encoding", "chunked"}, {"X-Evil", "a\r\nInjected: 1"}, {"ETag", "\"v1\""}},
-        "{}");
+TEST_CASE("response: hop-by-hop headers dropped, per-response headers added", "[unit]") {
+    auto bytes = cache::make_response_bytes("k", 200,
+                                            {{"Content-Type", "application/json"},
+                                             {"Connection", "close"},
+                                             {"Content-Length", "999"},
+                                             {"Transfer-Encoding", "chunked"},
+                                             {"X-Evil", "a\r\nInjected: 1"},
+                                             {"ETag", "\"v1\""}},
+                                            "{}");
     CHECK(bytes.key() == "k");
     CHECK(bytes.head() ==
           "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"v1\"\r\nContent-Length: 2\r\n");
     auto a = cache::render(bytes, cache::answer_kind::stale_if_error, 12s, false);
     std::string all;
-    for (auto& b : a.buffers)
-        all.append(static_cast<const char*>(b.data()), b.size());
+    for (auto& b : a.buffers) all.append(static_cast<const char*>(b.data()), b.size());
     CHECK(all.substr(bytes.head().size()) ==
           "Age: 12\r\nCache-Status: sidecache; hit; fwd=stale; detail=stale-if-error\r\n"
           "X-Cache: STALE\r\nConnection: close\r\n\r\n{}");

@@ -32,7 +32,7 @@ TEST_CASE("as_served_from_cache: cacheInfo.cached false becomes true, nothing el
     CHECK(kept.body() == expected);
     CHECK(kept.head() == fill.head());  // Content-Length unchanged
     CHECK(kept.key() == fill.key());
-    CHECK(fill.body() == body);         // the fill's own answer keeps false
+    CHECK(fill.body() == body);  // the fill's own answer keeps false
     CHECK(kept.data != fill.data);
 }
 

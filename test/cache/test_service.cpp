@@ -1,13 +1,7 @@
 // The cache service driven on an io_context and a manual clock: hits,
 // coalescing, waiter timeouts and caps, stale-while-revalidate,
 // stale-if-error, versions, invalidation, and threads.
-#include <catch2/catch.hpp>
-
-#include <atomic>
-#include <deque>
-#include <functional>
-#include <stdexcept>
-#include <thread>
+#include "cache/service.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -19,8 +13,13 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <catch2/catch.hpp>
 
-#include "cache/service.hpp"
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <stdexcept>
+#include <thread>
 
 using namespace sidecache;
 using namespace std::chrono_literals;
@@ -29,8 +28,7 @@ using cache::answer_kind;
 
 namespace {
 
-conf::cache_config make_config()
-{
+conf::cache_config make_config() {
     conf::cache_config c;
     c.shards = 4;
     for (const char* name : {"overview", "agents"}) {
@@ -60,12 +58,10 @@ struct scripted_filler final : cache::filler {
 
     explicit scripted_filler(net::io_context& io) : ioc(io) {}
 
-    net::awaitable<cache::fill_result> fill(cache::fill_request request) override
-    {
+    net::awaitable<cache::fill_result> fill(cache::fill_request request) override {
         requests.push_back(request);
         auto n = requests.size();
-        if (on_fill)
-            on_fill();
+        if (on_fill) on_fill();
         if (gated) {
             auto gate = std::make_shared<net::steady_timer>(ioc, net::steady_timer::time_point::max());
             gates.push_back(gate);
@@ -83,24 +79,19 @@ struct scripted_filler final : cache::filler {
         co_return r;
     }
 
-    void release()
-    {
-        for (auto& g : gates)
-            g->cancel();
+    void release() {
+        for (auto& g : gates) g->cancel();
         gates.clear();
     }
 };
 
-std::string bytes_of(const cache::cache_answer& a)
-{
+std::string bytes_of(const cache::cache_answer& a) {
     std::string out;
-    for (auto& b : a.buffers)
-        out.append(static_cast<const char*>(b.data()), b.size());
+    for (auto& b : a.buffers) out.append(static_cast<const char*>(b.data()), b.size());
     return out;
 }
 
-std::string body_of(const cache::cache_answer& a)
-{
+std::string body_of(const cache::cache_answer& a) {
     auto s = bytes_of(a);
     return s.substr(s.find("\r\n\r\n") + 4);
 }
@@ -113,25 +104,21 @@ struct fixture {
     scripted_filler filler{ioc};
     std::vector<cache::cache_answer> answers;
 
-    net::awaitable<void> ask(std::string user, std::string query)
-    {
+    net::awaitable<void> ask(std::string user, std::string query) {
         cache::cache_request r{0, user, query, true};
         // (a braced list inside co_await trips GCC 12: build it first)
         cache::header_list headers{{"Authorization", "Bearer t"}};
         answers.push_back(co_await svc.serve(r, std::move(headers), filler));
     }
 
-    void spawn(std::string user = "u1", std::string query = "")
-    {
+    void spawn(std::string user = "u1", std::string query = "") {
         net::co_spawn(ioc, ask(std::move(user), std::move(query)), [](std::exception_ptr e) {
-            if (e)
-                std::rethrow_exception(e);
+            if (e) std::rethrow_exception(e);
         });
     }
 
     // Runs handlers until `n` answers arrived, with a deadline.
-    void wait_answers(std::size_t n, std::chrono::seconds limit = 10s)
-    {
+    void wait_answers(std::size_t n, std::chrono::seconds limit = 10s) {
         auto deadline = std::chrono::steady_clock::now() + limit;
         while (answers.size() < n && std::chrono::steady_clock::now() < deadline) {
             ioc.restart();
@@ -141,14 +128,12 @@ struct fixture {
     }
 
     // Runs what is ready now.
-    void settle()
-    {
+    void settle() {
         ioc.restart();
         ioc.poll();
     }
 
-    cache::cache_answer serve_one(std::string user = "u1", std::string query = "")
-    {
+    cache::cache_answer serve_one(std::string user = "u1", std::string query = "") {
         auto before = answers.size();
         spawn(user, query);
         wait_answers(before + 1);
@@ -159,8 +144,7 @@ struct fixture {
 
 }  // namespace
 
-TEST_CASE("service: a miss is filled and stored, then hits answer the same bytes", "[unit]")
-{
+TEST_CASE("service: a miss is filled and stored, then hits answer the same bytes", "[unit]") {
     fixture f;
     auto miss = f.serve_one();
     CHECK(miss.kind == answer_kind::miss_stored);
@@ -201,12 +185,10 @@ TEST_CASE("service: a miss is filled and stored, then hits answer the same bytes
     CHECK(o["entries"].as_int64() == 3);
 }
 
-TEST_CASE("service: concurrent misses of one key cause exactly one fill", "[unit]")
-{
+TEST_CASE("service: concurrent misses of one key cause exactly one fill", "[unit]") {
     fixture f;
     f.filler.gated = true;
-    for (int i = 0; i < 50; ++i)
-        f.spawn();
+    for (int i = 0; i < 50; ++i) f.spawn();
     f.spawn("u2");  // not coalesced across users
     f.settle();
     CHECK(f.filler.requests.size() == 2);
@@ -216,8 +198,7 @@ TEST_CASE("service: concurrent misses of one key cause exactly one fill", "[unit
     int leaders = 0, collapsed = 0;
     for (auto& a : f.answers) {
         CHECK(a.status == 200);
-        if (a.kind == answer_kind::miss_stored)
-            ++leaders;
+        if (a.kind == answer_kind::miss_stored) ++leaders;
         if (a.kind == answer_kind::collapsed) {
             ++collapsed;
             CHECK(body_of(a) == "fill 1");
@@ -230,13 +211,11 @@ TEST_CASE("service: concurrent misses of one key cause exactly one fill", "[unit
     CHECK(f.filler.requests.size() == 2);
 }
 
-TEST_CASE("service: a waiter gives up after wait_timeout: 503 envelope, or stale", "[unit]")
-{
+TEST_CASE("service: a waiter gives up after wait_timeout: 503 envelope, or stale", "[unit]") {
     fixture f;
     f.config.routes[0].wait_timeout = 30ms;
     f.filler.gated = true;
-    SECTION("nothing stale: 503")
-    {
+    SECTION("nothing stale: 503") {
         f.spawn();
         f.settle();
         f.clock.advance(29ms);
@@ -247,8 +226,9 @@ TEST_CASE("service: a waiter gives up after wait_timeout: 503 envelope, or stale
         auto& a = f.answers[0];
         CHECK(a.status == 503);
         CHECK(a.kind == answer_kind::timeout);
-        CHECK(body_of(a) ==
-              R"({"success":false,"error":{"code":"PERFORMANCE_TIMEOUT","message":"The request could not be answered in time; try again shortly."}})");
+        CHECK(
+            body_of(a) ==
+            R"({"success":false,"error":{"code":"PERFORMANCE_TIMEOUT","message":"The request could not be answered in time; try again shortly."}})");
         CHECK(bytes_of(a).starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
         // The fill was not abandoned: it completes and is stored.
         f.filler.release();
@@ -258,8 +238,7 @@ TEST_CASE("service: a waiter gives up after wait_timeout: 503 envelope, or stale
         CHECK(body_of(hit) == "fill 1");
         CHECK(f.filler.requests.size() == 1);
     }
-    SECTION("an entry past stale_while_revalidate but within stale_if_error is served")
-    {
+    SECTION("an entry past stale_while_revalidate but within stale_if_error is served") {
         f.filler.gated = false;
         f.serve_one();
         f.clock.advance(45s);  // ttl 30 + swr 10 < 45 < 30 + 60
@@ -284,26 +263,22 @@ struct throwing_clock final : sync::time_source {
     sync::manual_time_source inner;
     mutable std::atomic<bool> armed{false};
 
-    std::chrono::steady_clock::time_point steady_now() const override
-    {
-        if (armed.exchange(false))
-            throw std::runtime_error("the clock broke");
+    std::chrono::steady_clock::time_point steady_now() const override {
+        if (armed.exchange(false)) throw std::runtime_error("the clock broke");
         return inner.steady_now();
     }
     std::chrono::system_clock::time_point system_now() const override { return inner.system_now(); }
-    bool call_at(std::chrono::steady_clock::time_point deadline,
-                 std::function<void()> due) const override
-    {
+    bool call_at(std::chrono::steady_clock::time_point deadline, std::function<void()> due) const override {
         return inner.call_at(deadline, std::move(due));
     }
 };
 
 }  // namespace
 
-TEST_CASE("service: a fill that throws after its filler returned still ends; the next request "
-          "fills anew",
-          "[unit]")
-{
+TEST_CASE(
+    "service: a fill that throws after its filler returned still ends; the next request "
+    "fills anew",
+    "[unit]") {
     auto config = make_config();
     // Real time only matters to a build where waits are real timers: there
     // a stuck flight makes both requests wait 200 ms and get 503.
@@ -345,13 +320,11 @@ TEST_CASE("service: a fill that throws after its filler returned still ends; the
     CHECK(svc.fills_in_flight() == 0);
 }
 
-TEST_CASE("service: waiters beyond max_waiters are refused at once", "[unit]")
-{
+TEST_CASE("service: waiters beyond max_waiters are refused at once", "[unit]") {
     fixture f;
     f.config.routes[0].max_waiters = 3;
     f.filler.gated = true;
-    for (int i = 0; i < 5; ++i)
-        f.spawn();
+    for (int i = 0; i < 5; ++i) f.spawn();
     f.wait_answers(2);
     CHECK(f.answers[0].kind == answer_kind::overloaded);
     CHECK(f.answers[0].status == 503);
@@ -362,8 +335,7 @@ TEST_CASE("service: waiters beyond max_waiters are refused at once", "[unit]")
     CHECK(body_of(f.answers[4]) == "fill 1");
 }
 
-TEST_CASE("service: stale-while-revalidate serves stale and refreshes once", "[unit]")
-{
+TEST_CASE("service: stale-while-revalidate serves stale and refreshes once", "[unit]") {
     fixture f;
     f.serve_one();
     f.clock.advance(35s);  // past ttl, within swr
@@ -385,15 +357,13 @@ TEST_CASE("service: stale-while-revalidate serves stale and refreshes once", "[u
     CHECK(f.svc.stats()["routes"].as_object()["overview"].as_object()["stale"].as_uint64() == 5);
 }
 
-TEST_CASE("service: a failed fill serves the stale entry, else the failure", "[unit]")
-{
+TEST_CASE("service: a failed fill serves the stale entry, else the failure", "[unit]") {
     fixture f;
     cache::fill_result bad;
     bad.status = 502;
     bad.failed = true;
     bad.body = "upstream down";
-    SECTION("stale within stale_if_error")
-    {
+    SECTION("stale within stale_if_error") {
         f.serve_one();
         f.clock.advance(50s);
         f.filler.scripted.push_back(bad);
@@ -402,19 +372,16 @@ TEST_CASE("service: a failed fill serves the stale entry, else the failure", "[u
         CHECK(a.status == 200);
         CHECK(body_of(a) == "fill 1");
     }
-    SECTION("nothing stale: the failure itself, not stored")
-    {
+    SECTION("nothing stale: the failure itself, not stored") {
         f.filler.scripted.push_back(bad);
         auto a = f.serve_one();
         CHECK(a.status == 502);
         CHECK(body_of(a) == "upstream down");
         CHECK(body_of(f.serve_one()) == "fill 2");
     }
-    SECTION("a fill that throws: 502 envelope")
-    {
+    SECTION("a fill that throws: 502 envelope") {
         struct throwing final : cache::filler {
-            net::awaitable<cache::fill_result> fill(cache::fill_request) override
-            {
+            net::awaitable<cache::fill_result> fill(cache::fill_request) override {
                 throw std::runtime_error("boom");
                 co_return cache::fill_result{};
             }
@@ -425,15 +392,16 @@ TEST_CASE("service: a failed fill serves the stale entry, else the failure", "[u
                 cache::cache_request r{0, "u1", "", true};
                 f.answers.push_back(co_await f.svc.serve(r, cache::header_list{}, thrower));
             },
-            [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
+            [](std::exception_ptr e) {
+                if (e) std::rethrow_exception(e);
+            });
         f.wait_answers(1);
         CHECK(f.answers[0].status == 502);
         CHECK(body_of(f.answers[0]).find("UPSTREAM_ERROR") != std::string::npos);
     }
 }
 
-TEST_CASE("service: non-2xx, Set-Cookie and no-store answers are passed on, never stored", "[unit]")
-{
+TEST_CASE("service: non-2xx, Set-Cookie and no-store answers are passed on, never stored", "[unit]") {
     fixture f;
     cache::fill_result r;
     r.status = GENERATE(404u, 403u, 200u);
@@ -449,8 +417,7 @@ TEST_CASE("service: non-2xx, Set-Cookie and no-store answers are passed on, neve
 }
 
 TEST_CASE("service: a fill that began before an invalidation is handed to its waiters, not stored",
-          "[unit]")
-{
+          "[unit]") {
     fixture f;
     f.filler.gated = true;
     auto tag = GENERATE(std::string("user:u1"), std::string("agent:a7"), std::string("route:overview"));
@@ -463,7 +430,7 @@ TEST_CASE("service: a fill that began before an invalidation is handed to its wa
     f.spawn();
     f.settle();
     REQUIRE(f.filler.requests.size() == 1);  // the fill has begun and waits at its gate
-    f.svc.invalidate(tag);                     // a write lands meanwhile
+    f.svc.invalidate(tag);                   // a write lands meanwhile
     f.filler.release();
     f.wait_answers(2);
     CHECK(body_of(f.answers[0]) == "computed before the write");
@@ -474,13 +441,10 @@ TEST_CASE("service: a fill that began before an invalidation is handed to its wa
     CHECK(f.serve_one().kind == answer_kind::hit);
 }
 
-TEST_CASE("service: soft invalidation serves stale once while refreshing; hard forces a miss",
-          "[unit]")
-{
+TEST_CASE("service: soft invalidation serves stale once while refreshing; hard forces a miss", "[unit]") {
     fixture f;
     f.serve_one();
-    SECTION("soft")
-    {
+    SECTION("soft") {
         CHECK(f.svc.invalidate("user:u1") == 1);
         auto a = f.serve_one();
         CHECK(a.kind == answer_kind::stale);
@@ -491,8 +455,7 @@ TEST_CASE("service: soft invalidation serves stale once while refreshing; hard f
         CHECK(b.kind == answer_kind::hit);
         CHECK(body_of(b) == "fill 2");
     }
-    SECTION("hard")
-    {
+    SECTION("hard") {
         CHECK(f.svc.invalidate("user:u1", cache::invalidation::hard) == 1);
         auto a = f.serve_one();
         CHECK(a.kind == answer_kind::miss_stored);
@@ -500,8 +463,7 @@ TEST_CASE("service: soft invalidation serves stale once while refreshing; hard f
     }
 }
 
-TEST_CASE("service: an answer computed before UTC midnight is not fresh after it", "[unit]")
-{
+TEST_CASE("service: an answer computed before UTC midnight is not fresh after it", "[unit]") {
     fixture f;
     f.config.routes[0].utc_day_bound = true;
     f.clock.set_system(std::chrono::sys_days{std::chrono::year{2026} / 11 / 28} + 23h + 59min + 50s);
@@ -512,8 +474,7 @@ TEST_CASE("service: an answer computed before UTC midnight is not fresh after it
     CHECK(f.serve_one().kind == answer_kind::stale);
 }
 
-TEST_CASE("service: a fill outlives the client that caused it", "[unit]")
-{
+TEST_CASE("service: a fill outlives the client that caused it", "[unit]") {
     fixture f;
     f.filler.gated = true;
     net::cancellation_signal cancel;
@@ -540,8 +501,7 @@ TEST_CASE("service: a fill outlives the client that caused it", "[unit]")
     CHECK(f.svc.fills_in_flight() == 0);
 }
 
-TEST_CASE("service: threads serving, filling and invalidating at once", "[unit]")
-{
+TEST_CASE("service: threads serving, filling and invalidating at once", "[unit]") {
     // Run under -DSIDECACHE_SANITIZE=thread to check for races.
     conf::cache_config config = make_config();
     config.max_bytes = 64 * 1024;  // small: evictions happen too
@@ -549,8 +509,7 @@ TEST_CASE("service: threads serving, filling and invalidating at once", "[unit]"
 
     struct instant final : cache::filler {
         std::atomic<int> calls{0};
-        net::awaitable<cache::fill_result> fill(cache::fill_request req) override
-        {
+        net::awaitable<cache::fill_result> fill(cache::fill_request req) override {
             ++calls;
             cache::fill_result r;
             r.status = 200;
@@ -570,16 +529,17 @@ TEST_CASE("service: threads serving, filling and invalidating at once", "[unit]"
                 for (int i = 0; i < per_thread; ++i) {
                     auto user = "u" + std::to_string((i * 7 + t) % 40);
                     if (i % 97 == 0)
-                        svc.invalidate("user:" + user, i % 2 ? cache::invalidation::hard
-                                                            : cache::invalidation::soft);
+                        svc.invalidate("user:" + user,
+                                       i % 2 ? cache::invalidation::hard : cache::invalidation::soft);
                     cache::cache_request r{std::size_t(i % 2), user, "", true};
                     auto a = co_await svc.serve(r, cache::header_list{}, filler);
-                    if (a.status != 200 || body_of(a).rfind("for " + user + ".", 0) != 0)
-                        ++wrong;
+                    if (a.status != 200 || body_of(a).rfind("for " + user + ".", 0) != 0) ++wrong;
                     ++answered;
                 }
             },
-            [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
+            [](std::exception_ptr e) {
+                if (e) std::rethrow_exception(e);
+            });
     }
     pool.join();
     CHECK(answered == 4 * per_thread);
@@ -589,8 +549,7 @@ TEST_CASE("service: threads serving, filling and invalidating at once", "[unit]"
     CHECK(svc.fills_in_flight() == 0);
 }
 
-TEST_CASE("service: waiters on many strands of a thread pool share one fill", "[unit]")
-{
+TEST_CASE("service: waiters on many strands of a thread pool share one fill", "[unit]") {
     conf::cache_config config = make_config();
     cache::service svc(config, sync::real_time());
     net::thread_pool pool(2);
@@ -599,8 +558,7 @@ TEST_CASE("service: waiters on many strands of a thread pool share one fill", "[
     // while it runs.
     struct slow final : cache::filler {
         std::atomic<int> calls{0};
-        net::awaitable<cache::fill_result> fill(cache::fill_request) override
-        {
+        net::awaitable<cache::fill_result> fill(cache::fill_request) override {
             ++calls;
             net::steady_timer t(co_await net::this_coro::executor, 50ms);
             co_await t.async_wait(net::use_awaitable);
@@ -618,11 +576,12 @@ TEST_CASE("service: waiters on many strands of a thread pool share one fill", "[
             [&]() -> net::awaitable<void> {
                 cache::cache_request r{0, "u1", "", true};
                 auto a = co_await svc.serve(r, cache::header_list{}, filler);
-                if (body_of(a) == "shared")
-                    ++shared;
+                if (body_of(a) == "shared") ++shared;
                 ++answered;
             },
-            [](std::exception_ptr e) { if (e) std::rethrow_exception(e); });
+            [](std::exception_ptr e) {
+                if (e) std::rethrow_exception(e);
+            });
     pool.join();
     CHECK(answered == 20);
     CHECK(shared == 20);

@@ -1,14 +1,14 @@
 // The store: LRU within a byte bound, tags, soft/hard invalidation, epochs,
 // and a randomized run against a reference model.
+#include "cache/key.hpp"
+#include "cache/store.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <list>
 #include <map>
 #include <random>
 #include <set>
-
-#include "cache/key.hpp"
-#include "cache/store.hpp"
 
 using namespace sidecache;
 using namespace std::chrono_literals;
@@ -18,8 +18,7 @@ using cache::put_result;
 
 namespace {
 
-conf::cache_config make_config(std::size_t max_bytes, unsigned shards)
-{
+conf::cache_config make_config(std::size_t max_bytes, unsigned shards) {
     conf::cache_config c;
     c.max_bytes = max_bytes;
     c.shards = shards;
@@ -43,20 +42,16 @@ struct fixture {
     cache::store store;
 
     explicit fixture(std::size_t max_bytes = 1 << 20, unsigned shards = 4)
-        : config(make_config(max_bytes, shards)), store(config, clock, stats)
-    {
-    }
+        : config(make_config(max_bytes, shards)), store(config, clock, stats) {}
 
-    std::string key(std::size_t route, const std::string& user, const std::string& q = "")
-    {
+    std::string key(std::size_t route, const std::string& user, const std::string& q = "") {
         return cache::make_key(config.routes[route].name, user, q);
     }
 
     put_result put(std::size_t route, const std::string& user, const std::string& body,
-                   std::vector<std::string> tags = {}, std::uint64_t epoch = 0)
-    {
-        auto bytes = cache::make_response_bytes(key(route, user), 200,
-                                                {{"Content-Type", "application/json"}}, body);
+                   std::vector<std::string> tags = {}, std::uint64_t epoch = 0) {
+        auto bytes =
+            cache::make_response_bytes(key(route, user), 200, {{"Content-Type", "application/json"}}, body);
         if (epoch == 0) {
             epoch = store.begin_fill();
             store.end_fill(epoch);
@@ -65,27 +60,22 @@ struct fixture {
                          clock.system_now(), epoch);
     }
 
-    std::optional<std::string> body(std::size_t route, const std::string& user)
-    {
+    std::optional<std::string> body(std::size_t route, const std::string& user) {
         auto found = store.get(route, user, key(route, user));
-        if (!found)
-            return std::nullopt;
+        if (!found) return std::nullopt;
         return std::string(found->response.body());
     }
 
-    std::optional<freshness> state(std::size_t route, const std::string& user)
-    {
+    std::optional<freshness> state(std::size_t route, const std::string& user) {
         auto found = store.get(route, user, key(route, user));
-        if (!found)
-            return std::nullopt;
+        if (!found) return std::nullopt;
         return found->state;
     }
 };
 
 }  // namespace
 
-TEST_CASE("store: a stored answer is found with its bytes, then ages", "[unit]")
-{
+TEST_CASE("store: a stored answer is found with its bytes, then ages", "[unit]") {
     fixture f;
     REQUIRE(f.put(0, "u1", R"({"a":1})") == put_result::stored);
     auto found = f.store.get(0, "u1", f.key(0, "u1"));
@@ -111,15 +101,14 @@ TEST_CASE("store: a stored answer is found with its bytes, then ages", "[unit]")
     CHECK(f.stats[0].bytes == 0);
 }
 
-TEST_CASE("store: least recently used entries are evicted to stay within max_bytes", "[unit]")
-{
+TEST_CASE("store: least recently used entries are evicted to stay within max_bytes", "[unit]") {
     std::string body(1000, 'x');
-    auto one = cache::store::entry_cost(
-                   cache::make_response_bytes(cache::make_key("overview", "u0", ""), 200,
-                                              {{"Content-Type", "application/json"}}, body)
-                       .size(),
-                   0) +
-               cache::store::tag_cost();
+    auto one =
+        cache::store::entry_cost(cache::make_response_bytes(cache::make_key("overview", "u0", ""), 200,
+                                                            {{"Content-Type", "application/json"}}, body)
+                                     .size(),
+                                 0) +
+        cache::store::tag_cost();
     fixture f(one * 3 + one / 2, 1);  // room for three
     REQUIRE(f.put(0, "u0", body) == put_result::stored);
     REQUIRE(f.put(0, "u1", body) == put_result::stored);
@@ -134,22 +123,19 @@ TEST_CASE("store: least recently used entries are evicted to stay within max_byt
     CHECK(f.body(0, "u3"));
     CHECK(f.store.bytes() <= f.store.shard_budget());
 
-    SECTION("an entry larger than the shard's budget is refused")
-    {
+    SECTION("an entry larger than the shard's budget is refused") {
         CHECK(f.put(1, "u9", std::string(one * 4, 'y')) == put_result::too_large);
         CHECK(f.store.entries() == 3);
     }
 }
 
-TEST_CASE("store: soft invalidation turns a user's entries stale, hard evicts them", "[unit]")
-{
+TEST_CASE("store: soft invalidation turns a user's entries stale, hard evicts them", "[unit]") {
     fixture f;
     f.put(0, "u1", "a");
     f.put(1, "u1", "b");
     f.put(0, "u2", "c");
 
-    SECTION("soft")
-    {
+    SECTION("soft") {
         CHECK(f.store.invalidate("user:u1", invalidation::soft) == 2);
         CHECK(f.state(0, "u1") == freshness::stale);
         CHECK(f.state(1, "u1") == freshness::stale);
@@ -158,30 +144,26 @@ TEST_CASE("store: soft invalidation turns a user's entries stale, hard evicts th
         CHECK(f.state(0, "u1") == freshness::stale_if_error);
         CHECK(f.stats[0].invalidated == 1);
     }
-    SECTION("hard")
-    {
+    SECTION("hard") {
         CHECK(f.store.invalidate("user:u1", invalidation::hard) == 2);
         CHECK_FALSE(f.body(0, "u1"));
         CHECK_FALSE(f.body(1, "u1"));
         CHECK(f.body(0, "u2") == "c");
         CHECK(f.store.entries() == 1);
     }
-    SECTION("route tag")
-    {
+    SECTION("route tag") {
         CHECK(f.store.invalidate("route:overview", invalidation::hard) == 2);
         CHECK_FALSE(f.body(0, "u1"));
         CHECK_FALSE(f.body(0, "u2"));
         CHECK(f.body(1, "u1") == "b");
     }
-    SECTION("an unknown tag touches nothing")
-    {
+    SECTION("an unknown tag touches nothing") {
         CHECK(f.store.invalidate("user:nobody", invalidation::hard) == 0);
         CHECK(f.store.entries() == 3);
     }
 }
 
-TEST_CASE("store: extra tags index entries across users", "[unit]")
-{
+TEST_CASE("store: extra tags index entries across users", "[unit]") {
     fixture f;
     f.put(2, "u1", "agents of u1", {"agent:a1", "agent:a2"});
     f.put(2, "u2", "agents of u2", {"agent:a2"});
@@ -193,31 +175,26 @@ TEST_CASE("store: extra tags index entries across users", "[unit]")
     CHECK(f.store.invalidate("agent:a1", invalidation::hard) == 0);
 }
 
-TEST_CASE("store: a fill that began before an invalidation of its tags is not stored", "[unit]")
-{
+TEST_CASE("store: a fill that began before an invalidation of its tags is not stored", "[unit]") {
     fixture f;
     auto before = f.store.begin_fill();
-    SECTION("user tag, no entry of that user yet")
-    {
+    SECTION("user tag, no entry of that user yet") {
         f.store.invalidate("user:u1", invalidation::soft);
         CHECK(f.put(0, "u1", "old data", {}, before) == put_result::invalidated);
         CHECK_FALSE(f.body(0, "u1"));
         CHECK(f.put(0, "u2", "other user", {}, before) == put_result::stored);
     }
-    SECTION("extra tag")
-    {
+    SECTION("extra tag") {
         f.store.invalidate("agent:a1", invalidation::hard);
         CHECK(f.put(2, "u1", "old", {"agent:a1"}, before) == put_result::invalidated);
         CHECK(f.put(2, "u1", "old", {"agent:a9"}, before) == put_result::stored);
     }
-    SECTION("route tag")
-    {
+    SECTION("route tag") {
         f.store.invalidate("route:analytics", invalidation::soft);
         CHECK(f.put(1, "u1", "old", {}, before) == put_result::invalidated);
         CHECK(f.put(0, "u1", "old", {}, before) == put_result::stored);
     }
-    SECTION("a fill that began after it is stored")
-    {
+    SECTION("a fill that began after it is stored") {
         f.store.invalidate("user:u1", invalidation::soft);
         auto after = f.store.begin_fill();
         CHECK(f.put(0, "u1", "new data", {}, after) == put_result::stored);
@@ -227,8 +204,7 @@ TEST_CASE("store: a fill that began before an invalidation of its tags is not st
     f.store.end_fill(before);
 }
 
-TEST_CASE("store: randomized operations agree with a reference model", "[unit]")
-{
+TEST_CASE("store: randomized operations agree with a reference model", "[unit]") {
     // One shard so that LRU order is global and the model simple.
     const std::size_t budget = 12'000;
     fixture f(budget, 1);
@@ -250,8 +226,7 @@ TEST_CASE("store: randomized operations agree with a reference model", "[unit]")
         for (auto& [k, e] : entries) {
             b += e.cost;
             tags.insert("user:" + e.user);
-            for (auto& t : e.extras)
-                tags.insert(t);
+            for (auto& t : e.extras) tags.insert(t);
         }
         b += tags.size() * cache::store::tag_cost();
         return b;
@@ -270,11 +245,12 @@ TEST_CASE("store: randomized operations agree with a reference model", "[unit]")
         auto kind = rng() % 10;
         INFO("op " << op << " kind " << kind);
         switch (kind) {
-        case 0: case 1: case 2: {  // put
+        case 0:
+        case 1:
+        case 2: {  // put
             std::string body(rng() % 1500, char('a' + rng() % 26));
             std::vector<std::string> extras;
-            if (rng() % 2)
-                extras.push_back("agent:" + std::to_string(rng() % 4));
+            if (rng() % 2) extras.push_back("agent:" + std::to_string(rng() % 4));
             auto bytes = cache::make_response_bytes(key, 200, {{"Content-Type", "application/json"}}, body);
             auto cost = cache::store::entry_cost(bytes.size(), extras.size());
             auto r = f.put(route, user, body, extras);
@@ -286,11 +262,13 @@ TEST_CASE("store: randomized operations agree with a reference model", "[unit]")
             drop(key);
             entries[key] = {body, route, user, extras, now + rc.ttl, cost};
             lru.push_front(key);
-            while (model_bytes() > budget && lru.back() != key)
-                drop(lru.back());
+            while (model_bytes() > budget && lru.back() != key) drop(lru.back());
             break;
         }
-        case 3: case 4: case 5: case 6: {  // get
+        case 3:
+        case 4:
+        case 5:
+        case 6: {  // get
             auto got = f.store.get(route, user, key);
             auto it = entries.find(key);
             std::optional<freshness> expected;

@@ -11,9 +11,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
-#include <vector>
-
 #include <unistd.h>
+#include <vector>
 
 using namespace sidecache::conf;
 
@@ -103,7 +102,8 @@ TEST_CASE("sidecache --check-config FILE: OK with exit 0, or the error with exit
 
     auto missing = run({"--check-config", good.path() + ".missing"}, recording(c));
     CHECK(missing.code == 2);
-    CHECK(missing.err == good.path() + ".missing: cannot read the configuration file: No such file or directory\n");
+    CHECK(missing.err ==
+          good.path() + ".missing: cannot read the configuration file: No such file or directory\n");
 
     CHECK(c.log.empty());  // checking runs nothing
 }

@@ -24,23 +24,23 @@ env_lookup fake_env(std::map<std::string, std::string, std::less<>> vars = {}) {
 
 // A known-good file; each SECTION below changes one line of it.
 const std::string good =
-    "server:\n"                               // 1
-    "  listen: 127.0.0.1:8080\n"              // 2
-    "  threads: 2\n"                          // 3
-    "upstream:\n"                             // 4
-    "  url: http://127.0.0.1:3000\n"          // 5
-    "cache:\n"                                // 6
-    "  routes:\n"                             // 7
-    "    - name: overview\n"                  // 8
-    "      path: /api/dashboard/overview\n"   // 9
-    "      fill: postgres\n"                  // 10
-    "      query: overview\n"                 // 11
-    "    - name: agents\n"                    // 12
-    "      path: /api/agents\n"               // 13
-    "      fill: postgres\n"                  // 14
-    "      query: agents\n"                   // 15
-    "      enrich_agents: true\n"             // 16
-    "      ttl: 10s\n";                       // 17
+    "server:\n"                              // 1
+    "  listen: 127.0.0.1:8080\n"             // 2
+    "  threads: 2\n"                         // 3
+    "upstream:\n"                            // 4
+    "  url: http://127.0.0.1:3000\n"         // 5
+    "cache:\n"                               // 6
+    "  routes:\n"                            // 7
+    "    - name: overview\n"                 // 8
+    "      path: /api/dashboard/overview\n"  // 9
+    "      fill: postgres\n"                 // 10
+    "      query: overview\n"                // 11
+    "    - name: agents\n"                   // 12
+    "      path: /api/agents\n"              // 13
+    "      fill: postgres\n"                 // 14
+    "      query: agents\n"                  // 15
+    "      enrich_agents: true\n"            // 16
+    "      ttl: 10s\n";                      // 17
 
 // good with its line `line` (1-based) replaced by text.
 std::string with_line(int line, const std::string& text) {
@@ -98,14 +98,16 @@ TEST_CASE("absent keys take the defaults of conf/config.hpp", "[unit]") {
     CHECK(cfg.log.level == "info");
 
     // An empty section is all defaults too.
-    config empty_sections = load_string("server:\nupstream:\n  url: http://legacy\nlog:\n", "min.yaml", fake_env());
+    config empty_sections =
+        load_string("server:\nupstream:\n  url: http://legacy\nlog:\n", "min.yaml", fake_env());
     CHECK(empty_sections.server.listen.port == 8080);
 }
 
 TEST_CASE("${NAME} expands in values before they are parsed", "[unit]") {
     std::string yaml = with_line(5, "  url: ${LEGACY_URL:-http://127.0.0.1:3000}");
     CHECK(load_string(yaml, "test.yaml", fake_env()).upstream.url.port == 3000);
-    config cfg = load_string(yaml, "test.yaml", fake_env({{"LEGACY_URL", "https://legacy.internal:4443/app/"}}));
+    config cfg =
+        load_string(yaml, "test.yaml", fake_env({{"LEGACY_URL", "https://legacy.internal:4443/app/"}}));
     CHECK(cfg.upstream.url.scheme == "https");
     CHECK(cfg.upstream.url.host == "legacy.internal");
     CHECK(cfg.upstream.url.port == 4443);
@@ -113,19 +115,24 @@ TEST_CASE("${NAME} expands in values before they are parsed", "[unit]") {
 
     // Only values are expanded: a key named like a variable is just unknown.
     CHECK(error_of(good + "${X}: 1\n", fake_env({{"X", "log"}})) ==
-          "test.yaml:18:1: ${X}: unknown key (expected one of: server, admin, upstream, auth, cache, database, external, log)");
+          "test.yaml:18:1: ${X}: unknown key (expected one of: server, admin, upstream, auth, cache, "
+          "database, external, log)");
 }
 
 TEST_CASE("errors name the file, line, column and key path", "[unit]") {
-    SECTION("the fixture itself") { CHECK(error_of(good) == "loaded"); }
+    SECTION("the fixture itself") {
+        CHECK(error_of(good) == "loaded");
+    }
     SECTION("unknown top-level key") {
         CHECK(error_of(with_line(1, "serverr:")) ==
-              "test.yaml:1:1: serverr: unknown key, did you mean \"server\"? (expected one of: server, admin, upstream, auth, cache, database, "
+              "test.yaml:1:1: serverr: unknown key, did you mean \"server\"? (expected one of: server, "
+              "admin, upstream, auth, cache, database, "
               "external, log)");
     }
     SECTION("unknown nested key") {
         CHECK(error_of(with_line(3, "  thread: 2")) ==
-              "test.yaml:3:3: server.thread: unknown key, did you mean \"threads\"? (expected one of: listen, threads, max_header_bytes, "
+              "test.yaml:3:3: server.thread: unknown key, did you mean \"threads\"? (expected one of: "
+              "listen, threads, max_header_bytes, "
               "max_body_bytes, header_timeout, idle_timeout, body_timeout, drain_timeout, max_pipelined, "
               "max_connections)");
     }
@@ -134,7 +141,8 @@ TEST_CASE("errors name the file, line, column and key path", "[unit]") {
               "test.yaml:3:3: server.listen: duplicate key (first at line 2)");
     }
     SECTION("not a whole number") {
-        CHECK(error_of(with_line(3, "  threads: many")) == "test.yaml:3:12: server.threads: \"many\" is not a whole number");
+        CHECK(error_of(with_line(3, "  threads: many")) ==
+              "test.yaml:3:12: server.threads: \"many\" is not a whole number");
     }
     SECTION("integer out of range") {
         CHECK(error_of(with_line(3, "  threads: 5000")) ==
@@ -158,38 +166,45 @@ TEST_CASE("errors name the file, line, column and key path", "[unit]") {
     }
     SECTION("bad endpoint") {
         CHECK(error_of(with_line(2, "  listen: 127.0.0.1")) ==
-              "test.yaml:2:11: server.listen: \"127.0.0.1\" is not an endpoint (write host:port, e.g. 127.0.0.1:8080)");
+              "test.yaml:2:11: server.listen: \"127.0.0.1\" is not an endpoint (write host:port, e.g. "
+              "127.0.0.1:8080)");
     }
     SECTION("required key missing in a present section") {
-        CHECK(error_of(with_line(5, "  max_connections: 10")) == "test.yaml:4:1: upstream.url: required key is missing");
+        CHECK(error_of(with_line(5, "  max_connections: 10")) ==
+              "test.yaml:4:1: upstream.url: required key is missing");
     }
     SECTION("bad URL") {
         CHECK(error_of(with_line(5, "  url: ftp://x")) ==
-              "test.yaml:5:8: upstream.url: \"ftp://x\" is not an http(s) base URL: the scheme must be http or https");
+              "test.yaml:5:8: upstream.url: \"ftp://x\" is not an http(s) base URL: the scheme must be http "
+              "or https");
     }
     SECTION("unset environment variable") {
         CHECK(error_of(with_line(5, "  url: ${LEGACY}")) ==
-              "test.yaml:5:8: upstream.url: environment variable LEGACY is not set (write ${LEGACY:-default} for a "
+              "test.yaml:5:8: upstream.url: environment variable LEGACY is not set (write ${LEGACY:-default} "
+              "for a "
               "default)");
     }
     SECTION("route: bad duration, with the route's index") {
         CHECK(error_of(with_line(17, "      ttl: 30")) ==
-              "test.yaml:17:12: cache.routes[1].ttl: \"30\" is not a duration (write 250ms, 30s, 10m, 1h or 0)");
+              "test.yaml:17:12: cache.routes[1].ttl: \"30\" is not a duration (write 250ms, 30s, 10m, 1h or "
+              "0)");
     }
     SECTION("route: duration out of range") {
         CHECK(error_of(with_line(17, "      ttl: 25h")) ==
               "test.yaml:17:12: cache.routes[1].ttl: 25h is out of range: must be from 0 to 24h");
     }
     SECTION("route: bad boolean") {
-        CHECK(error_of(with_line(16, "      enrich_agents: yes")) ==
-              "test.yaml:16:22: cache.routes[1].enrich_agents: \"yes\" is not a boolean (write true or false)");
+        CHECK(
+            error_of(with_line(16, "      enrich_agents: yes")) ==
+            "test.yaml:16:22: cache.routes[1].enrich_agents: \"yes\" is not a boolean (write true or false)");
     }
     SECTION("route: bad enum") {
         CHECK(error_of(with_line(10, "      fill: redis")) ==
               "test.yaml:10:13: cache.routes[0].fill: must be one of upstream, postgres (got \"redis\")");
     }
     SECTION("route: postgres fill without a query") {
-        CHECK(error_of(with_line(11, "      ttl: 1s")) == "test.yaml:8:7: cache.routes[0].query: required key is missing");
+        CHECK(error_of(with_line(11, "      ttl: 1s")) ==
+              "test.yaml:8:7: cache.routes[0].query: required key is missing");
     }
     SECTION("route: upstream fill needs no query") {
         std::string yaml = with_line(11, "      ttl: 1s");
@@ -197,27 +212,33 @@ TEST_CASE("errors name the file, line, column and key path", "[unit]") {
         CHECK(error_of(yaml) == "loaded");
     }
     SECTION("route: missing name") {
-        CHECK(error_of(with_line(8, "    - ttl: 1s")) == "test.yaml:8:7: cache.routes[0].name: required key is missing");
+        CHECK(error_of(with_line(8, "    - ttl: 1s")) ==
+              "test.yaml:8:7: cache.routes[0].name: required key is missing");
     }
     SECTION("route: name with a space") {
         CHECK(error_of(with_line(8, "    - name: over view")) ==
-              "test.yaml:8:13: cache.routes[0].name: \"over view\" must be made of letters, digits, '_' and '-'");
+              "test.yaml:8:13: cache.routes[0].name: \"over view\" must be made of letters, digits, '_' and "
+              "'-'");
     }
     SECTION("route: query that is not a plain name") {
         CHECK(error_of(with_line(11, "      query: ../../etc/passwd")) ==
-              "test.yaml:11:14: cache.routes[0].query: \"../../etc/passwd\" must be made of letters, digits, '_' and "
+              "test.yaml:11:14: cache.routes[0].query: \"../../etc/passwd\" must be made of letters, digits, "
+              "'_' and "
               "'-'");
     }
     SECTION("route: relative path") {
-        CHECK(error_of(with_line(9, "      path: api/x")) == "test.yaml:9:13: cache.routes[0].path: \"api/x\" must start with '/'");
+        CHECK(error_of(with_line(9, "      path: api/x")) ==
+              "test.yaml:9:13: cache.routes[0].path: \"api/x\" must start with '/'");
     }
     SECTION("route: path with a query") {
         CHECK(error_of(with_line(9, "      path: /api/x?y=1")) ==
-              "test.yaml:9:13: cache.routes[0].path: \"/api/x?y=1\" must be a bare path, without query, fragment or spaces");
+              "test.yaml:9:13: cache.routes[0].path: \"/api/x?y=1\" must be a bare path, without query, "
+              "fragment or spaces");
     }
     SECTION("route: duplicate name") {
         CHECK(error_of(with_line(12, "    - name: overview")) ==
-              "test.yaml:12:13: cache.routes[1].name: duplicate route name \"overview\" (also cache.routes[0])");
+              "test.yaml:12:13: cache.routes[1].name: duplicate route name \"overview\" (also "
+              "cache.routes[0])");
     }
     SECTION("route: duplicate path") {
         CHECK(error_of(with_line(13, "      path: /api/dashboard/overview")) ==
@@ -225,17 +246,21 @@ TEST_CASE("errors name the file, line, column and key path", "[unit]") {
               "cache.routes[0])");
     }
     SECTION("route: unknown key") {
-        CHECK(error_of(with_line(17, "      tll: 10s")) ==
-              "test.yaml:17:7: cache.routes[1].tll: unknown key, did you mean \"ttl\"? (expected one of: name, path, query_params, ttl, "
-              "stale_while_revalidate, stale_if_error, utc_day_bound, fill, query, enrich_agents, max_waiters, "
-              "wait_timeout, degraded_ttl)");
+        CHECK(
+            error_of(with_line(17, "      tll: 10s")) ==
+            "test.yaml:17:7: cache.routes[1].tll: unknown key, did you mean \"ttl\"? (expected one of: name, "
+            "path, query_params, ttl, "
+            "stale_while_revalidate, stale_if_error, utc_day_bound, fill, query, enrich_agents, max_waiters, "
+            "wait_timeout, degraded_ttl)");
     }
     SECTION("route: query_params with fill: postgres") {
         CHECK(error_of(with_line(17, "      query_params: [period]")) ==
-              "test.yaml:17:21: cache.routes[1].query_params: not allowed with fill: postgres (its query is given "
+              "test.yaml:17:21: cache.routes[1].query_params: not allowed with fill: postgres (its query is "
+              "given "
               "only the user; remove the key, or use fill: upstream)");
         CHECK(error_of(with_line(17, "      query_params: []")) ==
-              "test.yaml:17:21: cache.routes[1].query_params: not allowed with fill: postgres (its query is given "
+              "test.yaml:17:21: cache.routes[1].query_params: not allowed with fill: postgres (its query is "
+              "given "
               "only the user; remove the key, or use fill: upstream)");
         // The same key on an upstream route is part of its cache key.
         std::string upstream_route = with_line(14, "      fill: upstream");
@@ -249,7 +274,8 @@ TEST_CASE("errors name the file, line, column and key path", "[unit]") {
               "test.yaml:17:30: cache.routes[1].query_params[1]: must not be empty");
     }
     SECTION("YAML syntax error") {
-        CHECK(error_of(with_line(3, "  threads: [2")) == "test.yaml:4:9: invalid YAML: end of sequence flow not found");
+        CHECK(error_of(with_line(3, "  threads: [2")) ==
+              "test.yaml:4:9: invalid YAML: end of sequence flow not found");
     }
 }
 
@@ -266,8 +292,10 @@ TEST_CASE("an unknown key is refused in every section, at its line and column", 
         {route + "      bogus: 1\n", "test.yaml:7:7: cache.routes[0].bogus", "name"},
         {url + "database:\n  bogus: 1\n", "test.yaml:4:3: database.bogus", "url"},
         {url + "external:\n  bogus: 1\n", "test.yaml:4:3: external.bogus", "url"},
-        {url + "external:\n  foreground:\n    bogus: 1\n", "test.yaml:5:5: external.foreground.bogus", "attempts"},
-        {url + "external:\n  background:\n    bogus: 1\n", "test.yaml:5:5: external.background.bogus", "attempts"},
+        {url + "external:\n  foreground:\n    bogus: 1\n", "test.yaml:5:5: external.foreground.bogus",
+         "attempts"},
+        {url + "external:\n  background:\n    bogus: 1\n", "test.yaml:5:5: external.background.bogus",
+         "attempts"},
         {url + "external:\n  breaker:\n    bogus: 1\n", "test.yaml:5:5: external.breaker.bogus",
          "consecutive_failures"},
         {url + "log:\n  bogus: 1\n", "test.yaml:4:3: log.bogus", "level"},
@@ -289,13 +317,15 @@ TEST_CASE("a misspelt key suggests the key it is closest to", "[unit]") {
          "test.yaml:7:7: cache.routes[0].stale_if_eror", "stale_if_error"},
         {url + "database:\n  querytimeout: 1s\n", "test.yaml:4:3: database.querytimeout", "query_timeout"},
         {url + "external:\n  api-key: k\n", "test.yaml:4:3: external.api-key", "api_key"},
-        {url + "external:\n  foreground:\n    multiplyer: 2\n", "test.yaml:5:5: external.foreground.multiplyer",
-         "multiplier"},
-        {url + "external:\n  breaker:\n    cooldown: 1s\n", "test.yaml:5:5: external.breaker.cooldown", "cool_down"},
+        {url + "external:\n  foreground:\n    multiplyer: 2\n",
+         "test.yaml:5:5: external.foreground.multiplyer", "multiplier"},
+        {url + "external:\n  breaker:\n    cooldown: 1s\n", "test.yaml:5:5: external.breaker.cooldown",
+         "cool_down"},
         {url + "log:\n  acces_log: true\n", "test.yaml:4:3: log.acces_log", "access_log"},
     }));
     CAPTURE(yaml);
-    CHECK(error_of(yaml).rfind(where + ": unknown key, did you mean \"" + meant + "\"? (expected one of: ", 0) == 0);
+    CHECK(error_of(yaml).rfind(where + ": unknown key, did you mean \"" + meant + "\"? (expected one of: ",
+                               0) == 0);
     // Nothing close: no guess.
     CHECK(error_of(url + "log:\n  colour: true\n") ==
           "test.yaml:4:3: log.colour: unknown key (expected one of: level, access_log)");
@@ -306,7 +336,8 @@ TEST_CASE("errors about a file's shape", "[unit]") {
     CHECK(error_of("") == "test.yaml:1:1: upstream.url: required key is missing");
     CHECK(error_of("server:\n  threads: 1\n") == "test.yaml:1:1: upstream.url: required key is missing");
     CHECK(error_of("- server\n") == "test.yaml:1:1: the configuration must be a map of sections, got a list");
-    CHECK(error_of(url + "server: 8080\n") == "test.yaml:3:9: server: expected a map of keys, got a single value");
+    CHECK(error_of(url + "server: 8080\n") ==
+          "test.yaml:3:9: server: expected a map of keys, got a single value");
     CHECK(error_of(url + "cache:\n  routes: overview\n") ==
           "test.yaml:4:11: cache.routes: expected a list of routes, got a single value");
     CHECK(error_of(url + "cache:\n  routes:\n    - overview\n") ==
@@ -324,7 +355,8 @@ TEST_CASE("cross-field and enum checks", "[unit]") {
     CHECK(error_of(url + "external:\n  background:\n    base: 5s\n") ==
           "test.yaml:5:11: external.background.base: max (4s) must not be below base (5s)");
     CHECK(error_of(url + "external:\n  background:\n    tries: 5\n") ==
-          "test.yaml:5:5: external.background.tries: unknown key (expected one of: attempts, base, max, multiplier)");
+          "test.yaml:5:5: external.background.tries: unknown key (expected one of: attempts, base, max, "
+          "multiplier)");
     CHECK(error_of(url + "external:\n  breaker:\n    failure_rate: 1.5\n") ==
           "test.yaml:5:19: external.breaker.failure_rate: 1.5 is out of range: must be from 0 to 1");
     CHECK(error_of("upstream:\n  url: http://legacy\n  max_connections: 8\n  max_idle_connections: 9\n") ==
@@ -337,9 +369,11 @@ TEST_CASE("cross-field and enum checks", "[unit]") {
           "test.yaml:4:11: server.listen: 127.0.0.1:9901 is also admin.listen (its default)");
     CHECK(error_of(url + "server:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n") == "loaded");
     CHECK(error_of(url + "database:\n  notify_channel: Bad-Channel\n") ==
-          "test.yaml:4:19: database.notify_channel: \"Bad-Channel\" must be a lower-case SQL identifier (a-z, 0-9, _; at "
+          "test.yaml:4:19: database.notify_channel: \"Bad-Channel\" must be a lower-case SQL identifier "
+          "(a-z, 0-9, _; at "
           "most 63)");
-    CHECK(error_of(url + "database:\n  queries_dir: \"\"\n") == "test.yaml:4:16: database.queries_dir: must not be empty");
+    CHECK(error_of(url + "database:\n  queries_dir: \"\"\n") ==
+          "test.yaml:4:16: database.queries_dir: must not be empty");
     CHECK(error_of(url + "database:\n  listen_notify: yes\n") ==
           "test.yaml:4:18: database.listen_notify: \"yes\" is not a boolean (write true or false)");
     CHECK(error_of(url + "database:\n  listen_notify:\n    - true\n") ==
@@ -347,14 +381,17 @@ TEST_CASE("cross-field and enum checks", "[unit]") {
     CHECK(error_of(url + "database:\n  listen_ping_interval: 50ms\n") ==
           "test.yaml:4:25: database.listen_ping_interval: 50ms is out of range: must be from 100ms to 1h");
     CHECK(error_of(url + "database:\n  listen_ping_interval: 30\n") ==
-          "test.yaml:4:25: database.listen_ping_interval: \"30\" is not a duration (write 250ms, 30s, 10m, 1h or 0)");
+          "test.yaml:4:25: database.listen_ping_interval: \"30\" is not a duration (write 250ms, 30s, 10m, "
+          "1h or 0)");
     CHECK(error_of(url + "database:\n  listen_notfy: true\n") ==
-          "test.yaml:4:3: database.listen_notfy: unknown key, did you mean \"listen_notify\"? (expected one of: url, pool_size, connect_timeout, "
-          "query_timeout, reconnect_backoff_max, migrate_on_start, refresh_interval, queries_dir, migrations_dir, "
+          "test.yaml:4:3: database.listen_notfy: unknown key, did you mean \"listen_notify\"? (expected one "
+          "of: url, pool_size, connect_timeout, "
+          "query_timeout, reconnect_backoff_max, migrate_on_start, refresh_interval, queries_dir, "
+          "migrations_dir, "
           "notify_channel, listen_notify, listen_ping_interval)");
     {
-        auto cfg = load_string(url + "database:\n  listen_notify: false\n  listen_ping_interval: 2s\n", "t.yaml",
-                               fake_env());
+        auto cfg = load_string(url + "database:\n  listen_notify: false\n  listen_ping_interval: 2s\n",
+                               "t.yaml", fake_env());
         CHECK_FALSE(cfg.database.listen_notify);
         CHECK(cfg.database.listen_ping_interval == std::chrono::seconds(2));
     }
@@ -369,14 +406,16 @@ TEST_CASE("load_file names the file it cannot read", "[unit]") {
         load_file("/nonexistent/sidecache.yaml", fake_env());
         FAIL("loaded a file that does not exist");
     } catch (const error& e) {
-        CHECK(std::string(e.what()) == "/nonexistent/sidecache.yaml: cannot read the configuration file: No such file or directory");
+        CHECK(std::string(e.what()) ==
+              "/nonexistent/sidecache.yaml: cannot read the configuration file: No such file or directory");
         CHECK(e.line() == 0);
     }
     try {
         load_file(SIDECACHE_SOURCE_DIR, fake_env());
         FAIL("loaded a directory");
     } catch (const error& e) {
-        CHECK(std::string(e.what()) == std::string(SIDECACHE_SOURCE_DIR) + ": cannot read the configuration file: it is a directory");
+        CHECK(std::string(e.what()) ==
+              std::string(SIDECACHE_SOURCE_DIR) + ": cannot read the configuration file: it is a directory");
     }
 }
 

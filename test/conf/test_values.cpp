@@ -29,7 +29,8 @@ TEST_CASE("parse_duration accepts 0 and <n><unit> terms", "[unit]") {
 }
 
 TEST_CASE("parse_duration rejects what is not a duration", "[unit]") {
-    auto text = GENERATE(as<std::string>{}, "", "5", "1.5s", "s", "-1s", "10 s", "1d", "1hour", "ms", "30S", "1h30");
+    auto text =
+        GENERATE(as<std::string>{}, "", "5", "1.5s", "s", "-1s", "10 s", "1d", "1hour", "ms", "30S", "1h30");
     CAPTURE(text);
     auto d = parse_duration(text);
     REQUIRE(d.has_error());
@@ -62,7 +63,8 @@ TEST_CASE("parse_size accepts bytes, binary and decimal units", "[unit]") {
 }
 
 TEST_CASE("parse_size rejects what is not a size", "[unit]") {
-    auto text = GENERATE(as<std::string>{}, "", "16kib", "1.5MiB", "-1", "MiB", "16 KiB", "16KiBs", "1TiB", "0x10");
+    auto text =
+        GENERATE(as<std::string>{}, "", "16kib", "1.5MiB", "-1", "MiB", "16 KiB", "16KiBs", "1TiB", "0x10");
     CAPTURE(text);
     auto n = parse_size(text);
     REQUIRE(n.has_error());
@@ -107,13 +109,14 @@ TEST_CASE("parse_endpoint rejects what is not host:port", "[unit]") {
 }
 
 TEST_CASE("parse_base_url splits an http(s) URL, with default ports", "[unit]") {
-    auto [text, scheme, host, port, path] = GENERATE(table<std::string, std::string, std::string, int, std::string>({
-        {"http://127.0.0.1:3000", "http", "127.0.0.1", 3000, ""},
-        {"https://api.elevenlabs.io", "https", "api.elevenlabs.io", 443, ""},
-        {"http://legacy/", "http", "legacy", 80, ""},
-        {"http://legacy:8000/base/", "http", "legacy", 8000, "/base"},
-        {"http://[::1]:3000", "http", "::1", 3000, ""},
-    }));
+    auto [text, scheme, host, port, path] =
+        GENERATE(table<std::string, std::string, std::string, int, std::string>({
+            {"http://127.0.0.1:3000", "http", "127.0.0.1", 3000, ""},
+            {"https://api.elevenlabs.io", "https", "api.elevenlabs.io", 443, ""},
+            {"http://legacy/", "http", "legacy", 80, ""},
+            {"http://legacy:8000/base/", "http", "legacy", 8000, "/base"},
+            {"http://[::1]:3000", "http", "::1", 3000, ""},
+        }));
     CAPTURE(text);
     auto u = parse_base_url(text);
     REQUIRE(u.has_value());
@@ -145,8 +148,12 @@ TEST_CASE("parse_base_url rejects what is not an http(s) base URL", "[unit]") {
 }
 
 TEST_CASE("parse_bool", "[unit]") {
-    auto [text, value] = GENERATE(table<std::string, bool>({
-        {"true", true}, {"True", true}, {"TRUE", true}, {"false", false}, {"False", false}, {"FALSE", false}}));
+    auto [text, value] = GENERATE(table<std::string, bool>({{"true", true},
+                                                            {"True", true},
+                                                            {"TRUE", true},
+                                                            {"false", false},
+                                                            {"False", false},
+                                                            {"FALSE", false}}));
     CHECK(parse_bool(text).value() == value);
 
     auto bad = GENERATE(as<std::string>{}, "yes", "1", "", "tRUE");

@@ -1,7 +1,6 @@
 // Included once per test binary that needs pg_test_db (test/support is not ours).
-#include "db/pg_test_db.hpp"
-
 #include "db/migrate.hpp"
+#include "db/pg_test_db.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -41,8 +40,9 @@ std::optional<pg_test_db> pg_test_db::create(bool migrate) {
             WARN("SIDECACHE_SKIP_PG=1: [pg] test skipped");
             return std::nullopt;
         }
-        FAIL("SIDECACHE_TEST_DATABASE_URL is unset: start PostgreSQL (scripts/test does, "
-             "scripts/pg start prints the URL) or set SIDECACHE_SKIP_PG=1 to skip [pg] tests");
+        FAIL(
+            "SIDECACHE_TEST_DATABASE_URL is unset: start PostgreSQL (scripts/test does, "
+            "scripts/pg start prints the URL) or set SIDECACHE_SKIP_PG=1 to skip [pg] tests");
     }
     static std::atomic<int> counter{0};
     pg_test_db t;
@@ -73,7 +73,9 @@ std::optional<pg_test_db> pg_test_db::create(bool migrate) {
 }
 
 pg_test_db::pg_test_db(pg_test_db&& o) noexcept
-    : admin_url_(std::move(o.admin_url_)), url_(std::move(o.url_)), name_(std::move(o.name_)),
+    : admin_url_(std::move(o.admin_url_)),
+      url_(std::move(o.url_)),
+      name_(std::move(o.name_)),
       session_(std::move(o.session_)) {
     o.name_.clear();
     o.session_.reset();

@@ -45,7 +45,9 @@ std::string http_get(unsigned short port, const std::string& target, const std::
     return res.body();
 }
 
-std::string node() { return "node"; }
+std::string node() {
+    return "node";
+}
 
 }  // namespace
 
@@ -58,22 +60,24 @@ TEST_CASE("fills equal the legacy's answers for every user of the small dataset 
         return;
     }
     run_command(node() + " " + src + "/test/data/generate.js --database-url '" + db->url() +
-        "' --preset small --seed 42 >/dev/null");
+                "' --preset small --seed 42 >/dev/null");
     REQUIRE(db->migrate(false) == 0);
     REQUIRE(db->refresh() == 0);
     // Late changes after the refresh: the marked path must be exact too.
-    db->sql("UPDATE calls SET status = 'completed' WHERE id IN ("
-            "SELECT id FROM calls WHERE created_at < now() - interval '3 days' ORDER BY id LIMIT 20)");
+    db->sql(
+        "UPDATE calls SET status = 'completed' WHERE id IN ("
+        "SELECT id FROM calls WHERE created_at < now() - interval '3 days' ORDER BY id LIMIT 20)");
 
-    child_process mock(node() + " " + src + "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key k");
+    child_process mock(node() + " " + src +
+                       "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key k");
     auto mock_port = mock.listening_port();
     child_process legacy(node() + " " + src + "/test/legacy/server.js --port 0 --database-url '" + db->url() +
-                 "' --jwt-secret s3cret --elevenlabs-url http://127.0.0.1:" + std::to_string(mock_port) +
-                 " --elevenlabs-key k");
+                         "' --jwt-secret s3cret --elevenlabs-url http://127.0.0.1:" +
+                         std::to_string(mock_port) + " --elevenlabs-key k");
     auto legacy_port = legacy.listening_port();
 
-    std::istringstream tokens(run_command(node() + " " + src + "/test/data/mint.js --secret s3cret --all --database-url '" +
-                                  db->url() + "'"));
+    std::istringstream tokens(run_command(
+        node() + " " + src + "/test/data/mint.js --secret s3cret --all --database-url '" + db->url() + "'"));
     conf::database_config cfg;
     cfg.url = db->url();
     cfg.queries_dir = src + "/db/queries";
@@ -82,7 +86,10 @@ TEST_CASE("fills equal the legacy's answers for every user of the small dataset 
     p.start();
     REQUIRE(run_sync(p.wait_ready(steady_clock::now() + std::chrono::seconds(10))));
 
-    struct endpoint { const char* query; const char* path; };
+    struct endpoint {
+        const char* query;
+        const char* path;
+    };
     const endpoint endpoints[] = {{"overview", "/api/dashboard/overview"},
                                   {"analytics", "/api/dashboard/analytics"},
                                   {"agents", "/api/agents"}};

@@ -1,17 +1,17 @@
 // The three fills against a hand-made dataset (fixture.hpp), figure by figure
 // as api.md defines them, through db::pool::query_json: the bytes a user gets.
 #include "db/error.hpp"
+#include "db/fixture.hpp"
 #include "db/pg_test_db.ipp"
 #include "db/pool.hpp"
-#include "db/fixture.hpp"
 #include "db/run_sync.hpp"
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <array>
 #include <chrono>
-#include <fmt/format.h>
 #include <string>
 
 using namespace sidecache;
@@ -67,16 +67,23 @@ std::int64_t credits_this_month() {
     using namespace std::chrono;
     year_month_day today{floor<days>(system_clock::now())};
     int into_month = static_cast<int>(static_cast<unsigned>(today.day())) - 1;  // days since the 1st
-    struct { int day_offset; int credits; } calls[] = {{0, 10}, {-1, 5}, {-6, 3}, {-7, 0}, {-30, 7}, {-31, 100}, {2, 1}};
+    struct {
+        int day_offset;
+        int credits;
+    } calls[] = {{0, 10}, {-1, 5}, {-6, 3}, {-7, 0}, {-30, 7}, {-31, 100}, {2, 1}};
     std::int64_t sum = 0;
     for (auto c : calls)
         if (c.day_offset >= -into_month) sum += c.credits;
     return sum;
 }
 
-std::string str(const json::value& v) { return v.is_string() ? std::string(v.as_string()) : json::serialize(v); }
+std::string str(const json::value& v) {
+    return v.is_string() ? std::string(v.as_string()) : json::serialize(v);
+}
 
-double num(const json::value& v) { return v.is_double() ? v.as_double() : static_cast<double>(v.to_number<std::int64_t>()); }
+double num(const json::value& v) {
+    return v.is_double() ? v.as_double() : static_cast<double>(v.to_number<std::int64_t>());
+}
 
 }  // namespace
 
@@ -145,7 +152,8 @@ TEST_CASE("analytics: every figure of the hand-made dataset [pg]", "[pg]") {
     CHECK(str(days[0].at("date")) == iso_from_midnight(std::chrono::days(-6)).substr(0, 10));
     CHECK(str(days[6].at("date")) == iso_from_midnight(std::chrono::days(0)).substr(0, 10));
     auto point = [&](int i) {
-        return std::array<double, 3>{num(days[i].at("calls")), num(days[i].at("leads")), num(days[i].at("qualified"))};
+        return std::array<double, 3>{num(days[i].at("calls")), num(days[i].at("leads")),
+                                     num(days[i].at("qualified"))};
     };
     CHECK(point(0) == std::array<double, 3>{1, 1, 0});  // c3 at T-6d 00:00, lead 49
     CHECK(point(1) == std::array<double, 3>{0, 0, 0});
@@ -204,7 +212,7 @@ TEST_CASE("agents: DB part with placeholders, performance over all calls [pg]", 
         CHECK(z.at("configStatus") == "none");
         auto& p = z.at("performance");
         CHECK(num(p.at("conversations")) == 4);
-        CHECK(num(p.at("successRate")) == 50);  // c1, c6 completed of 4
+        CHECK(num(p.at("successRate")) == 50);   // c1, c6 completed of 4
         CHECK(p.at("avgDuration") == "3m 38s");  // 60 * 14.5 / 4 = 217.5 -> 218
         CHECK(num(p.at("creditsUsed")) == 122);
         CHECK(str(p.at("lastCallAt")) == iso_from_midnight(std::chrono::hours(1)));

@@ -2,9 +2,9 @@
 // (docs/freshness.md), and migrations go up and down without touching the
 // legacy tables' data.
 #include "db/error.hpp"
+#include "db/fixture.hpp"
 #include "db/pg_test_db.ipp"
 #include "db/pool.hpp"
-#include "db/fixture.hpp"
 #include "db/run_sync.hpp"
 
 #include <boost/json.hpp>
@@ -74,8 +74,8 @@ TEST_CASE("agents performance is exact after late inserts, deletes and refreshes
 
     // A call dated three days ago, inserted now: behind the view's boundary.
     db->sql(std::string("INSERT INTO calls (id, user_id, agent_id, phone_number, status, created_at) VALUES "
-                        "('c0000000-0000-4000-8000-0000000000a1', '") + u1 + "', '" + a2 +
-            "', '+1', 'completed', now() - interval '3 days')");
+                        "('c0000000-0000-4000-8000-0000000000a1', '") +
+            u1 + "', '" + a2 + "', '+1', 'completed', now() - interval '3 days')");
     CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "1");
     CHECK(conversations(p, a2) == 3);  // read live until the next refresh
     REQUIRE(db->refresh() == 0);
@@ -93,8 +93,8 @@ TEST_CASE("agents performance is exact after late inserts, deletes and refreshes
 
     // A call of today needs no mark: the live part reads it.
     db->sql(std::string("INSERT INTO calls (id, user_id, agent_id, phone_number, status, created_at) VALUES "
-                        "('c0000000-0000-4000-8000-0000000000a2', '") + u1 + "', '" + a2 +
-            "', '+1', 'failed', now())");
+                        "('c0000000-0000-4000-8000-0000000000a2', '") +
+            u1 + "', '" + a2 + "', '+1', 'failed', now())");
     CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "0");
     CHECK(conversations(p, a2) == 3);
 
@@ -123,8 +123,9 @@ TEST_CASE("analytics figures are exact after late lead writes and refreshes [pg]
     CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "0");
 
     // A lead added now to a call of six days ago (outside W7, inside the view).
-    db->sql("INSERT INTO lead_analytics (id, call_id, total_score) VALUES "
-            "('d0000000-0000-4000-8000-0000000000b4', 'c0000000-0000-4000-8000-000000000004', 90)");
+    db->sql(
+        "INSERT INTO lead_analytics (id, call_id, total_score) VALUES "
+        "('d0000000-0000-4000-8000-0000000000b4', 'c0000000-0000-4000-8000-000000000004', 90)");
     CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "1");
     CHECK(lead_quality(p) == "2/2/1 3: 3 2 4");  // read live until the next refresh
     REQUIRE(db->refresh() == 0);
@@ -132,7 +133,8 @@ TEST_CASE("analytics figures are exact after late lead writes and refreshes [pg]
     CHECK(lead_quality(p) == "2/2/1 3: 3 2 4");  // now from the view
 
     // An old lead's score changed, another old lead deleted, an old call's status changed.
-    db->sql("UPDATE lead_analytics SET total_score = 10 WHERE call_id = 'c0000000-0000-4000-8000-000000000005'");
+    db->sql(
+        "UPDATE lead_analytics SET total_score = 10 WHERE call_id = 'c0000000-0000-4000-8000-000000000005'");
     CHECK(lead_quality(p) == "2/1/2 3: 3 2 4");
     db->sql("DELETE FROM lead_analytics WHERE call_id = 'c0000000-0000-4000-8000-000000000002'");
     CHECK(lead_quality(p) == "2/0/2 3: 2 1 4");
@@ -142,13 +144,15 @@ TEST_CASE("analytics figures are exact after late lead writes and refreshes [pg]
     CHECK(lead_quality(p) == "2/0/2 4: 2 1 4");
 
     // A lead of a call dated after today's start needs no mark: that part is read live.
-    db->sql("INSERT INTO lead_analytics (id, call_id, total_score) VALUES "
-            "('d0000000-0000-4000-8000-0000000000b7', 'c0000000-0000-4000-8000-000000000007', 60)");
+    db->sql(
+        "INSERT INTO lead_analytics (id, call_id, total_score) VALUES "
+        "('d0000000-0000-4000-8000-0000000000b7', 'c0000000-0000-4000-8000-000000000007', 60)");
     CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "0");
     CHECK(lead_quality(p) == "2/1/2 4: 2 1 4");
 
     // A closed day inside W7 (the hour and agent views): call 3's lead, six days ago.
-    db->sql("UPDATE lead_analytics SET total_score = 75 WHERE call_id = 'c0000000-0000-4000-8000-000000000003'");
+    db->sql(
+        "UPDATE lead_analytics SET total_score = 75 WHERE call_id = 'c0000000-0000-4000-8000-000000000003'");
     CHECK(db->sql("SELECT string_agg(DISTINCT user_id::text, ',') FROM sidecache.late_changes") == u1);
     CHECK(lead_quality(p) == "2/2/1 4: 2 2 4");
     REQUIRE(db->refresh() == 0);
@@ -187,13 +191,17 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     if (!db) return;
     db->sql(fixture_sql);
     auto digest = [&] {
-        return db->sql("SELECT md5(string_agg(x, ',' ORDER BY x)) FROM ("
-                       " SELECT row(u.*)::text x FROM users u UNION ALL SELECT row(a.*)::text FROM agents a"
-                       " UNION ALL SELECT row(c.*)::text FROM calls c UNION ALL SELECT row(l.*)::text FROM lead_analytics l) s");
+        return db->sql(
+            "SELECT md5(string_agg(x, ',' ORDER BY x)) FROM ("
+            " SELECT row(u.*)::text x FROM users u UNION ALL SELECT row(a.*)::text FROM agents a"
+            " UNION ALL SELECT row(c.*)::text FROM calls c UNION ALL SELECT row(l.*)::text FROM "
+            "lead_analytics l) s");
     };
     auto columns = [&] {
-        return db->sql("SELECT string_agg(table_name || '.' || column_name || ':' || data_type, ',' ORDER BY table_name, ordinal_position)"
-                       " FROM information_schema.columns WHERE table_schema = 'public'");
+        return db->sql(
+            "SELECT string_agg(table_name || '.' || column_name || ':' || data_type, ',' ORDER BY "
+            "table_name, ordinal_position)"
+            " FROM information_schema.columns WHERE table_schema = 'public'");
     };
     auto data = digest();
     auto cols = columns();
@@ -206,7 +214,8 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     CHECK(db->sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'sidecache\\_%\\_notify\\_%'") == "15");
     CHECK(db->sql("SELECT channel FROM sidecache.notify_settings") == "sidecache_invalidate");
     // 006: TRUNCATE of calls and lead_analytics marks every user.
-    CHECK(db->sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'sidecache\\_%\\_late\\_truncate'") == "2");
+    CHECK(db->sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'sidecache\\_%\\_late\\_truncate'") ==
+          "2");
     REQUIRE(db->migrate(false) == 0);  // again: nothing to do, nothing fails
     CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "6");
     REQUIRE(db->refresh() == 0);
@@ -217,7 +226,8 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     CHECK(db->sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'sidecache'") == "0");
     CHECK(db->sql("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'sidecache\\_%'") == "0");
     CHECK(db->sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'sidecache\\_%'") == "0");
-    CHECK(db->sql("SELECT count(*) FROM pg_proc WHERE proname IN ('leads_mark_late', 'refresh_views')") == "0");
+    CHECK(db->sql("SELECT count(*) FROM pg_proc WHERE proname IN ('leads_mark_late', 'refresh_views')") ==
+          "0");
     CHECK(db->sql("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
                   " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
                   " AND (n.nspname = 'sidecache' OR p.proname LIKE '%\\_notify%')") == "0");

@@ -47,7 +47,10 @@ TEST_CASE("notification payloads: user:<uuid>, all, and everything else garbled 
         {" user:11111111-1111-4111-8111-111111111111", kind::all, cause::garbled, ""},
         {"agent:11111111-1111-4111-8111-111111111111", kind::all, cause::garbled, ""},
         {"user:11111111-1111-4111-8111-111111111111\n", kind::all, cause::garbled, ""},
-        {std::string("user:11111111-1111-4111-8111-1111111111\0" "11", 41), kind::all, cause::garbled, ""},
+        {std::string("user:11111111-1111-4111-8111-1111111111\0"
+                     "11",
+                     41),
+         kind::all, cause::garbled, ""},
         {std::string(8000, 'x'), kind::all, cause::garbled, ""},
     }));
     INFO(r.payload.substr(0, 60));
@@ -104,8 +107,9 @@ struct recorder {
         std::vector<std::string> out;
         for (const auto& c : changes) {
             if (c.user_id == sentinel) break;
-            out.push_back(c.what == db::change::kind::user ? "user:" + c.user_id
-                          : c.why == db::change::cause::garbled ? "garbled" : "all");
+            out.push_back(c.what == db::change::kind::user      ? "user:" + c.user_id
+                          : c.why == db::change::cause::garbled ? "garbled"
+                                                                : "all");
         }
         return out;
     }
@@ -136,60 +140,88 @@ TEST_CASE("each write that changes an answer notifies its user once, others noti
     // The first LISTEN invalidates everything: it may have missed changes.
     REQUIRE(rec.wait_for([](const db::change& c) { return c.why == db::change::cause::connected; }));
     CHECK(p.notify_reason() == "");
-    const std::string U1 = "user:" + std::string(u1), U2 = "user:" + std::string(u2), U3 = "user:" + std::string(u3);
+    const std::string U1 = "user:" + std::string(u1), U2 = "user:" + std::string(u2),
+                      U3 = "user:" + std::string(u3);
 
     SECTION("users") {
-        CHECK(rec.after(*db, [&] { db->sql("UPDATE users SET name = 'renamed', email = email || 'x'"); }) == strings{});
-        CHECK(rec.after(*db, [&] { db->sql(fmt::format("UPDATE users SET is_active = false WHERE id = '{}'", u1)); }) ==
-              strings{U1});
-        CHECK(rec.after(*db, [&] { db->sql(fmt::format("UPDATE users SET credits = credits - 1 WHERE id IN ('{}', '{}')", u1, u3)); })
+        CHECK(rec.after(*db, [&] { db->sql("UPDATE users SET name = 'renamed', email = email || 'x'"); }) ==
+              strings{});
+        CHECK(rec.after(*db, [&] {
+            db->sql(fmt::format("UPDATE users SET is_active = false WHERE id = '{}'", u1));
+        }) == strings{U1});
+        CHECK(rec.after(*db,
+                        [&] {
+                            db->sql(fmt::format(
+                                "UPDATE users SET credits = credits - 1 WHERE id IN ('{}', '{}')", u1, u3));
+                        })
                   .size() == 2);
         // The legacy's POST /api/calls: a call and the credits, one transaction: one notification.
         CHECK(rec.after(*db, [&] {
-                  db->sql(fmt::format("BEGIN; INSERT INTO calls (id, user_id, agent_id, phone_number, status) VALUES "
-                                      "(gen_random_uuid(), '{0}', '{1}', '+1', 'completed'); "
-                                      "UPDATE users SET credits = credits - 3 WHERE id = '{0}'; COMMIT", u1, a1));
-              }) == strings{U1});
-        CHECK(rec.after(*db, [&] { db->sql(fmt::format("INSERT INTO users (id, email, name) VALUES "
-                                                       "('44444444-4444-4444-8444-444444444444', 'n', 'n')")); }) ==
-              strings{});
-        CHECK(rec.after(*db, [&] { db->sql(fmt::format("DELETE FROM users WHERE id = '{}'", u2)); }) == strings{U2});
+            db->sql(
+                fmt::format("BEGIN; INSERT INTO calls (id, user_id, agent_id, phone_number, status) VALUES "
+                            "(gen_random_uuid(), '{0}', '{1}', '+1', 'completed'); "
+                            "UPDATE users SET credits = credits - 3 WHERE id = '{0}'; COMMIT",
+                            u1, a1));
+        }) == strings{U1});
+        CHECK(rec.after(*db, [&] {
+            db->sql(
+                fmt::format("INSERT INTO users (id, email, name) VALUES "
+                            "('44444444-4444-4444-8444-444444444444', 'n', 'n')"));
+        }) == strings{});
+        CHECK(rec.after(*db, [&] { db->sql(fmt::format("DELETE FROM users WHERE id = '{}'", u2)); }) ==
+              strings{U2});
     }
     SECTION("agents") {
         CHECK(rec.after(*db, [&] {
-                  db->sql(fmt::format("INSERT INTO agents (id, user_id, name, agent_type, status) VALUES "
-                                      "(gen_random_uuid(), '{}', 'n', 'call', 'draft')", u3));
-              }) == strings{U3});
+            db->sql(
+                fmt::format("INSERT INTO agents (id, user_id, name, agent_type, status) VALUES "
+                            "(gen_random_uuid(), '{}', 'n', 'call', 'draft')",
+                            u3));
+        }) == strings{U3});
         CHECK(rec.after(*db, [&] { db->sql("UPDATE agents SET updated_at = now()"); }) == strings{});
-        CHECK(rec.after(*db, [&] { db->sql(fmt::format("UPDATE agents SET name = 'Zed2' WHERE id = '{}'", a1)); }) ==
-              strings{U1});
+        CHECK(rec.after(*db, [&] {
+            db->sql(fmt::format("UPDATE agents SET name = 'Zed2' WHERE id = '{}'", a1));
+        }) == strings{U1});
         // Moved to another user: both.
-        auto moved = rec.after(*db, [&] { db->sql(fmt::format("UPDATE agents SET user_id = '{}' WHERE id = '{}'", u3, a3)); });
+        auto moved = rec.after(
+            *db, [&] { db->sql(fmt::format("UPDATE agents SET user_id = '{}' WHERE id = '{}'", u3, a3)); });
         std::sort(moved.begin(), moved.end());
         CHECK(moved == strings{U1, U3});
-        CHECK(rec.after(*db, [&] { db->sql(fmt::format("DELETE FROM agents WHERE id = '{}'", a2)); }) == strings{U1});
+        CHECK(rec.after(*db, [&] { db->sql(fmt::format("DELETE FROM agents WHERE id = '{}'", a2)); }) ==
+              strings{U1});
     }
     SECTION("calls and leads") {
         const char* c1 = "c0000000-0000-4000-8000-000000000001";
         const char* c7 = "c0000000-0000-4000-8000-000000000007";
         CHECK(rec.after(*db, [&] { db->sql("UPDATE calls SET phone_number = '+2'"); }) == strings{});
-        CHECK(rec.after(*db, [&] { db->sql(fmt::format("UPDATE calls SET status = 'failed' WHERE id = '{}'", c1)); }) ==
-              strings{U1});
+        CHECK(rec.after(*db, [&] {
+            db->sql(fmt::format("UPDATE calls SET status = 'failed' WHERE id = '{}'", c1));
+        }) == strings{U1});
         // c0..99 is U2's, the others U1's: one notification per distinct user.
-        auto both = rec.after(*db, [&] { db->sql("UPDATE calls SET status = 'cancelled' WHERE status = 'completed'"); });
+        auto both = rec.after(
+            *db, [&] { db->sql("UPDATE calls SET status = 'cancelled' WHERE status = 'completed'"); });
         std::sort(both.begin(), both.end());
         CHECK(both == strings{U1, U2});
-        CHECK(rec.after(*db, [&] { db->sql("DELETE FROM calls WHERE id = 'c0000000-0000-4000-8000-000000000099'"); }) ==
-              strings{U2});
         CHECK(rec.after(*db, [&] {
-                  db->sql(fmt::format("INSERT INTO lead_analytics (id, call_id, total_score) VALUES "
-                                      "(gen_random_uuid(), '{}', 75)", c7));
-              }) == strings{U1});
+            db->sql("DELETE FROM calls WHERE id = 'c0000000-0000-4000-8000-000000000099'");
+        }) == strings{U2});
+        CHECK(rec.after(*db, [&] {
+            db->sql(
+                fmt::format("INSERT INTO lead_analytics (id, call_id, total_score) VALUES "
+                            "(gen_random_uuid(), '{}', 75)",
+                            c7));
+        }) == strings{U1});
         CHECK(rec.after(*db, [&] { db->sql("UPDATE lead_analytics SET created_at = now()"); }) == strings{});
-        CHECK(rec.after(*db, [&] { db->sql("UPDATE lead_analytics SET total_score = 10 WHERE id = "
-                                           "'d0000000-0000-4000-8000-000000000001'"); }) == strings{U1});
-        CHECK(rec.after(*db, [&] { db->sql("DELETE FROM lead_analytics WHERE id = "
-                                           "'d0000000-0000-4000-8000-000000000002'"); }) == strings{U1});
+        CHECK(rec.after(*db, [&] {
+            db->sql(
+                "UPDATE lead_analytics SET total_score = 10 WHERE id = "
+                "'d0000000-0000-4000-8000-000000000001'");
+        }) == strings{U1});
+        CHECK(rec.after(*db, [&] {
+            db->sql(
+                "DELETE FROM lead_analytics WHERE id = "
+                "'d0000000-0000-4000-8000-000000000002'");
+        }) == strings{U1});
     }
     SECTION("bulk writes and TRUNCATE notify 'all' once") {
         db->sql("UPDATE sidecache.notify_settings SET bulk_threshold = 1");
@@ -270,7 +302,8 @@ TEST_CASE("no listener without database.listen_notify [pg]", "[pg]") {
     p.stop();
 }
 
-TEST_CASE("migrate writes database.notify_channel for the triggers, a listener on another one says so [pg]", "[pg]") {
+TEST_CASE("migrate writes database.notify_channel for the triggers, a listener on another one says so [pg]",
+          "[pg]") {
     auto db = pg_test_db::create(true);
     if (!db) return;
     db->sql(fixture_sql);

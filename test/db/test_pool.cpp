@@ -92,7 +92,8 @@ TEST_CASE("a statement past its deadline or query_timeout is cancelled, the conn
     CHECK(slow.error() == db::error::timeout);
     CHECK(took >= 200ms);
     CHECK(took < 2s);  // PQcancel stopped the 30 s sleep
-    CHECK(db->sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND state = 'active' AND pid <> pg_backend_pid()") == "0");
+    CHECK(db->sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND state = "
+                  "'active' AND pid <> pg_backend_pid()") == "0");
     // The one connection is clean again.
     auto echo = run_sync(p.query_json("echo", "u1", steady_clock::now() + 5s));
     REQUIRE(echo.has_value());

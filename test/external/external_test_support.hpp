@@ -2,15 +2,14 @@
 // What the external client's integration tests share: Node.js servers (the
 // ElevenLabs mock, a small HTTPS server) started on a kernel-chosen port.
 
+#include "support/child_process.hpp"
+
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <string>
-
 #include <unistd.h>
-
-#include "support/child_process.hpp"
 
 namespace sidecache::test {
 

@@ -1,7 +1,7 @@
 // The circuit breaker state machine on a manual clock.
-#include <catch2/catch.hpp>
-
 #include "external/breaker.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace sidecache;
 using namespace sidecache::external;

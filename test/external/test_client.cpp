@@ -1,5 +1,15 @@
 // The external client against the ElevenLabs mock (test/mocks/elevenlabs.js),
 // spawned per test with node on a kernel-chosen port.
+#include "external/client.hpp"
+#include "external/external_test_support.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -9,17 +19,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/use_future.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/json.hpp>
-
-#include "external/client.hpp"
-#include "external/external_test_support.hpp"
 
 using namespace sidecache;
 using namespace sidecache::external;
@@ -62,17 +61,19 @@ public:
         return json::parse(res.body());
     }
     void configure(const std::string& patch) const { call(http::verb::post, "/__mock/config", patch); }
-    std::int64_t requests() const { return call(http::verb::get, "/__mock/stats").at("requests").to_number<std::int64_t>(); }
+    std::int64_t requests() const {
+        return call(http::verb::get, "/__mock/stats").at("requests").to_number<std::int64_t>();
+    }
 
 private:
     std::optional<test::node_server> server_;
 };
 
-#define START_MOCK(name, latency)                                      \
-    mock_process name(latency);                                        \
-    if (name.port() == 0) {                                            \
+#define START_MOCK(name, latency)                                       \
+    mock_process name(latency);                                         \
+    if (name.port() == 0) {                                             \
         WARN("node or test/mocks/elevenlabs.js missing: test skipped"); \
-        return;                                                        \
+        return;                                                         \
     }
 
 conf::external_config config_for(const mock_process& mock) {
@@ -269,7 +270,8 @@ TEST_CASE("hanging requests: the answer comes by the deadline, degraded", "[inte
     CHECK(t.body.at("data").at(0).at("elevenLabs") == first.body.at("data").at(0).at("elevenLabs"));
 }
 
-TEST_CASE("mock down: the breaker opens, answers fast, calls nothing, recovers through one probe", "[integration]") {
+TEST_CASE("mock down: the breaker opens, answers fast, calls nothing, recovers through one probe",
+          "[integration]") {
     START_MOCK(mock, 20);
     net::io_context ioc;
     auto cfg = config_for(mock);
@@ -323,8 +325,10 @@ TEST_CASE("a body that is not an agents answer comes back unchanged", "[unit]") 
     cfg.url.host = "127.0.0.1";
     cfg.url.port = 1;  // never called
     external::client client(cfg);
-    for (std::string body : {std::string("not json"), std::string(R"({"success":false,"error":{"code":"X"}})")}) {
-        auto r = run(ioc, client.enrich(body, client.deadline_for(retry_mode::foreground), retry_mode::foreground));
+    for (std::string body :
+         {std::string("not json"), std::string(R"({"success":false,"error":{"code":"X"}})")}) {
+        auto r = run(
+            ioc, client.enrich(body, client.deadline_for(retry_mode::foreground), retry_mode::foreground));
         CHECK(r.body == body);
         CHECK_FALSE(r.degraded);
         CHECK(r.agent_ids.empty());

@@ -1,11 +1,10 @@
 // Mapping external answers into the agents body; the per-agent config cache.
-#include <catch2/catch.hpp>
+#include "external/agent_config_cache.hpp"
+#include "external/mapping.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-
-#include "external/agent_config_cache.hpp"
-#include "external/mapping.hpp"
+#include <catch2/catch.hpp>
 
 using namespace sidecache;
 using namespace sidecache::external;
@@ -21,7 +20,8 @@ const char* full_answer = R"({
     "tts": {"voice_id": "21m00Tcm4TlvDq8ikWAM", "model_id": "eleven_turbo_v2"}},
   "metadata": {"created_at_unix_secs": 1730000000}, "tags": []})";
 
-const char* agents_body = R"({"success":true,"data":[)"
+const char* agents_body =
+    R"({"success":true,"data":[)"
     R"({"id":"u1","name":"A","elevenLabsAgentId":"agent_a","performance":{"conversations":1},"elevenLabs":null,"configStatus":"none"},)"
     R"({"id":"u2","name":"B","elevenLabsAgentId":null,"performance":{"conversations":0},"elevenLabs":null,"configStatus":"none"},)"
     R"({"id":"u3","name":"C","elevenLabsAgentId":"agent_c","performance":{"conversations":2},"elevenLabs":null,"configStatus":"none"},)"
@@ -97,8 +97,9 @@ TEST_CASE("apply_outcomes fills elevenLabs and configStatus in place", "[unit]")
     SECTION("agents without the keys get them appended") {
         json::value b = json::parse(R"({"success":true,"data":[{"id":"u9","elevenLabsAgentId":null}]})");
         CHECK_FALSE(apply_outcomes(b, outcomes));
-        CHECK(json::serialize(b) ==
-              R"({"success":true,"data":[{"id":"u9","elevenLabsAgentId":null,"elevenLabs":null,"configStatus":"none"}]})");
+        CHECK(
+            json::serialize(b) ==
+            R"({"success":true,"data":[{"id":"u9","elevenLabsAgentId":null,"elevenLabs":null,"configStatus":"none"}]})");
     }
 }
 

@@ -1,8 +1,8 @@
 // Backoff with full jitter and the retry decision: pure, no I/O.
-#include <catch2/catch.hpp>
-
 #include "external/backoff.hpp"
 #include "external/retry.hpp"
+
+#include <catch2/catch.hpp>
 
 using namespace sidecache;
 using namespace sidecache::external;
@@ -33,8 +33,8 @@ TEST_CASE("full jitter draws from 0 up to the ceiling, excluded", "[unit]") {
         {1, 0.999999, 49},
         {2, 0.5, 50},
         {3, 0.25, 50},
-        {4, 0.5, 100},   // capped at max 200
-        {1, 7.0, 49},    // out-of-range draws are clamped
+        {4, 0.5, 100},  // capped at max 200
+        {1, 7.0, 49},   // out-of-range draws are clamped
         {1, -1.0, 0},
     }));
     CHECK(backoff_delay(foreground, retry, unit) == ms{expected});

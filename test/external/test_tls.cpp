@@ -1,6 +1,12 @@
 // HTTPS to the external API: certificates verified by default (chain and
 // host name), SNI sent, verification off only when configured. Against a
 // small Node HTTPS server with a certificate made for the test by openssl.
+#include "external/client.hpp"
+#include "external/external_test_support.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -9,13 +15,6 @@
 #include <fstream>
 #include <optional>
 #include <string>
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
-
-#include "external/client.hpp"
-#include "external/external_test_support.hpp"
 
 using namespace sidecache;
 using namespace sidecache::external;
@@ -48,9 +47,10 @@ public:
         dir_ = tmpl;
         cert_ = (dir_ / "cert.pem").string();
         const auto key = (dir_ / "key.pem").string();
-        const std::string cmd = openssl + " req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
-                                " -addext subjectAltName=DNS:localhost -keyout " + key + " -out " + cert_ +
-                                " >/dev/null 2>&1";
+        const std::string cmd = openssl +
+                                " req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost"
+                                " -addext subjectAltName=DNS:localhost -keyout " +
+                                key + " -out " + cert_ + " >/dev/null 2>&1";
         REQUIRE(std::system(cmd.c_str()) == 0);
         const auto script = (dir_ / "server.js").string();
         REQUIRE(std::ofstream(script) << server_js);
@@ -81,10 +81,10 @@ conf::external_config https_config(const std::string& host, std::uint16_t port) 
 agent_outcome lookup(const conf::external_config& cfg) {
     net::io_context ioc;
     external::client client(cfg);
-    auto f = net::co_spawn(ioc,
-                           client.agent_config("agent_tls", client.deadline_for(retry_mode::foreground),
-                                               retry_mode::foreground),
-                           net::use_future);
+    auto f = net::co_spawn(
+        ioc,
+        client.agent_config("agent_tls", client.deadline_for(retry_mode::foreground), retry_mode::foreground),
+        net::use_future);
     ioc.run();
     return f.get();
 }
@@ -94,10 +94,15 @@ struct trust_file {
     std::string old;
     bool had = false;
     explicit trust_file(const std::string& file) {
-        if (const char* v = std::getenv("SSL_CERT_FILE")) { old = v; had = true; }
+        if (const char* v = std::getenv("SSL_CERT_FILE")) {
+            old = v;
+            had = true;
+        }
         ::setenv("SSL_CERT_FILE", file.c_str(), 1);
     }
-    ~trust_file() { had ? (void)::setenv("SSL_CERT_FILE", old.c_str(), 1) : (void)::unsetenv("SSL_CERT_FILE"); }
+    ~trust_file() {
+        had ? (void)::setenv("SSL_CERT_FILE", old.c_str(), 1) : (void)::unsetenv("SSL_CERT_FILE");
+    }
 };
 
 }  // namespace

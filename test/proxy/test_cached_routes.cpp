@@ -13,9 +13,7 @@
 #include "support/test_upstream.hpp"
 
 #include <boost/json.hpp>
-
 #include <catch2/catch.hpp>
-
 #include <fmt/core.h>
 
 #include <atomic>
@@ -51,11 +49,13 @@ std::int64_t now_s() {
 }
 
 std::string token_for(std::string_view user, std::int64_t exp_in = 3600) {
-    return auth::sign_hs256(fmt::format(R"({{"sub":"{}","iat":{},"exp":{}}})", user, now_s(), now_s() + exp_in),
-                             secret);
+    return auth::sign_hs256(
+        fmt::format(R"({{"sub":"{}","iat":{},"exp":{}}})", user, now_s(), now_s() + exp_in), secret);
 }
 
-std::string bearer(std::string_view token) { return fmt::format("Authorization: Bearer {}\r\n", token); }
+std::string bearer(std::string_view token) {
+    return fmt::format("Authorization: Bearer {}\r\n", token);
+}
 
 // The `sub` of a bearer token, unverified (the legacy's view of who asks);
 // "anonymous" when there is none.
@@ -128,7 +128,9 @@ struct harness {
     }
 };
 
-std::string cache_status(const test::client_response& res) { return res.header("Cache-Status"); }
+std::string cache_status(const test::client_response& res) {
+    return res.header("Cache-Status");
+}
 
 }  // namespace
 
@@ -151,7 +153,8 @@ TEST_CASE("two users never receive each other's bodies on shared keep-alive conn
         std::vector<std::string> failures;
         int sent = 0;
         while (sent < per_connection) {
-            const int batch = std::min<int>(std::uniform_int_distribution<int>(1, 8)(gen), per_connection - sent);
+            const int batch =
+                std::min<int>(std::uniform_int_distribution<int>(1, 8)(gen), per_connection - sent);
             std::string bytes;
             std::vector<std::pair<int, std::string_view>> asked;
             for (int i = 0; i < batch; ++i) {
@@ -170,8 +173,8 @@ TEST_CASE("two users never receive each other's bodies on shared keep-alive conn
                 }
                 const auto want = body_for(fmt::format("user-{:02}", u), path);
                 if (res->status != 200 || res->body != want)
-                    failures.push_back(fmt::format("{} {} for user-{:02} {}: {}", res->status, cache_status(*res),
-                                                   u, path, res->body));
+                    failures.push_back(fmt::format("{} {} for user-{:02} {}: {}", res->status,
+                                                   cache_status(*res), u, path, res->body));
             }
             sent += batch;
         }
@@ -203,7 +206,8 @@ TEST_CASE("500 concurrent requests for one cold key reach the upstream once and 
     // 10 s, then the count below fails), and 200 ms later still.
     h.handler = [&h](const recorded_request& req) {
         const auto deadline = std::chrono::steady_clock::now() + 10s;
-        while (h.counter("overview", "coalesced") < clients - 1 && std::chrono::steady_clock::now() < deadline)
+        while (h.counter("overview", "coalesced") < clients - 1 &&
+               std::chrono::steady_clock::now() < deadline)
             std::this_thread::yield();
         auto r = per_user(req);
         r.delay = 200ms;
@@ -255,8 +259,8 @@ TEST_CASE("unverifiable requests are forwarded as they are and never cached", "[
         return r;
     };
     const auto claims = fmt::format(R"({{"sub":"mallory","exp":{}}})", now_s() + 3600);
-    const auto unsigned_token = auth::base64url_encode(R"({"alg":"none","typ":"JWT"})") + "." +
-                                auth::base64url_encode(claims) + ".";
+    const auto unsigned_token =
+        auth::base64url_encode(R"({"alg":"none","typ":"JWT"})") + "." + auth::base64url_encode(claims) + ".";
     struct variant {
         const char* name;
         std::string authorization;  // "" : no header
@@ -280,7 +284,8 @@ TEST_CASE("unverifiable requests are forwarded as they are and never cached", "[
     constexpr int requests = 6;
     test_client client(h.port());
     for (int i = 1; i <= requests; ++i) {
-        const auto header = v.authorization.empty() ? std::string() : "Authorization: " + v.authorization + "\r\n";
+        const auto header =
+            v.authorization.empty() ? std::string() : "Authorization: " + v.authorization + "\r\n";
         client.send(get_request(i % 2 ? overview : agents, header));
         auto res = client.read_response();
         REQUIRE(res);

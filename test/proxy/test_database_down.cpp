@@ -29,7 +29,8 @@ TEST_CASE("with PostgreSQL unreachable, cached routes are filled by the legacy a
     test_upstream legacy([](const recorded_request& r) {
         scripted_response res;
         res.headers = {{"Content-Type", "application/json; charset=utf-8"}};
-        res.body = R"({"success":true,"data":{"from":"legacy","auth":")" + r.header("Authorization").substr(7, 12) + "\"}}";
+        res.body = R"({"success":true,"data":{"from":"legacy","auth":")" +
+                   r.header("Authorization").substr(7, 12) + "\"}}";
         return res;
     });
 
@@ -50,8 +51,9 @@ TEST_CASE("with PostgreSQL unreachable, cached routes are filled by the legacy a
     proxy::application app(cfg);
     app.start();
 
-    const auto token = auth::sign_hs256(
-        R"({"sub":"11111111-1111-1111-1111-111111111111","exp":)" + std::to_string(std::time(nullptr) + 600) + "}", "s");
+    const auto token = auth::sign_hs256(R"({"sub":"11111111-1111-1111-1111-111111111111","exp":)" +
+                                            std::to_string(std::time(nullptr) + 600) + "}",
+                                        "s");
     test_client client(app.server().port());
     for (const char* expected : {"MISS", "HIT"}) {
         client.send(get_request("/api/dashboard/overview", "Authorization: Bearer " + token + "\r\n"));
@@ -108,8 +110,9 @@ TEST_CASE("a fill query past database.query_timeout is cancelled and the legacy 
     app.start();
     REQUIRE(run_sync(app.database()->wait_ready(steady_clock::now() + 10s)));
 
-    const auto token = cache::sign_hs256(
-        R"({"sub":"11111111-1111-1111-1111-111111111111","exp":)" + std::to_string(std::time(nullptr) + 600) + "}", "s");
+    const auto token = cache::sign_hs256(R"({"sub":"11111111-1111-1111-1111-111111111111","exp":)" +
+                                             std::to_string(std::time(nullptr) + 600) + "}",
+                                         "s");
     test_client client(app.server().port());
     const auto t0 = steady_clock::now();
     client.send(get_request("/api/dashboard/overview", "Authorization: Bearer " + token + "\r\n"));
@@ -130,7 +133,8 @@ TEST_CASE("a fill query past database.query_timeout is cancelled and the legacy 
     const auto fills = boost::json::parse(stats->body).at("fills");
     CHECK(fills.at("fallbacks").to_number<int>() == 1);
     CHECK(fills.at("postgres").to_number<int>() == 0);
-    CHECK(db->sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND state = 'active' "
-                  "AND pid <> pg_backend_pid()") == "0");
+    CHECK(db->sql(
+              "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND state = 'active' "
+              "AND pid <> pg_backend_pid()") == "0");
     std::filesystem::remove_all(dir);
 }

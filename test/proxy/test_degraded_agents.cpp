@@ -53,8 +53,10 @@ agents_answer get_agents(test_client& client, const std::string& token) {
 
 void configure_mock(std::uint16_t port, const std::string& settings) {
     test_client mock(port);
-    mock.send("POST /__mock/config HTTP/1.1\r\nHost: mock\r\nContent-Type: application/json\r\n"
-              "Content-Length: " + std::to_string(settings.size()) + "\r\n\r\n" + settings);
+    mock.send(
+        "POST /__mock/config HTTP/1.1\r\nHost: mock\r\nContent-Type: application/json\r\n"
+        "Content-Length: " +
+        std::to_string(settings.size()) + "\r\n\r\n" + settings);
     auto r = mock.read_response();
     REQUIRE(r);
     REQUIRE(r->status == 200);
@@ -63,7 +65,8 @@ void configure_mock(std::uint16_t port, const std::string& settings) {
 // Asks until `done` holds or `within` passes; the answers only change with
 // time (the degraded TTL) and a background fill, which no event announces.
 template <class Done>
-agents_answer until(test_client& client, const std::string& token, std::chrono::milliseconds within, Done done) {
+agents_answer until(test_client& client, const std::string& token, std::chrono::milliseconds within,
+                    Done done) {
     const auto deadline = std::chrono::steady_clock::now() + within;
     for (;;) {
         auto a = get_agents(client, token);
@@ -89,7 +92,8 @@ TEST_CASE("a degraded agents answer is cached briefly and completed in the backg
         "GROUP BY a.user_id ORDER BY count(*) DESC, a.user_id LIMIT 1");
     REQUIRE(!user.empty());
 
-    child_process mock("node " + src + "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key k");
+    child_process mock("node " + src +
+                       "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key k");
     const auto mock_port = mock.listening_port();
     configure_mock(mock_port, R"({"down": true})");
 
@@ -137,7 +141,8 @@ TEST_CASE("a degraded agents answer is cached briefly and completed in the backg
     // completes it; then the complete answer is a hit.
     auto stale = until(client, token, 5s, [](const agents_answer& a) { return a.x_cache == "STALE"; });
     CHECK(stale.x_cache == "STALE");
-    auto complete = until(client, token, 10s, [](const agents_answer& a) { return a.x_cache == "HIT" && a.unavailable == 0; });
+    auto complete = until(client, token, 10s,
+                          [](const agents_answer& a) { return a.x_cache == "HIT" && a.unavailable == 0; });
     CHECK(complete.x_cache == "HIT");
     CHECK(complete.unavailable == 0);
     CHECK(complete.ok + complete.missing == complete.with_id);

@@ -12,8 +12,8 @@
 #include "db/pg_test_db.ipp"
 #include "proxy/application.hpp"
 #include "proxy/server.hpp"
-#include "support/child_process.hpp"
 #include "support/authorized_get.hpp"
+#include "support/child_process.hpp"
 #include "support/listener_up.hpp"
 #include "support/test_client.hpp"
 
@@ -40,11 +40,12 @@ TEST_CASE("sidecache answers every user of the small dataset as the legacy does 
     REQUIRE(db->refresh() == 0);
 
     const std::string secret = "e2e-secret";
-    child_process mock("node " + src + "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key k");
+    child_process mock("node " + src +
+                       "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key k");
     const auto mock_port = mock.listening_port();
-    child_process legacy("node " + src + "/test/legacy/server.js --port 0 --database-url '" + db->url() +
-                         "' --jwt-secret " + secret + " --elevenlabs-url http://127.0.0.1:" +
-                         std::to_string(mock_port) + " --elevenlabs-key k");
+    child_process legacy(
+        "node " + src + "/test/legacy/server.js --port 0 --database-url '" + db->url() + "' --jwt-secret " +
+        secret + " --elevenlabs-url http://127.0.0.1:" + std::to_string(mock_port) + " --elevenlabs-key k");
     const auto legacy_port = legacy.listening_port();
 
     // The example configuration, with the deployment's environment.
@@ -72,7 +73,8 @@ TEST_CASE("sidecache answers every user of the small dataset as the legacy does 
     const char* endpoints[] = {"/api/dashboard/overview", "/api/dashboard/analytics", "/api/agents"};
     auto skip = [](const std::string& path) { return path == "data.cacheInfo"; };
 
-    std::istringstream users(db->sql("SELECT string_agg(id::text || ':' || is_active::text, ',' ORDER BY id) FROM users"));
+    std::istringstream users(
+        db->sql("SELECT string_agg(id::text || ':' || is_active::text, ',' ORDER BY id) FROM users"));
     test_client to_sidecache(port, std::chrono::seconds(30));
     test_client to_legacy(legacy_port, std::chrono::seconds(30));
     int active = 0, inactive = 0;

@@ -8,8 +8,8 @@
 #include "db/pg_test_db.ipp"
 #include "proxy/application.hpp"
 #include "proxy/server.hpp"
-#include "support/child_process.hpp"
 #include "support/authorized_get.hpp"
+#include "support/child_process.hpp"
 #include "support/test_client.hpp"
 #include "support/test_config.hpp"
 
@@ -56,7 +56,9 @@ bool within(std::chrono::milliseconds limit, Probe probe) {
     }
 }
 
-std::size_t agents_of(const answer& a) { return json::parse(a.body).at("data").as_array().size(); }
+std::size_t agents_of(const answer& a) {
+    return json::parse(a.body).at("data").as_array().size();
+}
 
 std::int64_t credits_of(const answer& a) {
     return json::parse(a.body).at("data").at("credits").at("current").to_number<std::int64_t>();
@@ -83,7 +85,8 @@ struct setup {
         auto cfg = test_config(legacy_port);
         cfg.auth.jwt_secret = secret;
         cfg.cache.enabled = true;
-        for (auto [name, path] : {std::pair{"overview", "/api/dashboard/overview"}, std::pair{"agents", "/api/agents"}}) {
+        for (auto [name, path] :
+             {std::pair{"overview", "/api/dashboard/overview"}, std::pair{"agents", "/api/agents"}}) {
             conf::route_config route;
             route.name = name;
             route.path = path;
@@ -105,7 +108,9 @@ struct setup {
     }
     std::uint16_t port() { return app->server().port(); }
     std::uint16_t admin() { return app->server().admin_port(); }
-    std::uint64_t fills(const char* route) { return counter(stats(admin()), {"cache", "routes", route, "fills"}); }
+    std::uint64_t fills(const char* route) {
+        return counter(stats(admin()), {"cache", "routes", route, "fills"});
+    }
 };
 
 }  // namespace
@@ -127,7 +132,8 @@ TEST_CASE("a committed change reaches the next request through NOTIFY [pg]", "[p
         s.db->sql(fmt::format("UPDATE users SET is_active = false WHERE id = '{}'", u1));
         const auto committed = steady_clock::now();
         answer now;
-        CHECK(within(2s, [&] { return (now = authorized_get(client, "/api/dashboard/overview", t1)).status != 200; }));
+        CHECK(within(
+            2s, [&] { return (now = authorized_get(client, "/api/dashboard/overview", t1)).status != 200; }));
         const auto took = steady_clock::now() - committed;
         WARN(fmt::format("COMMIT of the deactivation -> 403: {:.2f} ms",
                          std::chrono::duration<double, std::milli>(took).count()));
@@ -150,13 +156,16 @@ TEST_CASE("a committed change reaches the next request through NOTIFY [pg]", "[p
         const auto agents_fills = s.fills("agents");
         const auto overview_fills = s.fills("overview");
 
-        s.db->sql(fmt::format("INSERT INTO agents (id, user_id, name, agent_type, status) VALUES "
-                              "('a0000000-0000-4000-8000-0000000000aa', '{}', 'New', 'call', 'draft')", u1));
+        s.db->sql(
+            fmt::format("INSERT INTO agents (id, user_id, name, agent_type, status) VALUES "
+                        "('a0000000-0000-4000-8000-0000000000aa', '{}', 'New', 'call', 'draft')",
+                        u1));
         answer now;
         CHECK(within(2s, [&] { return agents_of(now = authorized_get(client, "/api/agents", t1)) == 4; }));
         CHECK(now.x_cache == "MISS");
         const auto agents = json::parse(now.body).at("data").as_array();
-        CHECK(std::any_of(agents.begin(), agents.end(), [](const json::value& a) { return a.at("name") == "New"; }));
+        CHECK(std::any_of(agents.begin(), agents.end(),
+                          [](const json::value& a) { return a.at("name") == "New"; }));
         // U3's entries were not touched: hits, and no fill but U1's one.
         CHECK(authorized_get(client, "/api/agents", t3).x_cache == "HIT");
         CHECK(authorized_get(client, "/api/dashboard/overview", t3).x_cache == "HIT");
@@ -179,10 +188,13 @@ TEST_CASE("a committed change reaches the next request through NOTIFY [pg]", "[p
         const auto before = credits_of(authorized_get(client, "/api/dashboard/overview", t1));
         CHECK(authorized_get(client, "/api/dashboard/overview", t1).x_cache == "HIT");
         s.db->sql(fmt::format("UPDATE users SET credits = credits + 5 WHERE id = '{}'", u1));
-        CHECK(within(2s, [&] { return credits_of(authorized_get(client, "/api/dashboard/overview", t1)) == before + 5; }));
+        CHECK(within(2s, [&] {
+            return credits_of(authorized_get(client, "/api/dashboard/overview", t1)) == before + 5;
+        }));
     }
 
-    SECTION("the listener's backend terminated: it reconnects, flushes what it may have missed, works again") {
+    SECTION(
+        "the listener's backend terminated: it reconnects, flushes what it may have missed, works again") {
         const auto before = credits_of(authorized_get(client, "/api/dashboard/overview", t1));
         CHECK(authorized_get(client, "/api/dashboard/overview", t1).x_cache == "HIT");
         const auto pid = counter(stats(s.admin()), {"invalidation", "backend_pid"});
@@ -192,13 +204,16 @@ TEST_CASE("a committed change reaches the next request through NOTIFY [pg]", "[p
         s.db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u1));
         CHECK(within(5s, [&] {
             auto st = stats(s.admin());
-            return counter(st, {"invalidation", "reconnects"}) == 1 && counter(st, {"invalidation", "listening"}) == 1;
+            return counter(st, {"invalidation", "reconnects"}) == 1 &&
+                   counter(st, {"invalidation", "listening"}) == 1;
         }));
         // Whether or not the change was heard, the answer is the new figure.
         CHECK(credits_of(authorized_get(client, "/api/dashboard/overview", t1)) == before + 1);
         CHECK(counter(stats(s.admin()), {"invalidation", "backend_pid"}) != pid);
         s.db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u1));
-        CHECK(within(2s, [&] { return credits_of(authorized_get(client, "/api/dashboard/overview", t1)) == before + 2; }));
+        CHECK(within(2s, [&] {
+            return credits_of(authorized_get(client, "/api/dashboard/overview", t1)) == before + 2;
+        }));
     }
     s.app->drain(1s);
 }
@@ -222,8 +237,9 @@ TEST_CASE("COMMIT to invalidated answer, 50 times [pg]", "[pg]") {
         ++credits;
     }
     std::sort(ms.begin(), ms.end());
-    WARN(fmt::format("COMMIT -> first answer with the new figure, 50 runs: p50 {:.2f} ms, p90 {:.2f} ms, max {:.2f} ms",
-                     ms[25], ms[45], ms.back()));
+    WARN(fmt::format(
+        "COMMIT -> first answer with the new figure, 50 runs: p50 {:.2f} ms, p90 {:.2f} ms, max {:.2f} ms",
+        ms[25], ms[45], ms.back()));
     CHECK(ms[25] < 100);
     s.app->drain(1s);
 }

@@ -8,7 +8,6 @@
 #include "support/test_upstream.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <fmt/core.h>
 
 #include <atomic>
@@ -134,7 +133,9 @@ TEST_CASE("pipelined hits and forwards mixed in one write: every answer, in orde
     test_client client(srv.port());
 
     // 40 requests: every fifth forwarded, the rest answered by the interceptor.
-    const auto target = [](int i) { return i % 5 == 2 ? fmt::format("/up/{}", i) : fmt::format("/hit/{}", i); };
+    const auto target = [](int i) {
+        return i % 5 == 2 ? fmt::format("/up/{}", i) : fmt::format("/hit/{}", i);
+    };
     const auto expected = [](int i) {
         return i % 5 == 2 ? fmt::format("answer for /up/{}", i) : fmt::format("hit {}", i);
     };
@@ -151,7 +152,8 @@ TEST_CASE("pipelined hits and forwards mixed in one write: every answer, in orde
     CHECK(up.requests() == 8);
 
     SECTION("a burst ending with Connection: close gets every answer, then the close") {
-        client.send(get_request("/hit/a") + get_request("/hit/b") + get_request("/hit/c", "Connection: close\r\n"));
+        client.send(get_request("/hit/a") + get_request("/hit/b") +
+                    get_request("/hit/c", "Connection: close\r\n"));
         for (auto body : {"hit a", "hit b", "hit c"}) {
             auto res = client.read_response();
             REQUIRE(res);

@@ -4,17 +4,15 @@
 #include "proxy/admin.hpp"
 #include "proxy/interceptor.hpp"
 #include "proxy/server.hpp"
-#include "upstream/pool.hpp"
 #include "support/test_client.hpp"
 #include "support/test_config.hpp"
 #include "support/test_upstream.hpp"
+#include "upstream/pool.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/json/parse.hpp>
-
 #include <catch2/catch.hpp>
-
 #include <fmt/core.h>
 
 #include <future>
@@ -115,18 +113,20 @@ TEST_CASE("hop-by-hop headers are dropped both ways; X-Forwarded-For, X-Forwarde
           "[integration]") {
     test_upstream up([](const test::recorded_request&) {
         auto r = ok("x");
-        r.headers = {{"Connection", "X-Internal"}, {"X-Internal", "secret"}, {"Keep-Alive", "timeout=5"},
-                     {"Proxy-Authenticate", "Basic"}, {"Trailer", "X-Checksum"}, {"X-Public", "yes"},
+        r.headers = {{"Connection", "X-Internal"}, {"X-Internal", "secret"},
+                     {"Keep-Alive", "timeout=5"},  {"Proxy-Authenticate", "Basic"},
+                     {"Trailer", "X-Checksum"},    {"X-Public", "yes"},
                      {"Set-Cookie", "a=b"}};
         return r;
     });
     auto srv = start_proxy(up.port());
     test_client client(srv->port());
-    client.send(get_request("/h?q=1",
-                            "Connection: keep-alive, X-Private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\n"
-                            "TE: trailers\r\nProxy-Authorization: Basic eA==\r\nProxy-Connection: keep-alive\r\n"
-                            "Trailer: X-Sum\r\nUpgrade: h2c\r\nX-Forwarded-For: 10.0.0.1\r\n"
-                            "Via: 1.0 edge\r\nAuthorization: Bearer t\r\nX-Keep: kept\r\n"));
+    client.send(
+        get_request("/h?q=1",
+                    "Connection: keep-alive, X-Private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\n"
+                    "TE: trailers\r\nProxy-Authorization: Basic eA==\r\nProxy-Connection: keep-alive\r\n"
+                    "Trailer: X-Sum\r\nUpgrade: h2c\r\nX-Forwarded-For: 10.0.0.1\r\n"
+                    "Via: 1.0 edge\r\nAuthorization: Bearer t\r\nX-Keep: kept\r\n"));
     auto res = client.read_response();
     REQUIRE(res);
     CHECK(res->status == 200);
@@ -140,8 +140,8 @@ TEST_CASE("hop-by-hop headers are dropped both ways; X-Forwarded-For, X-Forwarde
 
     const auto req = up.last();
     CHECK(req.target == "/h?q=1");
-    for (auto name : {"Connection", "X-Private", "Keep-Alive", "TE", "Proxy-Authorization", "Proxy-Connection",
-                      "Trailer", "Upgrade"}) {
+    for (auto name : {"Connection", "X-Private", "Keep-Alive", "TE", "Proxy-Authorization",
+                      "Proxy-Connection", "Trailer", "Upgrade"}) {
         INFO(name);
         CHECK_FALSE(test::has_header(req.headers, name));
     }
@@ -157,16 +157,19 @@ TEST_CASE("hop-by-hop headers known by name are dropped on the common path too (
           "[integration]") {
     test_upstream up([](const test::recorded_request&) {
         auto r = ok("x");
-        r.headers = {{"Connection", "keep-alive"}, {"Keep-Alive", "timeout=5"}, {"Proxy-Authenticate", "Basic"},
-                     {"Trailer", "X-Checksum"}, {"Upgrade", "h2c"}, {"X-Public", "yes"}};
+        r.headers = {
+            {"Connection", "keep-alive"}, {"Keep-Alive", "timeout=5"}, {"Proxy-Authenticate", "Basic"},
+            {"Trailer", "X-Checksum"},    {"Upgrade", "h2c"},          {"X-Public", "yes"}};
         return r;
     });
     auto srv = start_proxy(up.port());
     test_client client(srv->port());
     for (int i = 0; i < 2; ++i) {  // the second on the same connections, both ways
-        client.send(get_request("/h", "Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n"
-                                      "Proxy-Authorization: Basic eA==\r\nProxy-Connection: keep-alive\r\n"
-                                      "Trailer: X-Sum\r\nUpgrade: h2c\r\nExpect: 100-continue\r\nX-Keep: kept\r\n"));
+        client.send(
+            get_request("/h",
+                        "Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n"
+                        "Proxy-Authorization: Basic eA==\r\nProxy-Connection: keep-alive\r\n"
+                        "Trailer: X-Sum\r\nUpgrade: h2c\r\nExpect: 100-continue\r\nX-Keep: kept\r\n"));
         auto res = client.read_response();
         REQUIRE(res);
         CHECK(res->status == 200);
@@ -177,8 +180,8 @@ TEST_CASE("hop-by-hop headers known by name are dropped on the common path too (
             CHECK_FALSE(test::has_header(res->headers, name));
         }
         const auto req = up.last();
-        for (auto name : {"Connection", "Keep-Alive", "TE", "Proxy-Authorization", "Proxy-Connection", "Trailer",
-                          "Upgrade", "Expect"}) {
+        for (auto name : {"Connection", "Keep-Alive", "TE", "Proxy-Authorization", "Proxy-Connection",
+                          "Trailer", "Upgrade", "Expect"}) {
             INFO(name);
             CHECK_FALSE(test::has_header(req.headers, name));
         }
@@ -191,8 +194,9 @@ TEST_CASE("hop-by-hop headers known by name are dropped on the common path too (
 TEST_CASE("interim 1xx answers of the upstream are skipped; the final one is relayed", "[integration]") {
     test_upstream up([](const test::recorded_request&) {
         scripted_response r;
-        r.raw = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
-                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Final: 1\r\n\r\nok";
+        r.raw =
+            "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Final: 1\r\n\r\nok";
         return r;
     });
     auto srv = start_proxy(up.port());
@@ -275,7 +279,8 @@ TEST_CASE("at max_connections, an idle upstream connection of another io thread 
     CHECK(stats.connects >= 2);  // the slot moved between threads
 }
 
-TEST_CASE("keep-alive with pipelining: three requests in one write, three answers in order", "[integration]") {
+TEST_CASE("keep-alive with pipelining: three requests in one write, three answers in order",
+          "[integration]") {
     test_upstream up([](const test::recorded_request& r) {
         auto res = ok("answer for " + r.target);
         if (r.target == "/1") res.delay = 200ms;  // the first is the slowest
@@ -319,8 +324,10 @@ TEST_CASE("limits are answered with their status, then the connection closes", "
         expected_code = "PAYLOAD_TOO_LARGE";
     }
     SECTION("a chunked body over max_body_bytes: 413") {
-        client.send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                    "3e8\r\n" + std::string(1000, 'c') + "\r\n10\r\n" + std::string(16, 'd') + "\r\n0\r\n\r\n");
+        client.send(
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "3e8\r\n" +
+            std::string(1000, 'c') + "\r\n10\r\n" + std::string(16, 'd') + "\r\n0\r\n\r\n");
         expected_status = 413;
         expected_code = "PAYLOAD_TOO_LARGE";
     }
@@ -354,10 +361,8 @@ TEST_CASE("ambiguous request framing is refused: 400 and close, nothing forwarde
     const std::string framing = GENERATE(
         std::string("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"),
         std::string("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n"),
-        std::string("Content-Length: 5\r\nContent-Length: 6\r\n"),
-        std::string("Content-Length: 5, 6\r\n"),
-        std::string("Transfer-Encoding: gzip\r\n"),
-        std::string("Transfer-Encoding: gzip, chunked\r\n"),
+        std::string("Content-Length: 5\r\nContent-Length: 6\r\n"), std::string("Content-Length: 5, 6\r\n"),
+        std::string("Transfer-Encoding: gzip\r\n"), std::string("Transfer-Encoding: gzip, chunked\r\n"),
         std::string("Transfer-Encoding: chunked, chunked\r\n"),
         std::string("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"),
         std::string("Transfer-Encoding: identity\r\nContent-Length: 5\r\n"));
@@ -365,7 +370,8 @@ TEST_CASE("ambiguous request framing is refused: 400 and close, nothing forwarde
     test_upstream up([](const test::recorded_request&) { return ok("x"); });
     auto srv = start_proxy(up.port());
     test_client client(srv->port());
-    client.send("POST /smuggle HTTP/1.1\r\nHost: x\r\n" + framing + "\r\n0\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n");
+    client.send("POST /smuggle HTTP/1.1\r\nHost: x\r\n" + framing +
+                "\r\n0\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n");
     auto res = client.read_response();
     REQUIRE(res);
     CHECK(res->status == 400);
@@ -457,7 +463,8 @@ TEST_CASE("no upstream answer within response_timeout: 504 UPSTREAM_TIMEOUT enve
         r.delay = 1500ms;
         return r;
     });
-    auto srv = start_proxy(up.port(), [](conf::config& c) { c.upstream.response_timeout = conf::duration{300}; });
+    auto srv =
+        start_proxy(up.port(), [](conf::config& c) { c.upstream.response_timeout = conf::duration{300}; });
     test_client client(srv->port());
     const auto started = std::chrono::steady_clock::now();
     client.send(get_request("/slow"));

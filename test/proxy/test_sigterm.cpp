@@ -4,8 +4,8 @@
 #include "support/test_upstream.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <fmt/core.h>
+#include <sys/wait.h>
 
 #include <csignal>
 #include <cstdio>
@@ -13,8 +13,6 @@
 #include <future>
 #include <regex>
 #include <string>
-
-#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace sidecache;

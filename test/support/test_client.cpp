@@ -6,7 +6,6 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
-
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -34,7 +33,9 @@ test_client::test_client(std::uint16_t port, std::chrono::milliseconds receive_t
 
 test_client::~test_client() = default;
 
-void test_client::send(std::string_view bytes) { net::write(impl_->socket, net::buffer(bytes)); }
+void test_client::send(std::string_view bytes) {
+    net::write(impl_->socket, net::buffer(bytes));
+}
 
 std::optional<client_response> test_client::read_response(bool head) {
     http::response_parser<http::string_body> parser;

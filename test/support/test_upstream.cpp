@@ -14,7 +14,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
-
 #include <fmt/core.h>
 
 #include <condition_variable>
@@ -35,8 +34,9 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
 std::string render(const scripted_response& r) {
     if (r.raw) return *r.raw;
-    std::string out = fmt::format("HTTP/1.1 {} {}\r\n", r.status,
-                                  std::string_view(http::obsolete_reason(static_cast<http::status>(r.status))));
+    std::string out =
+        fmt::format("HTTP/1.1 {} {}\r\n", r.status,
+                    std::string_view(http::obsolete_reason(static_cast<http::status>(r.status))));
     for (const auto& [name, value] : r.headers) out += fmt::format("{}: {}\r\n", name, value);
     const bool bodyless = r.status == 204 || r.status == 304 || r.status / 100 == 1;
     if (r.close) out += "Connection: close\r\n";
@@ -72,7 +72,8 @@ bool has_header(const header_list& headers, std::string_view name) {
 }
 
 struct test_upstream::impl {
-    explicit impl(handler h) : on_request(std::move(h)), acceptor(ioc, {net::ip::make_address("127.0.0.1"), 0}) {}
+    explicit impl(handler h)
+        : on_request(std::move(h)), acceptor(ioc, {net::ip::make_address("127.0.0.1"), 0}) {}
 
     handler on_request;
     net::io_context ioc;
@@ -150,7 +151,9 @@ test_upstream::~test_upstream() {
     impl_->thread.join();
 }
 
-std::uint16_t test_upstream::port() const { return impl_->acceptor.local_endpoint().port(); }
+std::uint16_t test_upstream::port() const {
+    return impl_->acceptor.local_endpoint().port();
+}
 
 std::size_t test_upstream::accepted() const {
     std::lock_guard lock(impl_->mutex);

@@ -28,8 +28,8 @@ struct recorded_request {
     unsigned version = 11;
     header_list headers;  // as received, in order
     std::string body;
-    bool chunked = false;  // the body came chunked
-    std::size_t connection = 0;  // which accepted socket (1, 2, ...)
+    bool chunked = false;               // the body came chunked
+    std::size_t connection = 0;         // which accepted socket (1, 2, ...)
     std::size_t nth_on_connection = 0;  // 1 for the first request on its socket
 
     std::string header(std::string_view name) const { return header_value(headers, name); }
@@ -42,8 +42,8 @@ struct scripted_response {
     std::chrono::milliseconds delay{0};  // wait before writing anything
     bool chunked = false;                // Transfer-Encoding: chunked, chunk_size bytes each
     std::size_t chunk_size = 64 * 1024;
-    bool no_length = false;  // neither Content-Length nor chunked: the body ends at the close
-    bool close = false;      // close the connection after this response
+    bool no_length = false;          // neither Content-Length nor chunked: the body ends at the close
+    bool close = false;              // close the connection after this response
     std::optional<std::string> raw;  // written verbatim instead of the above
 };
 

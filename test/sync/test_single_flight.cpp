@@ -1,19 +1,18 @@
 // The single-flight table on an io_context and a manual clock: one leader per
 // key, joiners get its result, a leader that throws still ends its flight, a
 // joiner that times out leaves the leader alone, detach starts anew.
+#include "sync/single_flight.hpp"
+#include "sync/time_source.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
-
-#include "sync/time_source.hpp"
-#include "sync/single_flight.hpp"
 
 using namespace sidecache;
 using namespace std::chrono_literals;
@@ -36,8 +35,7 @@ struct fixture {
     std::vector<std::optional<joiner_end>> ends;
 
     // Joins `key` (which must be in flight) and waits up to `timeout`.
-    std::size_t join(std::string key, std::chrono::seconds timeout = 5s, std::size_t max = 100)
-    {
+    std::size_t join(std::string key, std::chrono::seconds timeout = 5s, std::size_t max = 100) {
         auto joined = flights.join_or_start(key);
         REQUIRE_FALSE(joined.lead);
         auto i = ends.size();
@@ -53,8 +51,7 @@ struct fixture {
         return i;
     }
 
-    void settle()
-    {
+    void settle() {
         ioc.restart();
         ioc.poll();
     }
@@ -62,8 +59,7 @@ struct fixture {
 
 }  // namespace
 
-TEST_CASE("single_flight: the first caller of a key leads, the others join", "[unit]")
-{
+TEST_CASE("single_flight: the first caller of a key leads, the others join", "[unit]") {
     fixture f;
     auto a = f.flights.join_or_start("k");
     auto b = f.flights.join_or_start("k");
@@ -75,12 +71,10 @@ TEST_CASE("single_flight: the first caller of a key leads, the others join", "[u
     CHECK(f.flights.size() == 2);
 }
 
-TEST_CASE("single_flight: joiners get the leader's result, and the key leaves the table", "[unit]")
-{
+TEST_CASE("single_flight: joiners get the leader's result, and the key leaves the table", "[unit]") {
     fixture f;
     auto lead = f.flights.join_or_start("k");
-    for (int i = 0; i < 3; ++i)
-        f.join("k");
+    for (int i = 0; i < 3; ++i) f.join("k");
     f.settle();
     CHECK_FALSE(f.ends[0]);
     lead.lead->land("answer");
@@ -102,8 +96,7 @@ TEST_CASE("single_flight: joiners get the leader's result, and the key leaves th
     CHECK(f.flights.join_or_start("k").lead.has_value());
 }
 
-TEST_CASE("single_flight: a leader that throws lands empty; the next caller leads anew", "[unit]")
-{
+TEST_CASE("single_flight: a leader that throws lands empty; the next caller leads anew", "[unit]") {
     fixture f;
     auto joined = f.flights.join_or_start("k");
     auto leading = [&f](table::leader leader) -> net::awaitable<void> {
@@ -125,8 +118,7 @@ TEST_CASE("single_flight: a leader that throws lands empty; the next caller lead
     CHECK(f.flights.join_or_start("k").lead.has_value());
 }
 
-TEST_CASE("single_flight: a joiner that times out does not cancel the leader", "[unit]")
-{
+TEST_CASE("single_flight: a joiner that times out does not cancel the leader", "[unit]") {
     fixture f;
     auto lead = f.flights.join_or_start("k");
     auto early = f.join("k", 1s);
@@ -145,8 +137,7 @@ TEST_CASE("single_flight: a joiner that times out does not cancel the leader", "
     CHECK(f.ends[patient]->result == "late answer");
 }
 
-TEST_CASE("single_flight: joiners beyond max_waiters are refused at once", "[unit]")
-{
+TEST_CASE("single_flight: joiners beyond max_waiters are refused at once", "[unit]") {
     fixture f;
     auto lead = f.flights.join_or_start("k");
     f.join("k", 5s, 2);
@@ -161,9 +152,7 @@ TEST_CASE("single_flight: joiners beyond max_waiters are refused at once", "[uni
     CHECK(f.ends[0]->how == join_result::landed);
 }
 
-TEST_CASE("single_flight: a detached flight lands for its joiners; later callers start anew",
-          "[unit]")
-{
+TEST_CASE("single_flight: a detached flight lands for its joiners; later callers start anew", "[unit]") {
     fixture f;
     auto first = f.flights.join_or_start("k");
     auto before = f.join("k");

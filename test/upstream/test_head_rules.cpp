@@ -1,13 +1,12 @@
 // The head rules of a forwarded exchange (upstream/head_rules.hpp) and the
 // streamed copy of a response head: pure, no I/O. Each test writes a head
 // into a buffer and checks its bytes.
-#include <catch2/catch.hpp>
-
 #include "upstream/head_rules.hpp"
 #include "upstream/streamed_head.hpp"
 
-#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <catch2/catch.hpp>
 
 #include <array>
 #include <string>
@@ -60,7 +59,8 @@ TEST_CASE("head_writer counts what a head needs when it does not fit", "[unit]")
     CHECK(w.bytes().empty());
 }
 
-TEST_CASE("the forwarded request: hop-by-hop fields and Expect dropped, forwarding fields appended", "[unit]") {
+TEST_CASE("the forwarded request: hop-by-hop fields and Expect dropped, forwarding fields appended",
+          "[unit]") {
     CHECK(request_head("GET /a?b=1 HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\n"
                        "TE: trailers\r\nUpgrade: h2c\r\nProxy-Authorization: x\r\nX-Keep: kept\r\n\r\n") ==
           "GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Keep: kept\r\n"
@@ -72,9 +72,10 @@ TEST_CASE("the forwarded request: hop-by-hop fields and Expect dropped, forwardi
               "X-Forwarded-Proto: http\r\nVia: 1.0 a, 1.1 b, 1.1 sidecache\r\n\r\n");
     }
     SECTION("fields Connection names are dropped") {
-        CHECK(request_head("GET / HTTP/1.1\r\nHost: x\r\nX-Secret: s\r\nConnection: close, x-secret\r\n\r\n") ==
-              "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n"
-              "Via: 1.1 sidecache\r\n\r\n");
+        CHECK(
+            request_head("GET / HTTP/1.1\r\nHost: x\r\nX-Secret: s\r\nConnection: close, x-secret\r\n\r\n") ==
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n"
+            "Via: 1.1 sidecache\r\n\r\n");
     }
     SECTION("an HTTP/1.0 request goes as HTTP/1.1; a chunked body stays chunked, Expect is ours") {
         CHECK(request_head("POST /p HTTP/1.0\r\nHost: x\r\nExpect: 100-continue\r\n"
@@ -157,10 +158,12 @@ TEST_CASE("response framing and the Connection the client hears", "[unit]") {
 }
 
 TEST_CASE("a response head is the same whether copied as parsed or written from fields", "[unit]") {
-    const std::string upstream = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\n"
-                                 "Keep-Alive: timeout=5\r\nX-Up: 1\r\nContent-Length: 5\r\n\r\n";
-    const std::string expected = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Up: 1\r\n"
-                                 "Content-Length: 5\r\nConnection: keep-alive\r\n\r\n";
+    const std::string upstream =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\n"
+        "Keep-Alive: timeout=5\r\nX-Up: 1\r\nContent-Length: 5\r\n\r\n";
+    const std::string expected =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Up: 1\r\n"
+        "Content-Length: 5\r\nConnection: keep-alive\r\n\r\n";
     const auto framing = frame_response(false, 200, false, 5, false, true);
 
     std::array<char, 512> copied_out;
@@ -180,8 +183,9 @@ TEST_CASE("a response head is the same whether copied as parsed or written from 
     CHECK(written.bytes() == expected);
 
     SECTION("an interim answer or a Connection naming a field is not for the streamed copy") {
-        for (const std::string head : {"HTTP/1.1 100 Continue\r\n\r\n",
-                                       "HTTP/1.1 200 OK\r\nConnection: x-a\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n"}) {
+        for (const std::string head :
+             {"HTTP/1.1 100 Continue\r\n\r\n",
+              "HTTP/1.1 200 OK\r\nConnection: x-a\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n"}) {
             head_writer w{copied_out};
             streamed_head s(w);
             s.put(boost::asio::buffer(head), ec);
