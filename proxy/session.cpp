@@ -280,36 +280,63 @@ std::optional<error> refusal_for(const error_code& ec, const request_parser& par
     return std::nullopt;
 }
 
+// The client's address; TCP_NODELAY, and non-blocking so that synchronous
+// writes return would_block instead of waiting: answers are written at once
+// when the kernel takes them (send_now, forward).
+net::ip::tcp::endpoint prepare_socket(net::ip::tcp::socket& socket, error_code& ec) {
+    auto remote = socket.remote_endpoint(ec);
+    if (ec) return remote;
+    socket.set_option(net::ip::tcp::no_delay(true), ec);
+    socket.non_blocking(true, ec);
+    return remote;
+}
+
 // Whether the cache has a turn: GET/HEAD without body.
 bool for_cache(const client_connection& c, const request_parser& parser) {
     const auto method = parser.get().method();
     return c.state.intercept && parser.is_done() && (method == http::verb::get || method == http::verb::head);
 }
 
-// The cache's turn (for_cache()).
-net::awaitable<step> answer_from_cache(client_connection& c, request_parser& parser, bool keep_alive) {
-    auto& req = parser.get();
-    auto answer = co_await c.state.intercept->handle(
-        request_view{req.method(), req.target(), req.version(), req, c.address, c.port});
-    if (!answer) co_return step::not_mine;
+// What is left of a cache answer after deliver(): nothing, the rest of it
+// (the socket was full), or the answers held with it.
+struct delivery {
+    enum class write { none, rest, pending };
+    step next;
+    write then = write::none;
+    std::size_t sent = 0;  // bytes of the answer already sent (write::rest)
+};
+
+// A cache answer, written at once where the socket takes it. Synchronous, so
+// that a hit costs no coroutine frame beyond the interceptor's.
+delivery deliver(client_connection& c, response_buffers& answer, bool keep_alive, unsigned version) {
     ++c.state.stats.intercepted;
-    const bool last = !(keep_alive && answer->keep_alive && req.version() >= 11);
+    const bool last = !(keep_alive && answer.keep_alive && version >= 11);
+    const step next = last ? step::finish : step::next_request;
     const bool hold = !last && c.pending.size() + 1 < c.cfg.max_pipelined && holds_head(c.buffer);
-    if (!hold && c.pending.empty()) {
-        // Nothing held: written as it is (the common, unpipelined case).
-        std::size_t sent = 0;
-        auto ec = upstream::send_now(c.stream(), answer->buffers, sent);
-        if (ec == net::error::would_block) {
-            ec = co_await upstream::send_rest(c.stream(), answer->buffers, sent,
-                                              std::chrono::steady_clock::now() + c.cfg.body_timeout);
-        }
-        if (ec) co_return step::close;
-    } else {
-        c.pending.buffers.insert(c.pending.buffers.end(), answer->buffers.begin(), answer->buffers.end());
-        c.pending.owners.push_back(std::move(answer->storage));
-        if (!hold && co_await flush(c.stream(), c.pending, c.cfg.body_timeout)) co_return step::close;
+    if (!hold && c.pending.empty()) {  // nothing held: written as it is (the common case)
+        delivery d{next};
+        const auto ec = upstream::send_now(c.stream(), answer.buffers, d.sent);
+        if (ec == net::error::would_block)
+            d.then = delivery::write::rest;
+        else if (ec)
+            d.next = step::close;
+        return d;
     }
-    co_return last ? step::finish : step::next_request;
+    c.pending.buffers.insert(c.pending.buffers.end(), answer.buffers.begin(), answer.buffers.end());
+    c.pending.owners.push_back(std::move(answer.storage));
+    return {next, hold ? delivery::write::none : delivery::write::pending};
+}
+
+// The writes deliver() left: the rest of the answer, or the held answers.
+net::awaitable<step> finish_delivery(client_connection& c, const response_buffers& answer, delivery d) {
+    error_code ec;
+    if (d.then == delivery::write::rest) {
+        ec = co_await upstream::send_rest(c.stream(), answer.buffers, d.sent,
+                                          std::chrono::steady_clock::now() + c.cfg.body_timeout);
+    } else {
+        ec = co_await flush(c.stream(), c.pending, c.cfg.body_timeout);
+    }
+    co_return ec ? step::close : d.next;
 }
 
 // A forwarded request failed before any byte of its answer: 502/504 for an
@@ -346,12 +373,8 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
     auto& stream = handle->stream;
 
     error_code ec;
-    const auto remote = stream.socket().remote_endpoint(ec);
+    const auto remote = prepare_socket(stream.socket(), ec);
     if (ec) co_return;
-    stream.socket().set_option(net::ip::tcp::no_delay(true), ec);
-    // Synchronous writes return would_block instead of waiting: answers are
-    // written at once when the kernel takes them (send_now, forward).
-    stream.socket().non_blocking(true, ec);
     client_connection c{*state,
                         handle,
                         state->cfg.server,
@@ -397,7 +420,16 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         ++state->stats.requests;
         const bool keep_alive = parser.get().keep_alive() && !state->draining;
         auto next = step::not_mine;
-        if (for_cache(c, parser)) next = co_await answer_from_cache(c, parser, keep_alive);
+        if (for_cache(c, parser)) {  // the cache's turn, inline: a hit costs no frame of ours
+            auto& req = parser.get();
+            auto answer = co_await state->intercept->handle(
+                request_view{req.method(), req.target(), req.version(), req, c.address, c.port});
+            if (answer) {
+                const auto d = deliver(c, *answer, keep_alive, req.version());
+                next = d.next;
+                if (d.then != delivery::write::none) next = co_await finish_delivery(c, *answer, d);
+            }
+        }
         if (next == step::not_mine) {
             ++state->stats.forwarded;
             if (!c.pending.empty() && co_await flush(stream, c.pending, cfg.body_timeout)) co_return;
