@@ -11,8 +11,10 @@
 
 namespace sidecache::cache {
 class service;
+}
+namespace sidecache::sync {
 class time_source;
-}  // namespace sidecache::cache
+}
 namespace sidecache::db {
 class pool;
 }
