@@ -37,6 +37,21 @@ struct on_exit {
 template <class F>
 on_exit(F) -> on_exit<F>;
 
+// Whether the fill of `key` (route '\n' user '\n' query, cache/key.hpp)
+// answers for `tag`. "user:<id>" and "route:<name>" are read from the key;
+// any other tag (e.g. "agent:<id>") is known only once a fill has ended,
+// so it covers every fill in flight.
+bool key_carries(std::string_view key, std::string_view tag) {
+    auto route_end = key.find('\n');
+    auto user_end = key.find('\n', route_end + 1);
+    if (route_end == std::string_view::npos || user_end == std::string_view::npos) return true;
+    constexpr std::string_view user_prefix = "user:", route_prefix = "route:";
+    if (tag.starts_with(user_prefix))
+        return key.substr(route_end + 1, user_end - route_end - 1) == tag.substr(user_prefix.size());
+    if (tag.starts_with(route_prefix)) return key.substr(0, route_end) == tag.substr(route_prefix.size());
+    return true;
+}
+
 }  // namespace
 
 struct service::flight_table : fill_flights {
@@ -68,7 +83,8 @@ struct service_access {
     // Counts the fill's outcome and stores it when it may be.
     static fill_outcome settle(service& svc, std::size_t route, std::string_view key,
                                const std::string& user_id, const fill_result& result,
-                               std::chrono::system_clock::time_point computed_at, std::uint64_t epoch) {
+                               std::chrono::system_clock::time_point computed_at, std::uint64_t epoch,
+                               bool detached) {
         const auto& rc = svc.config_.routes[route];
         auto& counters = svc.stats_[route];
         fill_outcome out;
@@ -78,7 +94,10 @@ struct service_access {
             out.response = make_response_bytes(key, result.status, result.headers, result.body);
         if (out.failed) {
             counters.failed_fills.fetch_add(1, std::memory_order_relaxed);
-        } else if (is_storable(result)) {
+        } else if (is_storable(result) && !detached) {
+            // Detached: an invalidation covered this fill while it ran (the
+            // epoch would refuse it too; this also covers a fill whose epoch
+            // began just after the invalidation that detached it).
             auto until = fresh_until(result.ttl.value_or(rc.ttl), rc.utc_day_bound, computed_at,
                                      svc.clock_.steady_now(), svc.clock_.system_now());
             out.stored = svc.store_.put(route, user_id, as_served_from_cache(out.response), result.tags,
@@ -103,7 +122,8 @@ struct service_access {
         std::string user_id = request.user_id;
 
         auto result = co_await call_filler(f, std::move(request));
-        auto outcome = settle(svc, route, leader.key(), user_id, result, computed_at, epoch);
+        auto outcome = settle(svc, route, leader.key(), user_id, result, computed_at, epoch,
+                              leader.current().detached());
         // Stored first, then the flight leaves the table: a new request sees
         // one or the other.
         leader.land(std::move(outcome));
@@ -198,7 +218,13 @@ net::awaitable<cache_answer> service::serve(cache_request request, header_list c
         service_access::join_or_start(*this, ex, request, key, query, &client_headers, fill, false);
     if (!started) counters.coalesced.fetch_add(1, std::memory_order_relaxed);
 
+    // After the wait, the entry captured before it is served only if the store
+    // still holds it: an invalidation during the wait may have dropped it.
+    auto recheck = [&] {
+        if (found) found = store_.get(request.route, request.user_id, key);
+    };
     auto stale_or = [&](answer_kind kind, const response_bytes& otherwise) {
+        recheck();
         if (found) {
             counters.stale.fetch_add(1, std::memory_order_relaxed);
             return render(found->response, kind, age_of(found->computed_at, clock_.system_now()),
@@ -222,6 +248,7 @@ net::awaitable<cache_answer> service::serve(cache_request request, header_list c
     // The fill ended: its outcome no longer changes. None if it threw.
     static const fill_outcome abandoned{{}, false, true, {}};
     const auto& outcome = fl->result() ? *fl->result() : abandoned;
+    if (outcome.failed) recheck();
     if (outcome.failed && found) {
         counters.stale.fetch_add(1, std::memory_order_relaxed);
         co_return render(found->response, answer_kind::stale_if_error,
@@ -237,7 +264,12 @@ net::awaitable<cache_answer> service::serve(cache_request request, header_list c
 }
 
 std::size_t service::invalidate(std::string_view tag, invalidation mode) {
-    return store_.invalidate(tag, mode);
+    // The store first (its epoch refuses what the fills in flight would
+    // store), then the flights: a request that arrives after this returns
+    // starts or joins a fill that began after it.
+    auto hit = store_.invalidate(tag, mode);
+    flights_->detach_if([&](std::string_view key) { return key_carries(key, tag); });
+    return hit;
 }
 
 boost::json::object service::stats() const {

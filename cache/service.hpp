@@ -62,7 +62,9 @@ public:
 
     // Soft by default: entries carrying `tag` ("user:<id>", "agent:<id>",
     // "route:<name>") turn stale; hard: evicted. Fills in flight that began
-    // before are not stored. Returns the entries hit.
+    // before for the keys it touches (any key for a tag other than user: or
+    // route:) are not stored and leave the flight table: a request arriving
+    // after this returns never gets their answer. Returns the entries hit.
     std::size_t invalidate(std::string_view tag, invalidation mode = invalidation::soft);
 
     // Per route counters plus totals, for /stats.

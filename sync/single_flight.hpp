@@ -154,6 +154,26 @@ public:
         return true;
     }
 
+    // Takes every flight whose key satisfies `pred` out of the table, as
+    // detach() does. Returns how many. `pred` runs under a shard lock.
+    template <class Pred>
+    std::size_t detach_if(Pred pred) {
+        std::size_t n = 0;
+        for (auto& s : shards_) {
+            std::lock_guard lock(s.mutex);
+            for (auto it = s.map.begin(); it != s.map.end();) {
+                if (!pred(std::string_view(it->first))) {
+                    ++it;
+                    continue;
+                }
+                it->second->detached_.store(true, std::memory_order_release);
+                it = s.map.erase(it);
+                ++n;
+            }
+        }
+        return n;
+    }
+
     // Flights in the table.
     std::size_t size() const {
         std::size_t n = 0;

@@ -441,6 +441,78 @@ TEST_CASE("service: a fill that began before an invalidation is handed to its wa
     CHECK(f.serve_one().kind == answer_kind::hit);
 }
 
+TEST_CASE("service: a request after an invalidation never gets the answer of a fill that began before it",
+          "[unit]") {
+    fixture f;
+    f.filler.gated = true;
+    auto tag = GENERATE(std::string("user:u1"), std::string("agent:a7"), std::string("route:overview"));
+    auto mode = GENERATE(cache::invalidation::hard, cache::invalidation::soft);
+    f.spawn();  // joins before the write: may get either answer
+    f.settle();
+    REQUIRE(f.filler.requests.size() == 1);  // its fill began and waits at its gate
+    f.svc.invalidate(tag, mode);             // a write lands meanwhile
+    f.spawn();                               // arrives after the write
+    f.settle();
+    CHECK(f.filler.requests.size() == 2);  // a new fill, not the old one joined
+    f.filler.release();
+    f.wait_answers(2);
+    CHECK(body_of(f.answers[0]) == "fill 1");
+    CHECK(body_of(f.answers[1]) == "fill 2");
+    CHECK(f.answers[1].kind == answer_kind::miss_stored);
+    auto hit = f.serve_one();
+    CHECK(hit.kind == answer_kind::hit);
+    CHECK(body_of(hit) == "fill 2");  // the older fill was not stored over it
+}
+
+TEST_CASE("service: an invalidation of another user or route leaves a fill in flight joinable", "[unit]") {
+    fixture f;
+    f.filler.gated = true;
+    auto tag = GENERATE(std::string("user:u2"), std::string("route:agents"));
+    f.spawn();
+    f.settle();
+    f.svc.invalidate(tag, cache::invalidation::hard);
+    f.spawn();
+    f.settle();
+    CHECK(f.filler.requests.size() == 1);
+    f.filler.release();
+    f.wait_answers(2);
+    CHECK(body_of(f.answers[1]) == "fill 1");
+    CHECK(f.answers[1].kind == answer_kind::collapsed);
+}
+
+TEST_CASE("service: a stale entry captured before a wait is not served once invalidated", "[unit]") {
+    fixture f;
+    f.config.routes[0].wait_timeout = 30ms;
+    f.serve_one();         // "fill 1" stored
+    f.clock.advance(45s);  // past stale_while_revalidate, within stale_if_error: the request waits
+    f.filler.gated = true;
+    SECTION("the waiter times out") {
+        f.spawn();
+        f.settle();
+        REQUIRE(f.filler.requests.size() == 2);
+        f.svc.invalidate("user:u1", cache::invalidation::hard);
+        f.clock.advance(30ms);
+        f.wait_answers(2);
+        CHECK(f.answers[1].status == 503);
+        CHECK(f.answers[1].kind == answer_kind::timeout);
+        f.filler.release();
+        f.settle();
+    }
+    SECTION("the fill fails") {
+        cache::fill_result failed;
+        failed.failed = true;
+        f.filler.scripted.push_back(failed);
+        f.spawn();
+        f.settle();
+        REQUIRE(f.filler.requests.size() == 2);
+        f.svc.invalidate("user:u1", cache::invalidation::hard);
+        f.filler.release();
+        f.wait_answers(2);
+        CHECK(f.answers[1].status == 502);
+        CHECK(f.answers[1].kind == answer_kind::fill_error);
+    }
+}
+
 TEST_CASE("service: soft invalidation serves stale once while refreshing; hard forces a miss", "[unit]") {
     fixture f;
     f.serve_one();
