@@ -52,8 +52,8 @@ struct listener::impl {
 
     std::atomic<bool> up{false};
     std::atomic<int> backend_pid{0};
-    std::atomic<std::uint64_t> notifications{0}, user_changes{0}, all_changes{0}, garbled{0},
-        entries_invalidated{0}, connects{0}, reconnects{0}, connect_failures{0};
+    std::atomic<std::uint64_t> notifications{0}, user_changes{0}, agent_changes{0}, all_changes{0},
+        garbled{0}, entries_invalidated{0}, connects{0}, reconnects{0}, connect_failures{0};
     mutable std::mutex reason_mutex;
     std::string reason_text = "listener not connected yet: changes are not seen until it is";
 
@@ -70,17 +70,21 @@ struct listener::impl {
 
     void handle(const notification& n) {
         if (n.channel != cfg.notify_channel) return;  // not ours (we LISTEN only on it)
-        ++notifications;
         auto c = parse_notification(n.payload);
+        // Counted once handled: a counter that moved means the cache has
+        // been invalidated (tests wait on it).
+        deliver(c);
+        ++notifications;
         if (c.why == change::cause::garbled) {
             ++garbled;
             note_garbled(n.payload);
         } else if (c.what == change::kind::user) {
             ++user_changes;
+        } else if (c.what == change::kind::agent) {
+            ++agent_changes;
         } else {
             ++all_changes;
         }
-        deliver(c);
     }
 
     // One stderr line per garbled_log_interval at most, with a count and the
@@ -97,7 +101,7 @@ struct listener::impl {
         if (garbled_unlogged == 0) return;
         std::fprintf(stderr,
                      "sidecache: %llu unreadable notification(s) on channel %s (latest '%s'): every "
-                     "cached answer invalidated; expected 'user:<uuid>' or 'all'\n",
+                     "cached answer invalidated; expected 'user:<uuid>', 'agent:<uuid>' or 'all'\n",
                      static_cast<unsigned long long>(garbled_unlogged), cfg.notify_channel.c_str(),
                      garbled_example.c_str());
         garbled_unlogged = 0;
@@ -204,6 +208,7 @@ listener_stats listener::stats() const {
     s.up = m.up;
     s.notifications = m.notifications;
     s.user_changes = m.user_changes;
+    s.agent_changes = m.agent_changes;
     s.all_changes = m.all_changes;
     s.garbled = m.garbled;
     s.entries_invalidated = m.entries_invalidated;

@@ -35,6 +35,7 @@ struct listener_stats {
     bool up = false;                        // LISTENing now
     std::uint64_t notifications = 0;        // received on our channel
     std::uint64_t user_changes = 0;         // of which "user:<uuid>"
+    std::uint64_t agent_changes = 0;        // of which "agent:<uuid>"
     std::uint64_t all_changes = 0;          // of which "all"
     std::uint64_t garbled = 0;              // of which unreadable (handled as "all")
     std::uint64_t entries_invalidated = 0;  // cache entries the handler hit

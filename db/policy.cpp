@@ -1,6 +1,7 @@
 #include "db/policy.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace sidecache::db {
 
@@ -35,12 +36,15 @@ bool is_canonical_uuid(std::string_view t) {
 change parse_notification(std::string_view payload) {
     change c;
     if (payload == "all") return c;
-    constexpr std::string_view user_prefix = "user:";
-    if (payload.size() <= max_notification_payload && payload.starts_with(user_prefix) &&
-        is_canonical_uuid(payload.substr(user_prefix.size()))) {
-        c.what = change::kind::user;
-        c.user_id = payload.substr(user_prefix.size());
-        for (auto& ch : c.user_id)
+    constexpr std::pair<std::string_view, change::kind> kinds[] = {{"user:", change::kind::user},
+                                                                   {"agent:", change::kind::agent}};
+    for (auto [prefix, kind] : kinds) {
+        if (payload.size() > max_notification_payload || !payload.starts_with(prefix) ||
+            !is_canonical_uuid(payload.substr(prefix.size())))
+            continue;
+        c.what = kind;
+        c.id = payload.substr(prefix.size());
+        for (auto& ch : c.id)
             if (ch >= 'A' && ch <= 'F') ch = static_cast<char>(ch - 'A' + 'a');
         return c;
     }

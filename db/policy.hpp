@@ -23,8 +23,9 @@ std::chrono::system_clock::time_point next_refresh_at(std::chrono::system_clock:
 // (db/migrations/005_notify.sql writes them; docs/freshness.md).
 struct change {
     enum class kind {
-        user,  // one user's answers changed: user_id is the lower-case uuid
-        all,   // every answer may have changed
+        user,   // one user's answers changed: id is the lower-case uuid
+        agent,  // one agent changed (its configuration too): id is the lower-case uuid
+        all,    // every answer may have changed
     };
     enum class cause {
         notified,   // the payload said so
@@ -33,13 +34,14 @@ struct change {
     };
     kind what = kind::all;
     cause why = cause::notified;
-    std::string user_id;
+    std::string id;  // the user's or the agent's, per `what`
 };
 
-// Longest payload read; PostgreSQL allows 8000 bytes, ours are 41.
+// Longest payload read; PostgreSQL allows 8000 bytes, ours are at most 42.
 inline constexpr std::size_t max_notification_payload = 128;
 
-// "user:<uuid>" (any case) -> user; "all" -> all; anything else (another
+// "user:<uuid>" (any case) -> user; "agent:<uuid>" -> agent; "all" -> all;
+// anything else (another
 // kind, a non-uuid id, whitespace, longer than max_notification_payload) ->
 // all with cause garbled: a message on our channel that we cannot read most
 // likely comes from a newer trigger, and a wrong figure is worse than a miss.

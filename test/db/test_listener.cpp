@@ -45,7 +45,14 @@ TEST_CASE("notification payloads: user:<uuid>, all, and everything else garbled 
         {"user:11111111x1111-4111-8111-111111111111", kind::all, cause::garbled, ""},
         {"user:g1111111-1111-4111-8111-111111111111", kind::all, cause::garbled, ""},
         {" user:11111111-1111-4111-8111-111111111111", kind::all, cause::garbled, ""},
-        {"agent:11111111-1111-4111-8111-111111111111", kind::all, cause::garbled, ""},
+        {"agent:11111111-1111-4111-8111-111111111111", kind::agent, cause::notified,
+         "11111111-1111-4111-8111-111111111111"},
+        {"agent:BBBBBBBB-1111-4111-8111-11111111111F", kind::agent, cause::notified,
+         "bbbbbbbb-1111-4111-8111-11111111111f"},
+        {"agent:", kind::all, cause::garbled, ""},
+        {"agent:not-a-uuid", kind::all, cause::garbled, ""},
+        {"agents:11111111-1111-4111-8111-111111111111", kind::all, cause::garbled, ""},
+        {"call:11111111-1111-4111-8111-111111111111", kind::all, cause::garbled, ""},
         {"user:11111111-1111-4111-8111-111111111111\n", kind::all, cause::garbled, ""},
         {std::string("user:11111111-1111-4111-8111-1111111111\0"
                      "11",
@@ -57,7 +64,7 @@ TEST_CASE("notification payloads: user:<uuid>, all, and everything else garbled 
     auto c = db::parse_notification(r.payload);
     CHECK(c.what == r.what);
     CHECK(c.why == r.why);
-    CHECK(c.user_id == r.user);
+    CHECK(c.id == r.user);
 }
 
 namespace {
@@ -101,13 +108,14 @@ struct recorder {
         }
         write();
         db.sql("NOTIFY sidecache_invalidate, 'user:" + sentinel + "'");
-        bool got = wait_for([&](const db::change& c) { return c.user_id == sentinel; });
+        bool got = wait_for([&](const db::change& c) { return c.id == sentinel; });
         REQUIRE(got);
         std::lock_guard lock(mutex);
         std::vector<std::string> out;
         for (const auto& c : changes) {
-            if (c.user_id == sentinel) break;
-            out.push_back(c.what == db::change::kind::user      ? "user:" + c.user_id
+            if (c.id == sentinel) break;
+            out.push_back(c.what == db::change::kind::user      ? "user:" + c.id
+                          : c.what == db::change::kind::agent   ? "agent:" + c.id
                           : c.why == db::change::cause::garbled ? "garbled"
                                                                 : "all");
         }
@@ -168,8 +176,10 @@ TEST_CASE("each write that changes an answer notifies its user once, others noti
                 fmt::format("INSERT INTO users (id, email, name) VALUES "
                             "('44444444-4444-4444-8444-444444444444', 'n', 'n')"));
         }) == strings{});
-        CHECK(rec.after(*db, [&] { db->sql(fmt::format("DELETE FROM users WHERE id = '{}'", u2)); }) ==
-              strings{U2});
+        // Its agents go by the cascade: each is announced too (in either order).
+        auto deleted = rec.after(*db, [&] { db->sql(fmt::format("DELETE FROM users WHERE id = '{}'", u2)); });
+        std::sort(deleted.begin(), deleted.end());
+        CHECK(deleted == strings{"agent:a0000000-0000-4000-8000-000000000009", U2});
     }
     SECTION("agents") {
         CHECK(rec.after(*db, [&] {
@@ -179,16 +189,18 @@ TEST_CASE("each write that changes an answer notifies its user once, others noti
                             u3));
         }) == strings{U3});
         CHECK(rec.after(*db, [&] { db->sql("UPDATE agents SET updated_at = now()"); }) == strings{});
+        // An agent changed or deleted: its user's answers, and the agent
+        // itself (its cached external configuration; 007_notify_agents.sql).
         CHECK(rec.after(*db, [&] {
             db->sql(fmt::format("UPDATE agents SET name = 'Zed2' WHERE id = '{}'", a1));
-        }) == strings{U1});
+        }) == strings{U1, "agent:" + std::string(a1)});
         // Moved to another user: both.
         auto moved = rec.after(
             *db, [&] { db->sql(fmt::format("UPDATE agents SET user_id = '{}' WHERE id = '{}'", u3, a3)); });
         std::sort(moved.begin(), moved.end());
-        CHECK(moved == strings{U1, U3});
+        CHECK(moved == strings{"agent:" + std::string(a3), U1, U3});
         CHECK(rec.after(*db, [&] { db->sql(fmt::format("DELETE FROM agents WHERE id = '{}'", a2)); }) ==
-              strings{U1});
+              strings{U1, "agent:" + std::string(a2)});
     }
     SECTION("calls and leads") {
         const char* c1 = "c0000000-0000-4000-8000-000000000001";
@@ -227,6 +239,10 @@ TEST_CASE("each write that changes an answer notifies its user once, others noti
         db->sql("UPDATE sidecache.notify_settings SET bulk_threshold = 1");
         CHECK(rec.after(*db, [&] { db->sql("UPDATE users SET credits = credits + 1"); }) == strings{"all"});
         CHECK(rec.after(*db, [&] { db->sql("TRUNCATE lead_analytics"); }) == strings{"all"});
+        // Two agents of one user: the user once, the agents past the threshold as 'all'.
+        CHECK(rec.after(*db, [&] {
+            db->sql(fmt::format("UPDATE agents SET status = 'paused' WHERE id IN ('{}', '{}')", a1, a3));
+        }) == strings{U1, "all"});
     }
     p.stop();
 }
@@ -245,7 +261,7 @@ TEST_CASE("the listener survives garbled payloads and a terminated backend [pg]"
     auto garbled = rec.after(*db, [&] {
         db->sql("NOTIFY sidecache_invalidate, 'garbage'");
         db->sql("NOTIFY sidecache_invalidate, 'user:not-a-uuid'");
-        db->sql("NOTIFY sidecache_invalidate, 'agent:11111111-1111-4111-8111-111111111111'");
+        db->sql("NOTIFY sidecache_invalidate, 'call:11111111-1111-4111-8111-111111111111'");
         db->sql("SELECT pg_notify('sidecache_invalidate', repeat('x', 7999))");
         db->sql("NOTIFY other_channel, 'user:11111111-1111-4111-8111-111111111111'");  // not ours: never seen
     });
@@ -328,7 +344,7 @@ TEST_CASE("migrate writes database.notify_channel for the triggers, a listener o
             rec.changes.clear();
         }
         db->sql(fmt::format("UPDATE users SET credits = 3 WHERE id = '{}'", u1));
-        CHECK(rec.wait_for([](const db::change& c) { return c.user_id == u1; }));
+        CHECK(rec.wait_for([](const db::change& c) { return c.id == u1; }));
         p.stop();
     }
     db::pool p(listener_config(*db));  // sidecache_invalidate

@@ -9,6 +9,9 @@
 //
 // GET /v1/convai/agents/{id}: 200 with a configuration that is a pure function of
 // the id; `agent_gone_*` -> 404; `agent_partial_*` omit llm and first_message.
+// `hold: true` (POST /__mock/config) holds every agent answer until a config
+// with `hold: false` (or a reset) releases them, each then after its delay: a
+// test can keep a fetch open for as long as it needs, with no timing.
 // Control plane (never counted, never delayed):
 //   GET  /__mock/stats   {"requests", "byAgent", "inFlight"}
 //   POST /__mock/reset   counters, per-agent state and settings back to start values
@@ -74,6 +77,7 @@ function main() {
     down: false,
     failFirst: 0,
     failFirstStatus: 500,
+    hold: false,
   };
 
   let settings = { ...start_settings };
@@ -81,6 +85,13 @@ function main() {
   let stats = { requests: 0, byAgent: Object.create(null), inFlight: 0 };
   let generation = 0;  // bumped by reset: responses of older requests do not touch new counters
   const sockets = new Set();
+  let held = [];  // answers waiting for hold: false
+
+  function release_held() {
+    const now = held;
+    held = [];
+    for (const start of now) start();
+  }
 
   function send_json(res, status, body, headers = {}) {
     const text = JSON.stringify(body);
@@ -109,6 +120,7 @@ function main() {
       await read_body(req);
       generation++;
       settings = { ...start_settings };
+      release_held();
       rand = make_prng(seed);
       stats = { requests: 0, byAgent: Object.create(null), inFlight: 0 };
       return send_json(res, 200, settings);
@@ -132,6 +144,7 @@ function main() {
         return send_json(res, 400, { error: 'failFirstStatus must be 500 or 429' });
       }
       settings = { ...settings, ...patch };
+      if (!settings.hold) release_held();
       return send_json(res, 200, settings);
     }
     return send_json(res, 404, { error: 'no such control route' });
@@ -175,7 +188,7 @@ function main() {
 
     if (outcome === 'hang') return;  // never answered; 'close' ends it when the client leaves
 
-    const timer = setTimeout(() => {
+    const answer = () => {
       if (res.destroyed) return;
       switch (outcome) {
         case 'unauthorized':
@@ -190,8 +203,12 @@ function main() {
         default:
           return send_json(res, 200, agent_config(id));
       }
-    }, Math.max(0, delay));
-    res.on('close', () => clearTimeout(timer));
+    };
+    let timer = null;
+    const start = () => { timer = setTimeout(answer, Math.max(0, delay)); };
+    if (settings.hold) held.push(start);
+    else start();
+    res.on('close', () => { if (timer) clearTimeout(timer); });
   }
 
   const server = http.createServer({ keepAlive: true }, (req, res) => {

@@ -167,6 +167,18 @@ test('hang: never answered until the client closes; inFlight counts it', async (
   assert.deepEqual(s.byAgent, { agent_h: 1, agent_ok: 1 });
 });
 
+test('hold: answers wait until released, then each is sent', async () => {
+  await configure({ hold: true });
+  const pending = agent_get('agent_held');
+  const deadline = Date.now() + 5000;
+  while ((await stats()).inFlight !== 1) {
+    assert.ok(Date.now() < deadline, 'the held request never showed up in flight');
+  }
+  await configure({ hold: false });
+  assert.equal((await pending).status, 200);
+  assert.equal((await stats()).inFlight, 0);
+});
+
 test('stats and reset; config rejects unknown keys and wrong types', async () => {
   await agent_get('agent_s1');
   await agent_get('agent_s1');
@@ -175,7 +187,7 @@ test('stats and reset; config rejects unknown keys and wrong types', async () =>
   assert.deepEqual(await stats(), { requests: 4, byAgent: { agent_s1: 2, agent_gone_s2: 1, agent_s3: 1 }, inFlight: 0 });
   const full = await configure({ latencyMs: 5 });
   assert.deepEqual(Object.keys(full).sort(), ['down', 'failFirst', 'failFirstStatus', 'failRate', 'hangRate',
-    'jitterMs', 'latencyMs', 'rateLimitRate', 'retryAfterS']);
+    'hold', 'jitterMs', 'latencyMs', 'rateLimitRate', 'retryAfterS']);
   assert.equal(full.latencyMs, 5);
   assert.equal((await h.request(mock.port, 'POST', '/__mock/config', { body: { bogus: 1 } })).status, 400);
   assert.equal((await h.request(mock.port, 'POST', '/__mock/config', { body: { down: 'yes' } })).status, 400);
