@@ -87,10 +87,16 @@ struct application::impl {
     // store is thread-safe. Always hard: a fill costs milliseconds, and a
     // stale answer served once while refreshing would be a wrong figure, or
     // a dashboard for a user who is no longer allowed one (docs/freshness.md).
-    // Fills that began before are not stored (the store's epochs).
+    // Fills in flight that began before are neither stored nor joined by
+    // later requests (cache::service::invalidate). An agent's change also
+    // drops its cached external configuration: the next fill fetches it.
     std::size_t invalidate(const db::change& c) {
         if (c.what == db::change::kind::user)
-            return cache->invalidate("user:" + c.user_id, cache::invalidation::hard);
+            return cache->invalidate("user:" + c.id, cache::invalidation::hard);
+        if (c.what == db::change::kind::agent) {
+            if (external) external->invalidate(c.id);
+            return cache->invalidate("agent:" + c.id, cache::invalidation::hard);
+        }
         std::size_t hit = 0;
         for (const auto& route : cfg.cache.routes)
             hit += cache->invalidate("route:" + route.name, cache::invalidation::hard);
@@ -128,6 +134,7 @@ struct application::impl {
                 o["channel"] = cfg.database.notify_channel;
                 o["notifications"] = s.notifications;
                 o["user_changes"] = s.user_changes;
+                o["agent_changes"] = s.agent_changes;
                 o["all_changes"] = s.all_changes;
                 o["garbled"] = s.garbled;
                 o["entries_invalidated"] = s.entries_invalidated;

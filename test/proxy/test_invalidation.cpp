@@ -6,6 +6,8 @@
 #include "auth/verifier.hpp"
 #include "db/fixture.hpp"
 #include "db/pg_test_db.ipp"
+#include "db/pool.hpp"
+#include "db/run_sync.hpp"
 #include "proxy/application.hpp"
 #include "proxy/server.hpp"
 #include "support/authorized_get.hpp"
@@ -64,14 +66,30 @@ std::int64_t credits_of(const answer& a) {
     return json::parse(a.body).at("data").at("credits").at("current").to_number<std::int64_t>();
 }
 
+// The external agent API stand-in's control plane (test/mocks/elevenlabs.js).
+json::object mock_call(std::uint16_t port, const std::string& method, const std::string& path,
+                       const std::string& body = "") {
+    test_client mock(port);
+    mock.send(method + " " + path + " HTTP/1.1\r\nHost: mock\r\nContent-Type: application/json\r\n" +
+              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    auto r = mock.read_response();
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    return json::parse(r->body).as_object();
+}
+
 struct setup {
     std::optional<pg_test_db> db;
     std::optional<child_process> legacy;
     std::uint16_t legacy_port = 0;
+    std::optional<child_process> mock;  // with_external: the ElevenLabs stand-in
+    std::uint16_t mock_port = 0;
     std::optional<proxy::application> app;
     const std::string secret = "notify-secret";
 
-    bool start() {
+    // with_external: /api/agents is enriched from the ElevenLabs stand-in,
+    // whose answers a test can hold ({"hold": true}) for as long as it needs.
+    bool start(bool with_external = false) {
         auto created = pg_test_db::create(true);
         if (!created) return false;
         db.emplace(std::move(*created));
@@ -83,6 +101,16 @@ struct setup {
         legacy_port = legacy->listening_port();
 
         auto cfg = test_config(legacy_port);
+        if (with_external) {
+            mock.emplace("node " + src +
+                         "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key k");
+            mock_port = mock->listening_port();
+            cfg.external.url.host = "127.0.0.1";
+            cfg.external.url.port = mock_port;
+            cfg.external.url.text = "http://127.0.0.1:" + std::to_string(mock_port);
+            cfg.external.api_key = "k";
+            cfg.external.deadline = 60s;  // a held fetch is released by the test, never timed out
+        }
         cfg.auth.jwt_secret = secret;
         cfg.cache.enabled = true;
         for (auto [name, path] :
@@ -94,6 +122,8 @@ struct setup {
             route.query = name;
             route.ttl = 60s;
             route.stale_while_revalidate = 60s;
+            route.enrich_agents = with_external && route.name == "agents";
+            route.wait_timeout = 60s;
             cfg.cache.routes.push_back(route);
         }
         cfg.database.url = db->url();
@@ -102,6 +132,8 @@ struct setup {
         cfg.database.reconnect_backoff_max = 200ms;
         app.emplace(cfg);
         app->start();
+        // PostgreSQL answers the fills (not the legacy fallback) from the first request on.
+        REQUIRE(run_sync(app->database()->wait_ready(steady_clock::now() + 10s)));
         // Listening, and the cache caught up with what it may have missed.
         REQUIRE(within(10s, [&] { return counter(stats(admin()), {"invalidation", "listening"}) == 1; }));
         return true;
@@ -111,6 +143,13 @@ struct setup {
     std::uint64_t fills(const char* route) {
         return counter(stats(admin()), {"cache", "routes", route, "fills"});
     }
+    // Requests of `route` that started or joined a fill.
+    std::uint64_t fills_or_joins(const char* route) {
+        auto st = stats(admin());
+        return counter(st, {"cache", "routes", route, "fills"}) +
+               counter(st, {"cache", "routes", route, "coalesced"});
+    }
+    std::uint64_t changes(const char* kind) { return counter(stats(admin()), {"invalidation", kind}); }
 };
 
 }  // namespace
@@ -178,7 +217,7 @@ TEST_CASE("a committed change reaches the next request through NOTIFY [pg]", "[p
         CHECK(authorized_get(client, "/api/dashboard/overview", t3).x_cache == "HIT");
         s.db->sql("NOTIFY sidecache_invalidate, 'garbage'");
         s.db->sql("NOTIFY sidecache_invalidate, 'user:not-a-uuid'");
-        s.db->sql("NOTIFY sidecache_invalidate, 'agent:11111111-1111-4111-8111-111111111111'");
+        s.db->sql("NOTIFY sidecache_invalidate, 'call:11111111-1111-4111-8111-111111111111'");
         s.db->sql("SELECT pg_notify('sidecache_invalidate', repeat('x', 7999))");
         CHECK(within(2s, [&] { return counter(stats(s.admin()), {"invalidation", "garbled"}) == 4; }));
         // Unreadable means "something changed": the entry is filled again.
@@ -241,5 +280,94 @@ TEST_CASE("COMMIT to invalidated answer, 50 times [pg]", "[pg]") {
         "COMMIT -> first answer with the new figure, 50 runs: p50 {:.2f} ms, p90 {:.2f} ms, max {:.2f} ms",
         ms[25], ms[45], ms.back()));
     CHECK(ms[25] < 100);
+    s.app->drain(1s);
+}
+
+TEST_CASE("a write committed while a fill is in flight reaches every request after its NOTIFY [pg]", "[pg]") {
+    setup s;
+    if (!s.start(true)) return;
+    const auto t1 = token_for(u1, s.secret);
+    const bool deactivate = GENERATE(true, false);
+    INFO((deactivate ? "user deactivated" : "agent added"));
+
+    // A fill of U1's /api/agents begins and is held at its external fetch
+    // (U1's one agent with an ElevenLabs id): it has read PostgreSQL already.
+    mock_call(s.mock_port, "POST", "/__mock/config", R"({"hold": true})");
+    test_client before_write(s.port());
+    before_write.send(get_request("/api/agents", "Authorization: Bearer " + t1 + "\r\n"));
+    REQUIRE(within(10s, [&] {
+        return mock_call(s.mock_port, "GET", "/__mock/stats").at("inFlight").to_number<int>() == 1;
+    }));
+    REQUIRE(s.fills_or_joins("agents") == 1);
+
+    // The write commits; its NOTIFY has been handled once the counter moves.
+    const auto heard = s.changes("user_changes");
+    if (deactivate)
+        s.db->sql(fmt::format("UPDATE users SET is_active = false WHERE id = '{}'", u1));
+    else
+        s.db->sql(
+            fmt::format("INSERT INTO agents (id, user_id, name, agent_type, status) VALUES "
+                        "('a0000000-0000-4000-8000-0000000000aa', '{}', 'New', 'call', 'draft')",
+                        u1));
+    REQUIRE(within(10s, [&] { return s.changes("user_changes") > heard; }));
+
+    // A request after the NOTIFY: it must not join the fill that read before
+    // the write. Released only once it started (or joined) a fill.
+    test_client after_write(s.port());
+    after_write.send(get_request("/api/agents", "Authorization: Bearer " + t1 + "\r\n"));
+    REQUIRE(within(10s, [&] { return s.fills_or_joins("agents") == 2; }));
+    mock_call(s.mock_port, "POST", "/__mock/config", R"({"hold": false})");
+
+    auto first = before_write.read_response();  // joined before the write: either answer
+    REQUIRE(first);
+    auto r = after_write.read_response();
+    REQUIRE(r);
+    if (deactivate) {
+        test_client to_legacy(s.legacy_port);
+        const auto theirs = authorized_get(to_legacy, "/api/agents", t1);
+        CHECK(theirs.status == 403);
+        CHECK(r->status == 403);
+        CHECK(r->body == theirs.body);
+    } else {
+        REQUIRE(r->status == 200);
+        CHECK(agents_of({r->status, r->body, r->header("X-Cache")}) == 4);
+    }
+    // And what is cached from now on shows the write too.
+    test_client client(s.port());
+    auto again = authorized_get(client, "/api/agents", t1);
+    if (deactivate)
+        CHECK(again.status == 403);
+    else
+        CHECK(agents_of(again) == 4);
+    s.app->drain(1s);
+}
+
+TEST_CASE(
+    "an agent changed through SQL: its external configuration and its owner's answers are fetched again [pg]",
+    "[pg]") {
+    setup s;
+    if (!s.start(true)) return;
+    test_client client(s.port());
+    const auto t1 = token_for(u1, s.secret);
+    auto fetched = [&] {
+        auto by_agent = mock_call(s.mock_port, "GET", "/__mock/stats").at("byAgent").as_object();
+        return by_agent.contains("agent_z") ? by_agent.at("agent_z").to_number<int>() : 0;
+    };
+    auto first = authorized_get(client, "/api/agents", t1);
+    INFO(first.body);
+    CHECK(first.x_cache == "MISS");
+    CHECK(authorized_get(client, "/api/agents", t1).x_cache == "HIT");
+    CHECK(fetched() == 1);
+
+    const auto heard = s.changes("agent_changes");
+    s.db->sql(fmt::format("UPDATE agents SET name = 'Renamed' WHERE id = '{}'", a1));
+    REQUIRE(within(10s, [&] { return s.changes("agent_changes") > heard; }));
+
+    auto now = authorized_get(client, "/api/agents", t1);
+    CHECK(now.x_cache == "MISS");
+    CHECK(now.body.find("\"Renamed\"") != std::string::npos);
+    CHECK(fetched() == 2);  // the agent's configuration was dropped, not served from agent_config_cache
+    CHECK(authorized_get(client, "/api/agents", t1).x_cache == "HIT");
+    CHECK(fetched() == 2);
     s.app->drain(1s);
 }
