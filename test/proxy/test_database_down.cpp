@@ -110,7 +110,7 @@ TEST_CASE("a fill query past database.query_timeout is cancelled and the legacy 
     app.start();
     REQUIRE(run_sync(app.database()->wait_ready(steady_clock::now() + 10s)));
 
-    const auto token = cache::sign_hs256(R"({"sub":"11111111-1111-1111-1111-111111111111","exp":)" +
+    const auto token = auth::sign_hs256(R"({"sub":"11111111-1111-1111-1111-111111111111","exp":)" +
                                              std::to_string(std::time(nullptr) + 600) + "}",
                                          "s");
     test_client client(app.server().port());
