@@ -206,7 +206,7 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     auto data = digest();
     auto cols = columns();
     REQUIRE(db->migrate(false) == 0);
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "6");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "7");
     CHECK(db->sql("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'sidecache\\_%'") == "3");
     CHECK(db->sql("SELECT bool_and(indisvalid)::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
                   " WHERE c.relname LIKE 'sidecache\\_%'") == "true");
@@ -216,8 +216,11 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     // 006: TRUNCATE of calls and lead_analytics marks every user.
     CHECK(db->sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'sidecache\\_%\\_late\\_truncate'") ==
           "2");
+    // 007: the agents' triggers also name the agent.
+    CHECK(db->sql("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+                  " WHERE n.nspname = 'sidecache' AND p.proname = 'notify_agents'") == "1");
     REQUIRE(db->migrate(false) == 0);  // again: nothing to do, nothing fails
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "6");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "7");
     REQUIRE(db->refresh() == 0);
     CHECK(digest() == data);
     CHECK(columns() == cols);
@@ -234,5 +237,5 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     CHECK(digest() == data);
     CHECK(columns() == cols);
     REQUIRE(db->migrate(false) == 0);  // and up again from nothing
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "6");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "7");
 }
