@@ -111,8 +111,8 @@ TEST_CASE("a fill query past database.query_timeout is cancelled and the legacy 
     REQUIRE(run_sync(app.database()->wait_ready(steady_clock::now() + 10s)));
 
     const auto token = auth::sign_hs256(R"({"sub":"11111111-1111-1111-1111-111111111111","exp":)" +
-                                             std::to_string(std::time(nullptr) + 600) + "}",
-                                         "s");
+                                            std::to_string(std::time(nullptr) + 600) + "}",
+                                        "s");
     test_client client(app.server().port());
     const auto t0 = steady_clock::now();
     client.send(get_request("/api/dashboard/overview", "Authorization: Bearer " + token + "\r\n"));
