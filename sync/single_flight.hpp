@@ -6,10 +6,10 @@
 // handle: if it is destroyed without landing (the work threw), the flight
 // lands empty, leaves the table, and the next caller of the key leads anew.
 //
-// detach(key) takes the key's flight out of the table while it runs: later
-// callers start a new flight; the detached one still lands for those who
-// joined it, and its leader can see detached() (e.g. not to store a result
-// an invalidation made obsolete).
+// detach_if(pred) takes the flights of the keys it selects out of the table
+// while they run: later callers start a new flight; a detached one still
+// lands for those who joined it, and its leader can see detached() (e.g.
+// not to store a result an invalidation made obsolete).
 //
 // Thread-safe. Joiners resume on their own executors (sync::waiter_queue).
 // The table must outlive its leaders.
@@ -48,7 +48,7 @@ public:
     // `deadline`; refused at once if `max_waiters` are waiting already.
     boost::asio::awaitable<join_result> wait(steady_time deadline, std::size_t max_waiters);
 
-    // Whether detach() took this flight out of its table.
+    // Whether detach_if() took this flight out of its table.
     bool detached() const { return detached_.load(std::memory_order_acquire); }
 
 protected:
@@ -142,20 +142,9 @@ public:
         return it == s.map.end() ? nullptr : it->second;
     }
 
-    // Takes the flight of `key` out of the table, if one runs: later callers
-    // start anew. Returns whether there was one.
-    bool detach(std::string_view key) {
-        auto& s = shard_for(key);
-        std::lock_guard lock(s.mutex);
-        auto it = s.map.find(key);
-        if (it == s.map.end()) return false;
-        it->second->detached_.store(true, std::memory_order_release);
-        s.map.erase(it);
-        return true;
-    }
-
-    // Takes every flight whose key satisfies `pred` out of the table, as
-    // detach() does. Returns how many. `pred` runs under a shard lock.
+    // Takes every flight whose key satisfies `pred` out of the table while it
+    // runs: later callers of its key start anew. Returns how many. `pred`
+    // runs under a shard lock.
     template <class Pred>
     std::size_t detach_if(Pred pred) {
         std::size_t n = 0;

@@ -1,6 +1,6 @@
 // The single-flight table on an io_context and a manual clock: one leader per
 // key, joiners get its result, a leader that throws still ends its flight, a
-// joiner that times out leaves the leader alone, detach starts anew.
+// joiner that times out leaves the leader alone, detach_if starts anew.
 #include "sync/single_flight.hpp"
 #include "sync/time_source.hpp"
 
@@ -12,6 +12,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 using namespace sidecache;
@@ -156,7 +157,7 @@ TEST_CASE("single_flight: a detached flight lands for its joiners; later callers
     fixture f;
     auto first = f.flights.join_or_start("k");
     auto before = f.join("k");
-    CHECK(f.flights.detach("k"));
+    CHECK(f.flights.detach_if([](std::string_view key) { return key == "k"; }) == 1);
     CHECK(first.flight->detached());
     auto second = f.flights.join_or_start("k");
     REQUIRE(second.lead);
