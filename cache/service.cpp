@@ -223,26 +223,25 @@ net::awaitable<cache_answer> service::serve(cache_request request, header_list c
     auto recheck = [&] {
         if (found) found = store_.get(request.route, request.user_id, key);
     };
-    auto stale_or = [&](answer_kind kind, const response_bytes& otherwise) {
+    // The entry if it is still there (served stale_timeout), else `otherwise`.
+    auto stale_or = [&](const response_bytes& otherwise, answer_kind otherwise_kind) {
         recheck();
         if (found) {
             counters.stale.fetch_add(1, std::memory_order_relaxed);
-            return render(found->response, kind, age_of(found->computed_at, clock_.system_now()),
-                          request.keep_alive);
+            return render(found->response, answer_kind::stale_timeout,
+                          age_of(found->computed_at, clock_.system_now()), request.keep_alive);
         }
-        return render(otherwise,
-                      &otherwise == &timeout_response_ ? answer_kind::timeout : answer_kind::overloaded,
-                      std::chrono::seconds{0}, request.keep_alive);
+        return render(otherwise, otherwise_kind, std::chrono::seconds{0}, request.keep_alive);
     };
 
     auto joined = co_await fl->wait(clock_.steady_now() + rc.wait_timeout, rc.max_waiters);
     if (joined == sync::join_result::overloaded) {
         counters.overloaded.fetch_add(1, std::memory_order_relaxed);
-        co_return stale_or(answer_kind::stale_timeout, overloaded_response_);
+        co_return stale_or(overloaded_response_, answer_kind::overloaded);
     }
     if (joined != sync::join_result::landed) {
         counters.timeouts.fetch_add(1, std::memory_order_relaxed);
-        co_return stale_or(answer_kind::stale_timeout, timeout_response_);
+        co_return stale_or(timeout_response_, answer_kind::timeout);
     }
 
     // The fill ended: its outcome no longer changes. None if it threw.
