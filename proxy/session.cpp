@@ -153,18 +153,6 @@ void watch_idle(const std::shared_ptr<session_handle>& h) {
     });
 }
 
-// Writes a whole answer: what the socket takes at once, then the rest.
-net::awaitable<error_code> write_answer(beast::tcp_stream& stream,
-                                        const std::vector<net::const_buffer>& buffers,
-                                        std::chrono::milliseconds timeout) {
-    std::size_t sent = 0;
-    auto ec = upstream::send_now(stream, buffers, sent);
-    if (ec == net::error::would_block) {
-        ec = co_await upstream::send_rest(stream, buffers, sent, std::chrono::steady_clock::now() + timeout);
-    }
-    co_return ec;
-}
-
 // Answers of pipelined requests not written yet: the buffers and what owns
 // their bytes. Written together, in order, with one write.
 struct pending_answers {
@@ -180,7 +168,8 @@ struct pending_answers {
 net::awaitable<error_code> flush(beast::tcp_stream& stream, pending_answers& pending,
                                  std::chrono::milliseconds timeout) {
     if (pending.empty()) co_return error_code{};
-    auto ec = co_await write_answer(stream, pending.buffers, timeout);
+    auto ec =
+        co_await upstream::send_all(stream, pending.buffers, std::chrono::steady_clock::now() + timeout);
     pending.buffers.clear();
     pending.owners.clear();
     co_return ec;

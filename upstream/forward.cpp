@@ -352,10 +352,7 @@ net::awaitable<void> relay_framed(const exchange& x, lease& leased, response_sta
     auto& up = leased.conn();
     out.response_started = true;
     const two_buffers head{net::buffer(r.head.bytes()), net::const_buffer{}};
-    std::size_t sent = 0;
-    auto ec = send_now(client.stream, head, sent);
-    if (ec == net::error::would_block)
-        ec = co_await send_rest(client.stream, head, sent, clock::now() + client.body_timeout);
+    auto ec = co_await send_all(client.stream, head, clock::now() + client.body_timeout);
     if (ec) {
         out.ec = ec;  // the client went away
         co_return;

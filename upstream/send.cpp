@@ -42,4 +42,12 @@ net::awaitable<error_code> send_rest(beast::tcp_stream& out, send_buffers buffer
     co_return ec;
 }
 
+net::awaitable<error_code> send_all(beast::tcp_stream& out, send_buffers buffers,
+                                    std::chrono::steady_clock::time_point expiry) {
+    std::size_t sent = 0;
+    auto ec = send_now(out, buffers, sent);
+    if (ec == net::error::would_block) ec = co_await send_rest(out, buffers, sent, expiry);
+    co_return ec;
+}
+
 }  // namespace sidecache::upstream

@@ -27,4 +27,11 @@ boost::asio::awaitable<boost::system::error_code> send_rest(boost::beast::tcp_st
                                                             send_buffers buffers, std::size_t sent,
                                                             std::chrono::steady_clock::time_point expiry);
 
+// send_now(), then send_rest() if the socket was full: where a coroutine
+// frame does not matter. The hot paths (a forwarded request, a cache hit)
+// call the two themselves, so that an answer the socket takes costs none.
+boost::asio::awaitable<boost::system::error_code> send_all(boost::beast::tcp_stream& out,
+                                                           send_buffers buffers,
+                                                           std::chrono::steady_clock::time_point expiry);
+
 }  // namespace sidecache::upstream
