@@ -1,12 +1,12 @@
 // PostgreSQL down or slow: sidecache still starts and serves; the cached
 // routes fall back to the upstream fill (the legacy answers, sidecache caches
 // it), and the admin /ready says why it is degraded without taking sidecache out.
-#include "auth/verifier.hpp"
 #include "db/pg_test_db.ipp"
 #include "db/pool.hpp"
 #include "db/run_sync.hpp"
 #include "proxy/application.hpp"
 #include "proxy/server.hpp"
+#include "support/authorized_get.hpp"
 #include "support/test_client.hpp"
 #include "support/test_config.hpp"
 #include "support/test_upstream.hpp"
@@ -14,7 +14,6 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -23,6 +22,29 @@ using namespace sidecache;
 using namespace sidecache::test;
 using namespace std::chrono_literals;
 using std::chrono::steady_clock;
+
+namespace {
+
+// sidecache in front of `legacy_port` with one route, overview, filled by
+// the query `query` of `queries_dir` on the database `url`, no refresh.
+conf::config overview_config(unsigned short legacy_port, std::string url, std::string queries_dir,
+                             std::string query) {
+    auto cfg = test_config(legacy_port);
+    cfg.auth.jwt_secret = "s";
+    cfg.cache.enabled = true;
+    conf::route_config route;
+    route.name = "overview";
+    route.path = "/api/dashboard/overview";
+    route.fill = conf::fill_kind::postgres;
+    route.query = std::move(query);
+    cfg.cache.routes.push_back(route);
+    cfg.database.url = std::move(url);
+    cfg.database.queries_dir = std::move(queries_dir);
+    cfg.database.refresh_interval = conf::duration{0};
+    return cfg;
+}
+
+}  // namespace
 
 TEST_CASE("with PostgreSQL unreachable, cached routes are filled by the legacy and /ready says degraded",
           "[integration]") {
@@ -34,26 +56,14 @@ TEST_CASE("with PostgreSQL unreachable, cached routes are filled by the legacy a
         return res;
     });
 
-    auto cfg = test_config(legacy.port());
-    cfg.auth.jwt_secret = "s";
-    cfg.cache.enabled = true;
-    conf::route_config route;
-    route.name = "overview";
-    route.path = "/api/dashboard/overview";
-    route.fill = conf::fill_kind::postgres;
-    route.query = "overview";
-    cfg.cache.routes.push_back(route);
     // Nothing listens on port 1; connecting fails at once, and keeps failing.
-    cfg.database.url = "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1";
-    cfg.database.queries_dir = std::string(SIDECACHE_SOURCE_DIR) + "/db/queries";
-    cfg.database.refresh_interval = conf::duration{0};
+    auto cfg = overview_config(legacy.port(), "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1",
+                               std::string(SIDECACHE_SOURCE_DIR) + "/db/queries", "overview");
 
     proxy::application app(cfg);
     app.start();
 
-    const auto token = auth::sign_hs256(R"({"sub":"11111111-1111-1111-1111-111111111111","exp":)" +
-                                            std::to_string(std::time(nullptr) + 600) + "}",
-                                        "s");
+    const auto token = token_for("11111111-1111-1111-1111-111111111111", "s");
     test_client client(app.server().port());
     for (const char* expected : {"MISS", "HIT"}) {
         client.send(get_request("/api/dashboard/overview", "Authorization: Bearer " + token + "\r\n"));
@@ -91,28 +101,15 @@ TEST_CASE("a fill query past database.query_timeout is cancelled and the legacy 
         res.body = R"({"success":true,"data":{"from":"legacy"}})";
         return res;
     });
-    auto cfg = test_config(legacy.port());
-    cfg.auth.jwt_secret = "s";
-    cfg.cache.enabled = true;
-    conf::route_config route;
-    route.name = "overview";
-    route.path = "/api/dashboard/overview";
-    route.fill = conf::fill_kind::postgres;
-    route.query = "slow";
-    route.wait_timeout = 20s;  // the query's own deadline is what ends it
-    cfg.cache.routes.push_back(route);
-    cfg.database.url = db->url();
-    cfg.database.queries_dir = dir.string();
-    cfg.database.refresh_interval = conf::duration{0};
+    auto cfg = overview_config(legacy.port(), db->url(), dir.string(), "slow");
+    cfg.cache.routes[0].wait_timeout = 20s;  // the query's own deadline is what ends it
     cfg.database.query_timeout = 300ms;
 
     proxy::application app(cfg);
     app.start();
     REQUIRE(run_sync(app.database()->wait_ready(steady_clock::now() + 10s)));
 
-    const auto token = auth::sign_hs256(R"({"sub":"11111111-1111-1111-1111-111111111111","exp":)" +
-                                            std::to_string(std::time(nullptr) + 600) + "}",
-                                        "s");
+    const auto token = token_for("11111111-1111-1111-1111-111111111111", "s");
     test_client client(app.server().port());
     const auto t0 = steady_clock::now();
     client.send(get_request("/api/dashboard/overview", "Authorization: Bearer " + token + "\r\n"));
