@@ -171,8 +171,8 @@ TEST_CASE("PATCH an agent's name through sidecache: the next GET shows it, witho
     const std::string agent = std::string("/api/agents/") + a1;
     auto names = [](const answer& a) {
         std::vector<std::string> out;
-        for (const auto& x : json::parse(a.body).at("data").as_array())
-            out.emplace_back(x.at("name").as_string());
+        const auto parsed = json::parse(a.body);
+        for (const auto& x : parsed.at("data").as_array()) out.emplace_back(x.at("name").as_string());
         return out;
     };
 
