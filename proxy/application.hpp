@@ -11,10 +11,10 @@
 
 namespace sidecache::cache {
 class service;
-}
+}  // namespace sidecache::cache
 namespace sidecache::sync {
 class time_source;
-}
+}  // namespace sidecache::sync
 namespace sidecache::db {
 class pool;
 }

@@ -63,4 +63,12 @@ net::awaitable<std::optional<response_buffers>> cached_routes::handle(request_vi
     co_return to_response(std::move(answer), head);
 }
 
+std::function<void()> cached_routes::on_write(const http::fields& headers) {
+    auto user = identity_.verify(headers[http::field::authorization]);
+    if (!user) return {};
+    return [&cache = cache_, tag = "user:" + (*user)->user_id] {
+        cache.invalidate(tag, cache::invalidation::hard);
+    };
+}
+
 }  // namespace sidecache::proxy

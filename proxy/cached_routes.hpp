@@ -2,7 +2,8 @@
 // The interceptor that serves the configured routes from the cache: a GET or
 // HEAD of a cached path with a verified token is answered by cache::service
 // under the token's user; anything else (no route, no or bad token, a query
-// that cannot be normalized) is declined and so forwarded unchanged.
+// that cannot be normalized) is declined and so forwarded unchanged. A write
+// with a verified token that the upstream accepts evicts its user's entries.
 
 #include "proxy/fills.hpp"
 #include "proxy/interceptor.hpp"
@@ -27,6 +28,9 @@ public:
     cached_routes(cache::service& cache, const auth::verifier& identity, std::vector<cache::filler*> fillers);
 
     boost::asio::awaitable<std::optional<response_buffers>> handle(request_view request) override;
+
+    // A write with a verified token: evicts every entry of its user (hard).
+    std::function<void()> on_write(const boost::beast::http::fields& headers) override;
 
 private:
     cache::service& cache_;

@@ -9,6 +9,7 @@
 #include <boost/beast/http/verb.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -49,6 +50,15 @@ public:
     // upstream. Runs on the session's io thread; may wait (a cache fill). Must
     // not throw for a bad request: answer it (e.g. 401) or decline.
     virtual boost::asio::awaitable<std::optional<response_buffers>> handle(request_view request) = 0;
+
+    // A write (any method but GET/HEAD) about to be forwarded: what to run if
+    // the upstream accepts it (2xx), before its answer reaches the client, so
+    // that the writer's next GET sees its own write. Empty: nothing (no
+    // verified user). Runs on the session's io thread.
+    virtual std::function<void()> on_write(const boost::beast::http::fields& headers) {
+        (void)headers;
+        return {};
+    }
 };
 
 }  // namespace sidecache::proxy

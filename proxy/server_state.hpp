@@ -49,6 +49,7 @@ struct proxy_stats {
     std::atomic<std::uint64_t> forwarded{0};
     std::atomic<std::uint64_t> rejected_400{0}, rejected_408{0}, rejected_413{0}, rejected_431{0};
     std::atomic<std::uint64_t> upstream_502{0}, upstream_504{0};
+    std::atomic<std::uint64_t> write_invalidations{0};  // verified writes answered 2xx: their user evicted
 
     boost::json::object to_json() const;
 };

@@ -17,6 +17,7 @@
 #include <fmt/core.h>
 
 #include <array>
+#include <functional>
 #include <vector>
 
 namespace sidecache::proxy {
@@ -286,6 +287,22 @@ bool for_cache(const client_connection& c, const request_parser& parser) {
     return c.state.intercept && parser.is_done() && (method == http::verb::get || method == http::verb::head);
 }
 
+// Read-your-writes: for a write (not GET/HEAD) with a verified token, what
+// forward() calls with the upstream's status before the answer's head goes
+// out: a 2xx evicts the writer's cache entries and is counted. Empty (no
+// token verified) for anything else, so a forwarded GET verifies nothing.
+std::function<void(unsigned)> evict_on_success(client_connection& c, const request_parser& parser) {
+    const auto method = parser.get().method();
+    if (!c.state.intercept || method == http::verb::get || method == http::verb::head) return {};
+    auto evict = c.state.intercept->on_write(parser.get());
+    if (!evict) return {};
+    return [&stats = c.state.stats, evict = std::move(evict)](unsigned status) {
+        if (status / 100 != 2) return;
+        evict();
+        ++stats.write_invalidations;
+    };
+}
+
 // What is left of a cache answer after deliver(): nothing, the rest of it
 // (the socket was full), or the answers held with it.
 struct delivery {
@@ -423,9 +440,10 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
             ++state->stats.forwarded;
             if (!c.pending.empty() && co_await flush(stream, c.pending, cfg.body_timeout)) co_return;
             if (c.scratch.empty()) c.scratch.resize(16 * 1024);
+            const auto on_status = evict_on_success(c, parser);
             const auto result = co_await upstream::forward(
                 upstream::client_side{stream, c.buffer, parser, c.address, cfg.body_timeout, c.scratch,
-                                      keep_alive, &state->draining},
+                                      keep_alive, &state->draining, on_status ? &on_status : nullptr},
                 state->pool);
             next = !result.ec && result.keep_alive ? step::next_request : step::finish;
             if (result.ec && !result.response_started)
@@ -452,6 +470,7 @@ boost::json::object proxy_stats::to_json() const {
         {"rejected_431", rejected_431.load()},
         {"upstream_502", upstream_502.load()},
         {"upstream_504", upstream_504.load()},
+        {"write_invalidations", write_invalidations.load()},
     };
 }
 

@@ -458,8 +458,9 @@ net::awaitable<forward_result> forward(client_side client, pool& upstream) {
             co_return out;
         }
 
-        // The answer.
+        // The answer. Its head is not written yet: on_status runs first.
         out.status = r.status;
+        if (client.on_status) (*client.on_status)(r.status);
         if (!r.framing.bodyless && !r.framing.sized) {
             co_await relay_framed(x, *leased, r, out);
         } else {

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 
@@ -31,6 +32,10 @@ struct client_side {
     // When set and true as the answer starts (the server is draining), the
     // answer says "Connection: close" and the connection ends after it.
     const std::atomic<bool>* closing = nullptr;
+    // When set, called with the upstream's final status once it is known and
+    // before any byte of the answer reaches the client (the session evicts a
+    // verified writer's cache entries there: read-your-writes).
+    const std::function<void(unsigned status)>* on_status = nullptr;
 };
 
 struct forward_result {
