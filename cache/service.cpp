@@ -271,6 +271,10 @@ std::size_t service::invalidate(std::string_view tag, invalidation mode) {
     return hit;
 }
 
+std::size_t service::invalidate_entries(std::string_view tag, invalidation mode) {
+    return store_.invalidate(tag, mode);
+}
+
 boost::json::object service::stats() const {
     boost::json::object out;
     out["routes"] = stats_.to_json();

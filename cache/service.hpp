@@ -66,6 +66,14 @@ public:
     // route:) are not stored and leave the flight table: a request arriving
     // after this returns never gets their answer. Returns the entries hit.
     std::size_t invalidate(std::string_view tag, invalidation mode = invalidation::soft);
+    // The same for the entries only: the fills in flight stay joinable, and
+    // one is not stored only if its answer carries `tag`. For a tag that the
+    // key does not name and whose fills in flight another invalidation sent
+    // with it covers: an agent's, whose owner's "user:<id>" comes in the same
+    // notification (007_notify_agents.sql). invalidate() would leave every
+    // fill in flight of every user unstored, and under steady writes no
+    // refill would ever be stored (bench/freshness).
+    std::size_t invalidate_entries(std::string_view tag, invalidation mode = invalidation::soft);
 
     // Per route counters plus totals, for /stats.
     boost::json::object stats() const;

@@ -94,8 +94,11 @@ struct application::impl {
         if (c.what == db::change::kind::user)
             return cache->invalidate("user:" + c.id, cache::invalidation::hard);
         if (c.what == db::change::kind::agent) {
+            // The owner's "user:<id>" comes in the same notification and
+            // covers the owner's fills in flight; the agent's tag alone
+            // would cover every user's.
             if (external) external->invalidate(c.id);
-            return cache->invalidate("agent:" + c.id, cache::invalidation::hard);
+            return cache->invalidate_entries("agent:" + c.id, cache::invalidation::hard);
         }
         std::size_t hit = 0;
         for (const auto& route : cfg.cache.routes)

@@ -480,6 +480,34 @@ TEST_CASE("service: an invalidation of another user or route leaves a fill in fl
     CHECK(f.answers[1].kind == answer_kind::collapsed);
 }
 
+TEST_CASE(
+    "service: invalidate_entries leaves fills in flight joinable; stores them unless they carry the tag",
+    "[unit]") {
+    fixture f;
+    f.filler.gated = true;
+    auto carried = GENERATE(false, true);
+    cache::fill_result r;
+    r.status = 200;
+    r.body = "computed while an agent changed";
+    r.tags = {carried ? "agent:a7" : "agent:a9"};
+    f.filler.scripted.push_back(r);
+    f.spawn();
+    f.settle();
+    REQUIRE(f.filler.requests.size() == 1);
+    f.svc.invalidate_entries("agent:a7", cache::invalidation::hard);
+    f.spawn();  // joins: the tag names no key
+    f.settle();
+    CHECK(f.filler.requests.size() == 1);
+    f.filler.release();
+    f.wait_answers(2);
+    CHECK(body_of(f.answers[1]) == "computed while an agent changed");
+    CHECK(f.answers[1].kind == answer_kind::collapsed);
+    CHECK(f.answers[0].kind == (carried ? answer_kind::miss : answer_kind::miss_stored));
+    f.filler.gated = false;
+    auto next = f.serve_one();
+    CHECK(next.kind == (carried ? answer_kind::miss_stored : answer_kind::hit));
+}
+
 TEST_CASE("service: a stale entry captured before a wait is not served once invalidated", "[unit]") {
     fixture f;
     f.config.routes[0].wait_timeout = 30ms;
