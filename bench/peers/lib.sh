@@ -1,7 +1,9 @@
 # Shared by bench/hit/run and bench/herd/run (sourced): start sidecache,
 # nginx proxy_cache and Varnish on free 127.0.0.1 ports < 32768 with the
 # configs of bench/peers/, and stop them on exit. Needs $work, $top,
-# $sidecache set, and `pids` an array.
+# $sidecache set, and `pids` an array. $peer_sed, if set, is one more sed
+# expression applied to the nginx and Varnish configurations (bench/freshness
+# shortens their TTL with it).
 
 # A free port below 32768 (outside the kernel's ephemeral range).
 free_port() {
@@ -48,7 +50,7 @@ start_nginx() {  # workers upstream_port
   local dir="$work/nginx-$1-$port"; mkdir -p "$dir/tmp" "$dir/cache"
   chmod 755 "$work" "$dir"  # nginx workers run as nobody
   sed -e "s|@WORKERS@|$1|g; s|@DIR@|$dir|g; s|@PORT@|$port|g; s|@UPSTREAM_PORT@|$2|g" \
-    "$top/bench/peers/nginx-cache.conf" > "$dir/nginx.conf"
+    -e "${peer_sed:-}" "$top/bench/peers/nginx-cache.conf" > "$dir/nginx.conf"
   nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >/dev/null 2>&1 &
   pids+=($!)
   wait_listening "$port"
@@ -61,7 +63,7 @@ start_varnish() {  # threads upstream_port
   local dir="$work/varnish-$1-$port"; mkdir -p "$dir"
   # Its child runs as the varnish user: it must reach the working directory.
   chmod 755 "$work" "$dir"
-  sed -e "s|@UPSTREAM_PORT@|$2|g" "$top/bench/peers/varnish.vcl" > "$dir/default.vcl"
+  sed -e "s|@UPSTREAM_PORT@|$2|g" -e "${peer_sed:-}" "$top/bench/peers/varnish.vcl" > "$dir/default.vcl"
   local pin=()
   [ "$1" = 1 ] && pin=(taskset -c 1)
   "${pin[@]}" varnishd -F -n "$dir/n" -a "127.0.0.1:$port" -f "$dir/default.vcl" -s malloc,256m \
