@@ -54,6 +54,12 @@ bool agent_config_cache::invalidate(std::string_view agent_id) {
     return true;
 }
 
+std::size_t agent_config_cache::invalidate_all() {
+    std::lock_guard lock(mutex_);
+    for (auto& [id, e] : entries_) e.invalidated = true;
+    return entries_.size();
+}
+
 void agent_config_cache::clear() {
     std::lock_guard lock(mutex_);
     entries_.clear();

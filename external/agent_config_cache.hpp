@@ -44,6 +44,9 @@ public:
     // The next lookup fetches again; the last good configuration stays
     // available as "stale". Returns whether the id was known.
     bool invalidate(std::string_view agent_id);
+    // invalidate() for every agent (a bulk write or a listener gap: which
+    // agents changed is not known). Returns how many were known.
+    std::size_t invalidate_all();
     void clear();
     std::size_t size() const;
 

@@ -333,6 +333,10 @@ bool client::invalidate(std::string_view agent_id) {
     return impl_->cache.invalidate(id);
 }
 
+std::size_t client::invalidate_all() {
+    return impl_->cache.invalidate_all();
+}
+
 client_stats client::stats() const {
     client_stats s;
     s.tries = impl_->tries;

@@ -91,6 +91,8 @@ public:
     // (`id` in the body) once an enrich has seen it. The next lookup fetches
     // again; the last good configuration stays servable as "stale".
     bool invalidate(std::string_view agent_id);
+    // invalidate() for every agent: NOTIFY `all`.
+    std::size_t invalidate_all();
 
     client_stats stats() const;
     const conf::external_config& config() const;

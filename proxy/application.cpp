@@ -100,6 +100,9 @@ struct application::impl {
             if (external) external->invalidate(c.id);
             return cache->invalidate_entries("agent:" + c.id, cache::invalidation::hard);
         }
+        // Any agent may have changed: their configurations are fetched
+        // again (the last good one stays servable as "stale").
+        if (external) external->invalidate_all();
         std::size_t hit = 0;
         for (const auto& route : cfg.cache.routes)
             hit += cache->invalidate("route:" + route.name, cache::invalidation::hard);

@@ -199,6 +199,12 @@ TEST_CASE("20 agents at 200 ms: one round trip, 20 requests, mapped as the mock 
         CHECK(mock.requests() == 21);
         CHECK(again.count("ok") == 19);
     }
+    SECTION("invalidating all agents refetches every one") {
+        CHECK(client.invalidate_all() == 20);
+        auto again = enrich_now(ioc, client, body);
+        CHECK(mock.requests() == 40);
+        CHECK(again.result.body == t.result.body);
+    }
 }
 
 TEST_CASE("two fills at once fetch each agent once", "[integration]") {

@@ -131,6 +131,16 @@ TEST_CASE("agent_config_cache: ttl, last good up to max_stale, invalidation", "[
         REQUIRE(cache.fresh("agent_a", t0 + ms{3}));
         CHECK(cache.fresh("agent_a", t0 + ms{3})->config.at("name") == "B");
     }
+    SECTION("invalidate_all: every agent refetched, still servable as stale") {
+        cache.store_found("agent_b", json::object{{"name", "B"}}, t0);
+        CHECK(cache.invalidate_all() == 2);
+        CHECK_FALSE(cache.fresh("agent_a", t0 + ms{1}));
+        CHECK_FALSE(cache.fresh("agent_b", t0 + ms{1}));
+        CHECK(cache.last_good("agent_a", t0 + ms{1}) == cfg);
+        cache.store_found("agent_a", json::object{{"name", "B"}}, t0 + ms{2});
+        REQUIRE(cache.fresh("agent_a", t0 + ms{3}));
+        CHECK(cache.fresh("agent_a", t0 + ms{3})->config.at("name") == "B");
+    }
     SECTION("a 404 is remembered and drops the old configuration") {
         cache.store_missing("agent_a", t0 + ms{5});
         auto f = cache.fresh("agent_a", t0 + ms{6});
