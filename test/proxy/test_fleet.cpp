@@ -1,0 +1,162 @@
+// A fleet: two and three sidecache processes (the real binary, the example
+// configuration) on one PostgreSQL, in front of one legacy stand-in. A write
+// committed by SQL from outside is notified to every replica: once a
+// replica's listener has handled the notification (its /stats counter moved),
+// its next request shows the write, and a user deactivated there gets the
+// legacy's 403 from every replica.
+#include "db/pg_test_db.ipp"
+#include "support/authorized_get.hpp"
+#include "support/child_process.hpp"
+#include "support/test_client.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <regex>
+#include <thread>
+#include <vector>
+
+using namespace sidecache;
+using namespace sidecache::test;
+namespace json = boost::json;
+
+namespace {
+
+// One sidecache process; its ports read from its "listening on" line.
+struct replica {
+    std::unique_ptr<child_process> process;
+    std::uint16_t port = 0;
+    std::uint16_t admin_port = 0;
+
+    explicit replica(const std::string& environment) {
+        process = std::make_unique<child_process>(environment + " exec " SIDECACHE_BINARY_DIR
+                                                                "/sidecache --config " SIDECACHE_SOURCE_DIR
+                                                                "/conf/sidecache.example.yaml");
+        static const std::regex listening(R"(listening on [0-9.]+:([0-9]+), admin on [0-9.]+:([0-9]+))");
+        std::string seen;
+        for (int lines = 0; lines < 50 && port == 0; ++lines) {
+            auto l = process->line(std::chrono::seconds(20));
+            seen += l + "\n";
+            std::smatch m;
+            if (std::regex_search(l, m, listening)) {
+                port = static_cast<std::uint16_t>(std::stoi(m[1]));
+                admin_port = static_cast<std::uint16_t>(std::stoi(m[2]));
+            }
+        }
+        INFO(seen);
+        REQUIRE(port != 0);
+    }
+
+    // The "invalidation" section of /stats.
+    json::object invalidation() const {
+        test_client admin(admin_port);
+        admin.send(get_request("/stats"));
+        auto r = admin.read_response();
+        REQUIRE(r);
+        REQUIRE(r->status == 200);
+        return json::parse(r->body).at("invalidation").as_object();
+    }
+
+    // The notifications its listener handled.
+    std::uint64_t notifications() const {
+        return invalidation().at("notifications").to_number<std::uint64_t>();
+    }
+
+    // Until its listener LISTENs (deadline 10 s): its first LISTEN evicts
+    // everything cached before it.
+    void wait_listening() const {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!invalidation().at("listening").as_bool()) {
+            REQUIRE(std::chrono::steady_clock::now() < until);
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    }
+
+    // Until at least `count` notifications were handled (deadline 10 s).
+    void wait_notifications(std::uint64_t count) const {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (notifications() < count) {
+            REQUIRE(std::chrono::steady_clock::now() < until);
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    }
+};
+
+std::string agent_name(const std::string& body, const std::string& agent_id) {
+    const auto parsed = json::parse(body);
+    for (const auto& a : parsed.at("data").as_array())
+        if (a.at("id") == agent_id.c_str()) return std::string(a.at("name").as_string());
+    return "(no such agent)";
+}
+
+}  // namespace
+
+TEST_CASE("fleet: a write committed by SQL is seen by the next request on every replica [pg]", "[pg]") {
+    auto db = pg_test_db::create(false);
+    if (!db) return;
+    const auto src = source_dir();
+    if (!node_stand_ins_available(src)) return;
+    run_command("node " + src + "/test/data/generate.js --database-url '" + db->url() +
+                "' --preset tiny --seed 11 >/dev/null");
+    REQUIRE(db->migrate(false) == 0);
+    REQUIRE(db->refresh() == 0);
+
+    const std::string secret = "fleet-secret";
+    child_process mock("node " + src +
+                       "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key k");
+    const auto mock_port = std::to_string(mock.listening_port());
+    child_process legacy("node " + src + "/test/legacy/server.js --port 0 --database-url '" + db->url() +
+                         "' --jwt-secret " + secret + " --elevenlabs-url http://127.0.0.1:" + mock_port +
+                         " --elevenlabs-key k");
+    const auto legacy_port = std::to_string(legacy.listening_port());
+    const std::string environment =
+        "SIDECACHE_LISTEN=127.0.0.1:0 SIDECACHE_ADMIN_LISTEN=127.0.0.1:0 LEGACY_URL=http://127.0.0.1:" +
+        legacy_port + " DATABASE_URL='" + db->url() + "' JWT_SECRET=" + secret +
+        " ELEVENLABS_URL=http://127.0.0.1:" + mock_port + " ELEVENLABS_API_KEY=k";
+
+    const auto replicas = GENERATE(2, 3);
+    std::vector<std::unique_ptr<replica>> fleet;
+    for (int i = 0; i < replicas; ++i) fleet.push_back(std::make_unique<replica>(environment));
+    for (const auto& r : fleet) r->wait_listening();
+
+    // An active user with an agent; every replica has that user's answers cached.
+    const auto user = db->sql(
+        "SELECT u.id FROM users u JOIN agents a ON a.user_id = u.id WHERE u.is_active "
+        "ORDER BY u.id LIMIT 1");
+    const auto agent = db->sql("SELECT id FROM agents WHERE user_id = '" + user + "' ORDER BY id LIMIT 1");
+    const auto token = token_for(user, secret);
+    std::vector<std::unique_ptr<test_client>> clients;
+    for (const auto& r : fleet) {
+        clients.push_back(std::make_unique<test_client>(r->port, std::chrono::seconds(30)));
+        REQUIRE(authorized_get(*clients.back(), "/api/agents", token).status == 200);
+        REQUIRE(authorized_get(*clients.back(), "/api/dashboard/overview", token).status == 200);
+        REQUIRE(authorized_get(*clients.back(), "/api/agents", token).x_cache == "HIT");
+    }
+
+    SECTION("an agent renamed: every replica's next answer has the new name") {
+        std::vector<std::uint64_t> before;
+        for (const auto& r : fleet) before.push_back(r->notifications());
+        db->sql("UPDATE agents SET name = 'renamed by the fleet test' WHERE id = '" + agent + "'");
+        for (std::size_t i = 0; i < fleet.size(); ++i) {
+            fleet[i]->wait_notifications(before[i] + 2);  // user:<id>, agent:<id>
+            auto a = authorized_get(*clients[i], "/api/agents", token);
+            CHECK(a.status == 200);
+            CHECK(a.x_cache == "MISS");
+            CHECK(agent_name(a.body, agent) == "renamed by the fleet test");
+        }
+    }
+    SECTION("a user deactivated: every replica answers the legacy's 403") {
+        std::vector<std::uint64_t> before;
+        for (const auto& r : fleet) before.push_back(r->notifications());
+        db->sql("UPDATE users SET is_active = false WHERE id = '" + user + "'");
+        for (std::size_t i = 0; i < fleet.size(); ++i) {
+            fleet[i]->wait_notifications(before[i] + 1);
+            for (const char* path : {"/api/agents", "/api/dashboard/overview"}) {
+                auto a = authorized_get(*clients[i], path, token);
+                CHECK(a.status == 403);
+                CHECK(a.body.find("FORBIDDEN") != std::string::npos);
+            }
+        }
+    }
+}
