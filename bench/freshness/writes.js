@@ -85,6 +85,7 @@ async function main() {
   const by_kind = { sql: [], patch: [] };
   const counts = { writes: 0, sql: 0, patch: 0, skipped: 0, lost: 0, polls: 0, patch_errors: 0 };
   let seq = 0;
+  const started = performance.now();
 
   async function one_write() {
     const free = writable.filter((u) => !busy.has(u[0]));
@@ -108,6 +109,8 @@ async function main() {
       counts.writes++;
       const seen = await Promise.all(read_ports.map((p) => visible(p, token, agent_id, name, since, counts)));
       for (const t of seen) {
+        if (process.env.FRESHNESS_SLOW && (t === null || t > Number(process.env.FRESHNESS_SLOW)))
+          console.error(`slow: at ${((since - started) / 1000).toFixed(2)} s, ${kind}, ${t === null ? 'lost' : t.toFixed(1) + ' ms'}`);
         if (t === null) counts.lost++;
         else {
           times.push(t);
@@ -119,7 +122,6 @@ async function main() {
     }
   }
 
-  const started = performance.now();
   const pending = new Set();
   for (let k = 0; performance.now() - started < duration_ms; k++) {
     const due = started + (k * 1000) / rate;
