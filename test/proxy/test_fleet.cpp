@@ -30,9 +30,11 @@ struct replica {
     std::uint16_t admin_port = 0;
 
     explicit replica(const std::string& environment) {
-        process = std::make_unique<child_process>(environment + " exec " SIDECACHE_BINARY_DIR
-                                                                "/sidecache --config " SIDECACHE_SOURCE_DIR
-                                                                "/conf/sidecache.example.yaml");
+        // From the source tree: the example's queries_dir and migrations_dir are relative.
+        process = std::make_unique<child_process>("cd " SIDECACHE_SOURCE_DIR " && " + environment +
+                                                  " exec " SIDECACHE_BINARY_DIR
+                                                  "/sidecache --config " SIDECACHE_SOURCE_DIR
+                                                  "/conf/sidecache.example.yaml");
         static const std::regex listening(R"(listening on [0-9.]+:([0-9]+), admin on [0-9.]+:([0-9]+))");
         std::string seen;
         for (int lines = 0; lines < 50 && port == 0; ++lines) {
