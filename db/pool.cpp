@@ -57,8 +57,9 @@ struct pool::impl {
     std::vector<slot> slots;
     // Queries waiting for a connection; a woken one is handed its slot + 1
     // (0: none, give up). Both queues are used on the db thread only.
-    sync::waiter_queue waiters{sync::real_time()};
-    sync::waiter_queue ready_waiters{sync::real_time()};  // wait_ready()
+    sync::waiter_queue waiters{sync::real_time()};             // foreground queries
+    sync::waiter_queue background_waiters{sync::real_time()};  // served when no foreground one waits
+    sync::waiter_queue ready_waiters{sync::real_time()};       // wait_ready()
     std::optional<net::steady_timer> refresh_timer;
     std::unique_ptr<db::listener> notify_listener;  // when cfg.listen_notify and on_change()
     bool stopping = false;                          // db thread only
@@ -130,7 +131,7 @@ struct pool::impl {
         co_return true;
     }
 
-    awaitable<result<int>> acquire(time_point deadline) {
+    awaitable<result<int>> acquire(time_point deadline, query_priority priority) {
         for (std::size_t i = 0; i < slots.size(); ++i) {
             if (slots[i].conn && !slots[i].busy) {
                 slots[i].busy = true;
@@ -138,7 +139,8 @@ struct pool::impl {
             }
         }
         if (!is_ready) co_return error::not_ready;
-        auto ticket = waiters.enqueue(ioc.get_executor(), deadline);
+        auto& queue = priority == query_priority::foreground ? waiters : background_waiters;
+        auto ticket = queue.enqueue(ioc.get_executor(), deadline);
         if (co_await ticket.wait() == sync::wake::woken && ticket.value() > 0)
             co_return static_cast<int>(ticket.value() - 1);
         co_return stopping ? error::shutting_down : error::timeout;
@@ -156,20 +158,23 @@ struct pool::impl {
             if (!is_ready) {
                 // Nobody can serve the waiters now: let them fall back.
                 waiters.wake_all();
+                background_waiters.wake_all();
             }
             return;
         }
-        if (!stopping && waiters.wake_one(static_cast<std::uint64_t>(i) + 1)) {
+        const auto handed = static_cast<std::uint64_t>(i) + 1;
+        if (!stopping && (waiters.wake_one(handed) || background_waiters.wake_one(handed))) {
             s.busy = true;  // handed over
             return;
         }
         s.busy = false;
     }
 
-    awaitable<result<std::string>> run_query(std::string name, std::string user, time_point deadline) {
+    awaitable<result<std::string>> run_query(std::string name, std::string user, time_point deadline,
+                                             query_priority priority) {
         if (stopping) co_return error::shutting_down;
         if (!queries.contains(name)) co_return error::unknown_query;
-        auto slot = co_await acquire(deadline);
+        auto slot = co_await acquire(deadline, priority);
         if (!slot) co_return slot.error();
         auto& conn = *slots[*slot].conn;
         std::string params[] = {std::move(user)};
@@ -294,6 +299,7 @@ void pool::stop() {
         m.is_ready = false;
         m.set_reason("stopped");
         m.waiters.shutdown();
+        m.background_waiters.shutdown();
         m.ready_waiters.shutdown();
         for (auto& s : m.slots) s.wake->cancel();
         m.refresh_timer->cancel();
@@ -308,13 +314,14 @@ void pool::stop() {
 }
 
 awaitable<result<std::string>> pool::query_json(std::string_view query_name, std::string_view user_id,
-                                                time_point deadline) {
+                                                time_point deadline, query_priority priority) {
     auto& m = *impl_;
     if (m.cfg.url.empty()) co_return error::not_configured;
     if (!m.thread.joinable()) co_return error::not_ready;
     // Runs on the db thread; the completion comes back to our executor.
     co_return co_await net::co_spawn(
-        m.ioc, m.run_query(std::string(query_name), std::string(user_id), deadline), net::use_awaitable);
+        m.ioc, m.run_query(std::string(query_name), std::string(user_id), deadline, priority),
+        net::use_awaitable);
 }
 
 awaitable<bool> pool::wait_ready(time_point deadline) {

@@ -20,6 +20,8 @@
 
 namespace sidecache::db {
 
+enum class query_priority { foreground, background };
+
 class pool {
 public:
     using time_point = std::chrono::steady_clock::time_point;
@@ -50,9 +52,12 @@ public:
     // not_configured, not_ready, timeout, connection_failed, query_failed, unknown_query, no_such_user (the
     // SQL found no active user), shutting_down. Never blocks the caller's thread; completes on the caller's
     // executor.
-    boost::asio::awaitable<boost::system::result<std::string>> query_json(std::string_view query_name,
-                                                                          std::string_view user_id,
-                                                                          time_point deadline);
+    // A background query (a stale-while-revalidate refill: its readers
+    // are already answered) gets a connection only when no foreground one
+    // waits, so a refill herd does not delay the fills that clients wait on.
+    boost::asio::awaitable<boost::system::result<std::string>> query_json(
+        std::string_view query_name, std::string_view user_id, time_point deadline,
+        query_priority priority = query_priority::foreground);
 
     // At least one connection is up and its statements prepared.
     bool ready() const noexcept;

@@ -49,7 +49,9 @@ net::awaitable<cache::fill_result> route_fill::fill(cache::fill_request request)
     if (route_.fill != conf::fill_kind::postgres || db_ == nullptr) {
         co_return co_await fallback_.fill(std::move(request));
     }
-    auto body = co_await db_->query_json(route_.query, request.user_id, request.deadline);
+    auto body = co_await db_->query_json(
+        route_.query, request.user_id, request.deadline,
+        request.background ? db::query_priority::background : db::query_priority::foreground);
     if (!body) {
         ++stats_.fallbacks;
         if (body.error() == db::error::no_such_user) ++stats_.no_user;

@@ -6,16 +6,25 @@
 #include "db/pool.hpp"
 #include "db/run_sync.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <catch2/catch.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 using namespace sidecache;
 using namespace sidecache::test;
 using namespace std::chrono_literals;
 using std::chrono::steady_clock;
+namespace net = boost::asio;
 
 TEST_CASE("reconnect backoff doubles from 100 ms up to the cap [unit]", "[unit]") {
     CHECK(db::reconnect_backoff(1, 10'000ms) == 100ms);
@@ -116,5 +125,44 @@ TEST_CASE("a statement past its deadline or query_timeout is cancelled, the conn
     REQUIRE(echo.has_value());
     CHECK(*echo == "{\"user\":\"u2\"}");
     bounded.stop();
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a foreground query gets the next free connection before background ones queued earlier [pg]",
+          "[pg]") {
+    auto db = pg_test_db::create(false);
+    if (!db) return;
+    auto dir = std::filesystem::temp_directory_path() / ("sc_db_priority_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "hold.sql") << "SELECT $1 || pg_sleep(0.3)::text";
+    std::ofstream(dir / "echo.sql") << "SELECT $1";
+    conf::database_config cfg;
+    cfg.url = db->url();
+    cfg.pool_size = 1;
+    cfg.queries_dir = dir.string();
+    cfg.refresh_interval = 0ms;
+    db::pool p(cfg);
+    p.start();
+    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + 10s)));
+
+    // The one connection is held; two background refills queue, then a
+    // client's fill: it runs first when the connection comes back.
+    net::io_context ioc;
+    std::vector<std::string> order;
+    auto run = [&](std::string query, std::string user, db::query_priority priority,
+                   std::chrono::milliseconds after) -> net::awaitable<void> {
+        net::steady_timer t(co_await net::this_coro::executor, after);
+        co_await t.async_wait(net::use_awaitable);
+        auto r = co_await p.query_json(query, user, steady_clock::now() + 10s, priority);
+        order.push_back(r ? user : "error");
+    };
+    const auto fg = db::query_priority::foreground, bg = db::query_priority::background;
+    net::co_spawn(ioc, run("hold", "holder", fg, 0ms), net::detached);
+    net::co_spawn(ioc, run("echo", "refill 1", bg, 50ms), net::detached);
+    net::co_spawn(ioc, run("echo", "refill 2", bg, 60ms), net::detached);
+    net::co_spawn(ioc, run("echo", "client", fg, 100ms), net::detached);
+    ioc.run();
+    CHECK(order == std::vector<std::string>{"holder", "client", "refill 1", "refill 2"});
+    p.stop();
     std::filesystem::remove_all(dir);
 }
