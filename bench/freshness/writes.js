@@ -43,7 +43,8 @@ function request(port, method, url, token, body) {
     const req = http.request({ host: '127.0.0.1', port, method, path: url, headers, agent }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString() }));
     });
     req.on('error', reject);
     req.end(data);
@@ -51,16 +52,25 @@ function request(port, method, url, token, body) {
 }
 
 // Polls one reader until the user's agents show `name`: ms since `since`, or null.
+// With FRESHNESS_SLOW set, a pair that gives up is logged with its polls and last answer.
 async function visible(port, token, agent_id, name, since, counts) {
+  let polls = 0, last = 'none';
   for (;;) {
-    const res = await request(port, 'GET', '/api/agents', token).catch(() => null);
+    const res = await request(port, 'GET', '/api/agents', token).catch((e) => ({ status: 0, error: e.message }));
     counts.polls++;
+    polls++;
     const now = performance.now();
-    if (res && res.status === 200) {
+    if (res.status === 200) {
       const found = JSON.parse(res.body).data.find((a) => a.id === agent_id);
       if (found && found.name === name) return now - since;
+      last = `200 ${res.headers['x-cache']} name ${found ? found.name : '(none)'}`;
+    } else {
+      last = `${res.status} ${res.error ?? res.body.slice(0, 120)}`;
     }
-    if (now - since > give_up_ms) return null;
+    if (now - since > give_up_ms) {
+      if (process.env.FRESHNESS_SLOW) console.error(`gave up on port ${port} after ${polls} polls; last: ${last}`);
+      return null;
+    }
   }
 }
 
