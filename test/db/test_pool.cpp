@@ -17,7 +17,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace sidecache;
@@ -25,6 +27,32 @@ using namespace sidecache::test;
 using namespace std::chrono_literals;
 using std::chrono::steady_clock;
 namespace net = boost::asio;
+
+namespace {
+
+// A queries_dir of the given files (name, SQL) for a test, removed after it.
+struct query_files {
+    std::filesystem::path dir;
+
+    query_files(const std::string& name, std::initializer_list<std::pair<const char*, const char*>> files)
+        : dir(std::filesystem::temp_directory_path() / (name + "_" + std::to_string(::getpid()))) {
+        std::filesystem::create_directories(dir);
+        for (const auto& [file, sql] : files) std::ofstream(dir / file) << sql;
+    }
+    ~query_files() { std::filesystem::remove_all(dir); }
+};
+
+// One connection running `queries`' statements, no view refresher.
+conf::database_config one_connection(const pg_test_db& db, const query_files& queries) {
+    conf::database_config cfg;
+    cfg.url = db.url();
+    cfg.pool_size = 1;
+    cfg.queries_dir = queries.dir.string();
+    cfg.refresh_interval = 0ms;
+    return cfg;
+}
+
+}  // namespace
 
 TEST_CASE("reconnect backoff doubles from 100 ms up to the cap [unit]", "[unit]") {
     CHECK(db::reconnect_backoff(1, 10'000ms) == 100ms);
@@ -81,15 +109,9 @@ TEST_CASE("PostgreSQL down: the pool starts, says why, fails fast [integration]"
 TEST_CASE("a statement past its deadline or query_timeout is cancelled, the connection reused [pg]", "[pg]") {
     auto db = pg_test_db::create(false);
     if (!db) return;
-    auto dir = std::filesystem::temp_directory_path() / ("sc_db_queries_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    std::ofstream(dir / "slow.sql") << "SELECT $1 || pg_sleep(30)::text";
-    std::ofstream(dir / "echo.sql") << "SELECT '{\"user\":\"' || $1 || '\"}';\n";
-    conf::database_config cfg;
-    cfg.url = db->url();
-    cfg.pool_size = 1;
-    cfg.queries_dir = dir.string();
-    cfg.refresh_interval = 0ms;
+    const query_files queries("sc_db_queries", {{"slow.sql", "SELECT $1 || pg_sleep(30)::text"},
+                                                {"echo.sql", "SELECT '{\"user\":\"' || $1 || '\"}';\n"}});
+    auto cfg = one_connection(*db, queries);
     db::pool p(cfg);
     p.start();
     REQUIRE(run_sync(p.wait_ready(steady_clock::now() + 10s)));
@@ -125,23 +147,15 @@ TEST_CASE("a statement past its deadline or query_timeout is cancelled, the conn
     REQUIRE(echo.has_value());
     CHECK(*echo == "{\"user\":\"u2\"}");
     bounded.stop();
-    std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("a foreground query gets the next free connection before background ones queued earlier [pg]",
           "[pg]") {
     auto db = pg_test_db::create(false);
     if (!db) return;
-    auto dir = std::filesystem::temp_directory_path() / ("sc_db_priority_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    std::ofstream(dir / "hold.sql") << "SELECT $1 || pg_sleep(0.3)::text";
-    std::ofstream(dir / "echo.sql") << "SELECT $1";
-    conf::database_config cfg;
-    cfg.url = db->url();
-    cfg.pool_size = 1;
-    cfg.queries_dir = dir.string();
-    cfg.refresh_interval = 0ms;
-    db::pool p(cfg);
+    const query_files queries("sc_db_priority",
+                              {{"hold.sql", "SELECT $1 || pg_sleep(0.3)::text"}, {"echo.sql", "SELECT $1"}});
+    db::pool p(one_connection(*db, queries));
     p.start();
     REQUIRE(run_sync(p.wait_ready(steady_clock::now() + 10s)));
 
@@ -164,5 +178,4 @@ TEST_CASE("a foreground query gets the next free connection before background on
     ioc.run();
     CHECK(order == std::vector<std::string>{"holder", "client", "refill 1", "refill 2"});
     p.stop();
-    std::filesystem::remove_all(dir);
 }
