@@ -6,6 +6,7 @@
 #include "db/run_sync.hpp"
 #include "proxy/application.hpp"
 #include "proxy/server.hpp"
+#include "support/admin_stats.hpp"
 #include "support/authorized_get.hpp"
 #include "support/test_client.hpp"
 #include "support/test_config.hpp"
@@ -123,11 +124,7 @@ TEST_CASE("a fill query past database.query_timeout is cancelled and the legacy 
     CHECK(took >= 300ms);
     CHECK(took < 5s);  // not the route's 20 s wait, nor the 30 s sleep
 
-    test_client admin(app.server().admin_port());
-    admin.send(get_request("/stats"));
-    auto stats = admin.read_response();
-    REQUIRE(stats);
-    const auto fills = boost::json::parse(stats->body).at("fills");
+    const auto fills = admin_stats(app.server().admin_port()).at("fills");
     CHECK(fills.at("fallbacks").to_number<int>() == 1);
     CHECK(fills.at("postgres").to_number<int>() == 0);
     CHECK(db->sql(

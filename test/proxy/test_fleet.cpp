@@ -5,6 +5,7 @@
 // its next request shows the write, and a user deactivated there gets the
 // legacy's 403 from every replica.
 #include "db/pg_test_db.ipp"
+#include "support/admin_stats.hpp"
 #include "support/authorized_get.hpp"
 #include "support/child_process.hpp"
 #include "support/test_client.hpp"
@@ -51,14 +52,7 @@ struct replica {
     }
 
     // The "invalidation" section of /stats.
-    json::object invalidation() const {
-        test_client admin(admin_port);
-        admin.send(get_request("/stats"));
-        auto r = admin.read_response();
-        REQUIRE(r);
-        REQUIRE(r->status == 200);
-        return json::parse(r->body).at("invalidation").as_object();
-    }
+    json::object invalidation() const { return admin_stats(admin_port).at("invalidation").as_object(); }
 
     // The notifications its listener handled.
     std::uint64_t notifications() const {

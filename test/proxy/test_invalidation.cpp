@@ -10,6 +10,7 @@
 #include "db/run_sync.hpp"
 #include "proxy/application.hpp"
 #include "proxy/server.hpp"
+#include "support/admin_stats.hpp"
 #include "support/authorized_get.hpp"
 #include "support/child_process.hpp"
 #include "support/test_client.hpp"
@@ -31,14 +32,6 @@ using namespace std::chrono_literals;
 using std::chrono::steady_clock;
 
 namespace {
-
-json::object stats(std::uint16_t admin_port) {
-    test_client admin(admin_port);
-    admin.send(get_request("/stats"));
-    auto r = admin.read_response();
-    REQUIRE(r.has_value());
-    return json::parse(r->body).as_object();
-}
 
 std::uint64_t counter(const json::object& s, std::initializer_list<const char*> path) {
     const json::value* v = &s.at(*path.begin());
@@ -135,21 +128,23 @@ struct setup {
         // PostgreSQL answers the fills (not the legacy fallback) from the first request on.
         REQUIRE(run_sync(app->database()->wait_ready(steady_clock::now() + 10s)));
         // Listening, and the cache caught up with what it may have missed.
-        REQUIRE(within(10s, [&] { return counter(stats(admin()), {"invalidation", "listening"}) == 1; }));
+        REQUIRE(within(10s, [&] {
+            return counter(admin_stats(admin()), {"invalidation", "listening"}) == 1;
+        }));
         return true;
     }
     std::uint16_t port() { return app->server().port(); }
     std::uint16_t admin() { return app->server().admin_port(); }
     std::uint64_t fills(const char* route) {
-        return counter(stats(admin()), {"cache", "routes", route, "fills"});
+        return counter(admin_stats(admin()), {"cache", "routes", route, "fills"});
     }
     // Requests of `route` that started or joined a fill.
     std::uint64_t fills_or_joins(const char* route) {
-        auto st = stats(admin());
+        auto st = admin_stats(admin());
         return counter(st, {"cache", "routes", route, "fills"}) +
                counter(st, {"cache", "routes", route, "coalesced"});
     }
-    std::uint64_t changes(const char* kind) { return counter(stats(admin()), {"invalidation", kind}); }
+    std::uint64_t changes(const char* kind) { return counter(admin_stats(admin()), {"invalidation", kind}); }
 };
 
 }  // namespace
@@ -185,7 +180,7 @@ TEST_CASE("a committed change reaches the next request through NOTIFY [pg]", "[p
         auto again = authorized_get(client, "/api/dashboard/overview", t1);
         CHECK(again.status == 403);
         CHECK(again.x_cache != "HIT");
-        CHECK(counter(stats(s.admin()), {"invalidation", "user_changes"}) >= 1);
+        CHECK(counter(admin_stats(s.admin()), {"invalidation", "user_changes"}) >= 1);
     }
 
     SECTION("an agent added for one user: their /api/agents shows it, other users' entries stay") {
@@ -219,10 +214,10 @@ TEST_CASE("a committed change reaches the next request through NOTIFY [pg]", "[p
         s.db->sql("NOTIFY sidecache_invalidate, 'user:not-a-uuid'");
         s.db->sql("NOTIFY sidecache_invalidate, 'call:11111111-1111-4111-8111-111111111111'");
         s.db->sql("SELECT pg_notify('sidecache_invalidate', repeat('x', 7999))");
-        CHECK(within(2s, [&] { return counter(stats(s.admin()), {"invalidation", "garbled"}) == 4; }));
+        CHECK(within(2s, [&] { return counter(admin_stats(s.admin()), {"invalidation", "garbled"}) == 4; }));
         // Unreadable means "something changed": the entry is filled again.
         CHECK(authorized_get(client, "/api/dashboard/overview", t3).x_cache == "MISS");
-        CHECK(counter(stats(s.admin()), {"invalidation", "listening"}) == 1);
+        CHECK(counter(admin_stats(s.admin()), {"invalidation", "listening"}) == 1);
 
         const auto before = credits_of(authorized_get(client, "/api/dashboard/overview", t1));
         CHECK(authorized_get(client, "/api/dashboard/overview", t1).x_cache == "HIT");
@@ -236,19 +231,19 @@ TEST_CASE("a committed change reaches the next request through NOTIFY [pg]", "[p
         "the listener's backend terminated: it reconnects, flushes what it may have missed, works again") {
         const auto before = credits_of(authorized_get(client, "/api/dashboard/overview", t1));
         CHECK(authorized_get(client, "/api/dashboard/overview", t1).x_cache == "HIT");
-        const auto pid = counter(stats(s.admin()), {"invalidation", "backend_pid"});
+        const auto pid = counter(admin_stats(s.admin()), {"invalidation", "backend_pid"});
         REQUIRE(pid != 0);
         CHECK(s.db->sql(fmt::format("SELECT pg_terminate_backend({})", pid)) == "t");
         // While it is down, a change it cannot hear of:
         s.db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u1));
         CHECK(within(5s, [&] {
-            auto st = stats(s.admin());
+            auto st = admin_stats(s.admin());
             return counter(st, {"invalidation", "reconnects"}) == 1 &&
                    counter(st, {"invalidation", "listening"}) == 1;
         }));
         // Whether or not the change was heard, the answer is the new figure.
         CHECK(credits_of(authorized_get(client, "/api/dashboard/overview", t1)) == before + 1);
-        CHECK(counter(stats(s.admin()), {"invalidation", "backend_pid"}) != pid);
+        CHECK(counter(admin_stats(s.admin()), {"invalidation", "backend_pid"}) != pid);
         s.db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u1));
         CHECK(within(2s, [&] {
             return credits_of(authorized_get(client, "/api/dashboard/overview", t1)) == before + 2;

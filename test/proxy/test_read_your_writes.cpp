@@ -8,6 +8,7 @@
 #include "db/pg_test_db.ipp"
 #include "proxy/application.hpp"
 #include "proxy/server.hpp"
+#include "support/admin_stats.hpp"
 #include "support/authorized_get.hpp"
 #include "support/child_process.hpp"
 #include "support/test_client.hpp"
@@ -30,20 +31,17 @@ using namespace std::chrono_literals;
 
 namespace {
 
-json::object stats(std::uint16_t admin_port) {
-    test_client admin(admin_port);
-    admin.send(get_request("/stats"));
-    auto r = admin.read_response();
-    REQUIRE(r.has_value());
-    return json::parse(r->body).as_object();
-}
-
 std::uint64_t write_invalidations(std::uint16_t admin_port) {
-    return stats(admin_port).at("proxy").at("write_invalidations").to_number<std::uint64_t>();
+    return admin_stats(admin_port).at("proxy").at("write_invalidations").to_number<std::uint64_t>();
 }
 
 std::uint64_t agents_fills(std::uint16_t admin_port) {
-    return stats(admin_port).at("cache").at("routes").at("agents").at("fills").to_number<std::uint64_t>();
+    return admin_stats(admin_port)
+        .at("cache")
+        .at("routes")
+        .at("agents")
+        .at("fills")
+        .to_number<std::uint64_t>();
 }
 
 // A PATCH of `target` with a JSON body; its answer's status.
