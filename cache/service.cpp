@@ -83,8 +83,7 @@ struct service_access {
     // Counts the fill's outcome and stores it when it may be.
     static fill_outcome settle(service& svc, std::size_t route, std::string_view key,
                                const std::string& user_id, const fill_result& result,
-                               std::chrono::system_clock::time_point computed_at, std::uint64_t epoch,
-                               bool detached) {
+                               std::chrono::system_clock::time_point computed_at, std::uint64_t epoch) {
         const auto& rc = svc.config_.routes[route];
         auto& counters = svc.stats_[route];
         fill_outcome out;
@@ -94,10 +93,12 @@ struct service_access {
             out.response = make_response_bytes(key, result.status, result.headers, result.body);
         if (out.failed) {
             counters.failed_fills.fetch_add(1, std::memory_order_relaxed);
-        } else if (is_storable(result) && !detached) {
-            // Detached: an invalidation covered this fill while it ran (the
-            // epoch would refuse it too; this also covers a fill whose epoch
-            // began just after the invalidation that detached it).
+        } else if (is_storable(result)) {
+            // The store's epochs decide, not whether the flight was detached:
+            // an invalidation may take a flight out of the table just after
+            // its fill began reading (a request that arrived between the
+            // store's invalidation and the flights'); that answer is newer
+            // than the write and is stored. One that began before is refused.
             auto until = fresh_until(result.ttl.value_or(rc.ttl), rc.utc_day_bound, computed_at,
                                      svc.clock_.steady_now(), svc.clock_.system_now());
             out.stored = svc.store_.put(route, user_id, as_served_from_cache(out.response), result.tags,
@@ -122,8 +123,7 @@ struct service_access {
         std::string user_id = request.user_id;
 
         auto result = co_await call_filler(f, std::move(request));
-        auto outcome = settle(svc, route, leader.key(), user_id, result, computed_at, epoch,
-                              leader.current().detached());
+        auto outcome = settle(svc, route, leader.key(), user_id, result, computed_at, epoch);
         // Stored first, then the flight leaves the table: a new request sees
         // one or the other.
         leader.land(std::move(outcome));

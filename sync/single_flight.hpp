@@ -8,8 +8,7 @@
 //
 // detach_if(pred) takes the flights of the keys it selects out of the table
 // while they run: later callers start a new flight; a detached one still
-// lands for those who joined it, and its leader can see detached() (e.g.
-// not to store a result an invalidation made obsolete).
+// lands for those who joined it, and its leader can see detached().
 //
 // Thread-safe. Joiners resume on their own executors (sync::waiter_queue).
 // The table must outlive its leaders.

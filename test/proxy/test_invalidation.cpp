@@ -259,13 +259,17 @@ TEST_CASE("COMMIT to invalidated answer, 50 times [pg]", "[pg]") {
     const auto t1 = token_for(u1, s.secret);
     std::vector<double> ms;
     auto credits = credits_of(authorized_get(client, "/api/dashboard/overview", t1));
+    std::string seen;  // the previous round's answers, for a failure's message
     for (int i = 0; i < 50; ++i) {
+        INFO("round " << i << ", the previous round's answers: " << seen);
         REQUIRE(authorized_get(client, "/api/dashboard/overview", t1).x_cache == "HIT");
         s.db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u1));
         const auto committed = steady_clock::now();
         // Asked back to back, no sleep: the first answer with the new figure.
         answer a;
-        while ((a = authorized_get(client, "/api/dashboard/overview", t1)), credits_of(a) != credits + 1)
+        seen.clear();
+        while ((a = authorized_get(client, "/api/dashboard/overview", t1)), seen += a.x_cache + " ",
+               credits_of(a) != credits + 1)
             REQUIRE(steady_clock::now() - committed < 2s);
         ms.push_back(std::chrono::duration<double, std::milli>(steady_clock::now() - committed).count());
         ++credits;
