@@ -70,4 +70,11 @@ freshness classify(std::chrono::steady_clock::time_point now,
     return freshness::dead;
 }
 
+freshness past_day_end(freshness state, std::chrono::system_clock::time_point computed_at,
+                       std::chrono::system_clock::time_point system_now) {
+    if (state == freshness::stale && system_now >= next_utc_midnight(computed_at))
+        return freshness::stale_if_error;
+    return state;
+}
+
 }  // namespace sidecache::cache

@@ -39,4 +39,10 @@ freshness classify(std::chrono::steady_clock::time_point now,
                    std::chrono::milliseconds stale_while_revalidate,
                    std::chrono::milliseconds stale_if_error);
 
+// An answer of a utc_day_bound route is wrong, not stale, once the UTC
+// midnight after `computed_at` has passed: a `stale` state becomes
+// `stale_if_error` (served only if its refill fails). Other states are kept.
+freshness past_day_end(freshness state, std::chrono::system_clock::time_point computed_at,
+                       std::chrono::system_clock::time_point system_now);
+
 }  // namespace sidecache::cache

@@ -263,6 +263,10 @@ std::optional<lookup> store::get(std::size_t route, std::string_view user_id, st
     if (it == s.set.end()) return std::nullopt;
     node* n = &*it;
     auto state = classify(now, n->fresh_until, rc.stale_while_revalidate, rc.stale_if_error);
+    // (Not on the fresh path: fresh_until is capped at that midnight already.)
+    if (state == freshness::stale && rc.utc_day_bound)
+        state = past_day_end(state, std::chrono::system_clock::time_point{std::chrono::seconds{n->computed_at}},
+                             clock_.system_now());
     if (state == freshness::dead) {
         store_access::remove(*this, s, n);
         return std::nullopt;

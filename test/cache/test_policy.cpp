@@ -70,6 +70,12 @@ TEST_CASE("policy: freshness, windows and UTC midnight", "[unit]") {
     CHECK(cache::fresh_until(30s, true, day + 9h, t0, day + 9h) == t0 + 30s);
     // Stored after midnight already: not fresh at all.
     CHECK(cache::fresh_until(30s, true, sys, t0, sys + 20s) == t0);
+
+    // Past that midnight, stale-while-revalidate no longer serves it.
+    CHECK(cache::past_day_end(freshness::stale, sys, sys + 9s) == freshness::stale);
+    CHECK(cache::past_day_end(freshness::stale, sys, day + days{1}) == freshness::stale_if_error);
+    CHECK(cache::past_day_end(freshness::stale_if_error, sys, day + days{1}) == freshness::stale_if_error);
+    CHECK(cache::past_day_end(freshness::dead, sys, day + days{1}) == freshness::dead);
 }
 
 TEST_CASE("response: hop-by-hop headers dropped, per-response headers added", "[unit]") {

@@ -563,15 +563,29 @@ TEST_CASE("service: soft invalidation serves stale once while refreshing; hard f
     }
 }
 
-TEST_CASE("service: an answer computed before UTC midnight is not fresh after it", "[unit]") {
+TEST_CASE("service: an answer computed before UTC midnight is not served after it, but if its refill fails",
+          "[unit]") {
     fixture f;
     f.config.routes[0].utc_day_bound = true;
     f.clock.set_system(std::chrono::sys_days{std::chrono::year{2026} / 11 / 28} + 23h + 59min + 50s);
     f.serve_one();
     f.clock.advance(9s);
     CHECK(f.serve_one().kind == answer_kind::hit);
-    f.clock.advance(2s);  // 00:00:01, ttl (30 s) not over
-    CHECK(f.serve_one().kind == answer_kind::stale);
+    f.clock.advance(2s);  // 00:00:01: ttl (30 s) and stale_while_revalidate (10 s) not over
+    auto after = f.serve_one();
+    CHECK(after.kind == answer_kind::miss_stored);  // waited for the refill, not yesterday's answer
+    CHECK(body_of(after) == "fill 2");
+
+    // Yesterday's answer is still the one to serve if the refill fails.
+    f.clock.set_system(std::chrono::sys_days{std::chrono::year{2026} / 11 / 29} + 23h + 59min + 55s);
+    CHECK(body_of(f.serve_one("u2")) == "fill 3");
+    f.clock.advance(10s);  // 00:00:05
+    cache::fill_result failed;
+    failed.status = 503;
+    f.filler.scripted.push_back(failed);
+    auto fallback = f.serve_one("u2");
+    CHECK(fallback.kind == answer_kind::stale_if_error);
+    CHECK(body_of(fallback) == "fill 3");
 }
 
 TEST_CASE("service: a fill outlives the client that caused it", "[unit]") {
