@@ -144,6 +144,8 @@ std::string_view cache_status(answer_kind kind) {
         return "sidecache; fwd=miss; detail=too-many-waiters";
     case answer_kind::fill_error:
         return "sidecache; fwd=miss; detail=fill-error";
+    case answer_kind::backed_off:
+        return "sidecache; detail=fill-backoff";
     }
     return "sidecache";
 }

@@ -57,6 +57,7 @@ enum class answer_kind {
     timeout,         // 503: no answer within the route's wait_timeout, nothing stale
     overloaded,      // 503: too many waiters on one key, nothing stale
     fill_error,      // 502: the fill failed without an answer, nothing stale
+    backed_off,      // the key's last fill failed and its backoff runs: that failure again
 };
 
 std::string_view cache_status(answer_kind kind);  // "sidecache; hit"

@@ -8,6 +8,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <string>
 
 namespace sidecache::cache {
@@ -108,6 +110,36 @@ struct service_access {
         return out;
     }
 
+    // Holds the key's next fill back, and logs failures at most once per
+    // interval (a failing key must not write a line per request).
+    static void note_failure(service& svc, std::size_t route, std::string_view key,
+                             const response_bytes& answer) {
+        const auto& rc = svc.config_.routes[route];
+        auto now = svc.clock_.steady_now();
+        auto wait = svc.backoff_.failed(key, answer, now, rc.failure_backoff, rc.failure_backoff_max);
+        std::lock_guard lock(svc.failure_log_mutex_);
+        ++svc.failures_unlogged_[route];
+        constexpr auto interval = std::chrono::seconds{10};
+        if (svc.failure_logged_at_ != std::chrono::steady_clock::time_point{} &&
+            now - svc.failure_logged_at_ < interval)
+            return;
+        std::string counts;
+        for (std::size_t i = 0; i < svc.failures_unlogged_.size(); ++i) {
+            if (svc.failures_unlogged_[i] == 0) continue;
+            counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", svc.failures_unlogged_[i],
+                                  svc.config_.routes[i].name);
+            svc.failures_unlogged_[i] = 0;
+        }
+        std::fprintf(stderr,
+                     "sidecache: failed fills since the last report: %s (latest: %s, %s); a failing key "
+                     "is filled again after %lld ms, doubling per failure up to %lld ms\n",
+                     counts.c_str(), rc.name.c_str(),
+                     answer.status == 0 ? "no answer" : fmt::format("status {}", answer.status).c_str(),
+                     static_cast<long long>(wait.count()),
+                     static_cast<long long>(rc.failure_backoff_max.count()));
+        svc.failure_logged_at_ = now;
+    }
+
     // One fill, led by `leader`. Whatever throws, the guards below end it in
     // order: the store's fill epoch, then the flight (landed empty if not
     // landed: its waiters are woken and the key can fill again), and last
@@ -124,6 +156,12 @@ struct service_access {
 
         auto result = co_await call_filler(f, std::move(request));
         auto outcome = settle(svc, route, leader.key(), user_id, result, computed_at, epoch);
+        // The backoff before the flight leaves the table: a new request
+        // sees the flight or the backoff, never neither.
+        if (outcome.failed)
+            note_failure(svc, route, leader.key(), outcome.response);
+        else
+            svc.backoff_.succeeded(leader.key());
         // Stored first, then the flight leaves the table: a new request sees
         // one or the other.
         leader.land(std::move(outcome));
@@ -143,7 +181,9 @@ struct service_access {
         req.user_id = std::string(r.user_id);
         req.query = query;
         if (headers) req.headers = std::move(*headers);
-        req.deadline = svc.clock_.steady_now() + rc.wait_timeout;
+        // Its own deadline, not its waiters': an answer that comes after they
+        // gave up is still stored for the next request.
+        req.deadline = svc.clock_.steady_now() + std::max(rc.fill_timeout, rc.wait_timeout);
         req.background = background;
         svc.fills_in_flight_.fetch_add(1);
         // The fill is its own coroutine: it outlives a client that goes away.
@@ -163,6 +203,7 @@ service::service(const conf::cache_config& config, const sync::time_source& cloc
       }()),
       store_(config, clock, stats_),
       flights_(std::make_unique<flight_table>(clock)),
+      failures_unlogged_(config.routes.size(), 0),
       timeout_response_(make_error_response(503, "PERFORMANCE_TIMEOUT",
                                             "The request could not be answered in time; try again shortly.")),
       overloaded_response_(make_error_response(
@@ -205,11 +246,26 @@ net::awaitable<cache_answer> service::serve(cache_request request, header_list c
                          request.keep_alive);
     }
     if (found && found->state == freshness::stale) {
-        // Served now; refreshed once by a background fill (none if one runs).
+        // Served now; refreshed once by a background fill (none if one runs,
+        // or while the key's last fill failed and its backoff runs).
         counters.stale.fetch_add(1, std::memory_order_relaxed);
-        service_access::join_or_start(*this, ex, request, key, query, &client_headers, fill, true);
+        if (!backoff_.holding(key, clock_.steady_now()))
+            service_access::join_or_start(*this, ex, request, key, query, &client_headers, fill, true);
         co_return render(found->response, answer_kind::stale, age_of(found->computed_at, clock_.system_now()),
                          request.keep_alive);
+    }
+
+    // The key's last fill failed and its backoff runs: that failure (or the
+    // entry kept for it) at once, no fill.
+    if (auto held = backoff_.holding(key, clock_.steady_now())) {
+        counters.backed_off.fetch_add(1, std::memory_order_relaxed);
+        if (found) {
+            counters.stale.fetch_add(1, std::memory_order_relaxed);
+            co_return render(found->response, answer_kind::stale_if_error,
+                             age_of(found->computed_at, clock_.system_now()), request.keep_alive);
+        }
+        co_return render(held->status != 0 ? *held : fill_error_response_, answer_kind::backed_off,
+                         std::chrono::seconds{0}, request.keep_alive);
     }
 
     // A miss (or an entry only good if the fill fails): wait for the fill.
@@ -268,6 +324,8 @@ std::size_t service::invalidate(std::string_view tag, invalidation mode) {
     // starts or joins a fill that began after it.
     auto hit = store_.invalidate(tag, mode);
     flights_->detach_if([&](std::string_view key) { return key_carries(key, tag); });
+    // A failure before the write says nothing of a fill after it.
+    backoff_.forget_if([&](std::string_view key) { return key_carries(key, tag); });
     return hit;
 }
 

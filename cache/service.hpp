@@ -4,13 +4,17 @@
 // fill refreshes them; misses of one key share one fill (coalescing, a
 // sync::single_flight), whose waiters resume on their own executor when it
 // ends or their wait_timeout (by the service's clock) passes (then: stale if
-// any, else 503). A fill that throws still ends its flight: its waiters get
-// what a failed fill gives, and the next request of the key fills anew.
+// any, else 503). A fill runs to its own deadline (the route's
+// fill_timeout), past its waiters', and its answer is stored. A fill that
+// fails (or throws) ends its flight with what a failed fill gives, and the
+// key's next fill waits out a backoff (fill_backoff): meanwhile its
+// requests get the stale-if-error entry, else that failure, at once.
 //
 // Lifetime: the service and the fillers passed to serve() must outlive every
 // fill they started (fills outlive the requests that caused them); destroy
 // them after the io_context has stopped, or once fills_in_flight() is 0.
 
+#include "cache/fill_backoff.hpp"
 #include "cache/filler.hpp"
 #include "cache/response.hpp"
 #include "cache/stats.hpp"
@@ -24,6 +28,7 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -89,7 +94,12 @@ private:
     stats_table stats_;
     store store_;
     std::unique_ptr<flight_table> flights_;
+    fill_backoff backoff_;
     std::atomic<std::size_t> fills_in_flight_{0};
+    // Failed fills are logged at most once per interval, with their count.
+    std::mutex failure_log_mutex_;
+    std::chrono::steady_clock::time_point failure_logged_at_{};
+    std::vector<std::uint64_t> failures_unlogged_;  // per route
     response_bytes timeout_response_;
     response_bytes overloaded_response_;
     response_bytes fill_error_response_;

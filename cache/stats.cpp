@@ -17,6 +17,7 @@ boost::json::object stats_table::to_json() const {
         o["fills"] = c.fills.load();
         o["failed_fills"] = c.failed_fills.load();
         o["not_stored"] = c.not_stored.load();
+        o["backed_off"] = c.backed_off.load();
         o["timeouts"] = c.timeouts.load();
         o["overloaded"] = c.overloaded.load();
         o["evictions"] = c.evictions.load();

@@ -18,6 +18,7 @@ struct route_counters {
     std::atomic<std::uint64_t> coalesced{0};     // misses that joined another request's fill
     std::atomic<std::uint64_t> fills{0};         // fills started (foreground and background)
     std::atomic<std::uint64_t> failed_fills{0};  // fills that failed or answered 5xx
+    std::atomic<std::uint64_t> backed_off{0};    // requests answered at once: their key's backoff ran
     std::atomic<std::uint64_t> not_stored{0};  // fills whose answer was not storable or raced an invalidation
     std::atomic<std::uint64_t> timeouts{0};    // waiters that gave up (stale or 503)
     std::atomic<std::uint64_t> overloaded{0};  // requests refused a wait: too many waiters

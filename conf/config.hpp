@@ -80,6 +80,9 @@ struct route_config {
     bool enrich_agents = false;       // complete the answer with the external agent API
     std::size_t max_waiters = 1'000;  // coalesced waiters per key
     duration wait_timeout{5'000};     // a waiter gives up: stale, else 503
+    duration fill_timeout{30'000};  // a fill's own deadline (the longer of it and wait_timeout)
+    duration failure_backoff{1'000};  // after a key's fill fails, its next fill waits; 0: never
+    duration failure_backoff_max{30'000};  // doubling per consecutive failure, up to this
     duration degraded_ttl{10'000};    // ttl of an answer with degraded parts
 };
 

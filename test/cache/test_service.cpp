@@ -377,6 +377,7 @@ TEST_CASE("service: a failed fill serves the stale entry, else the failure", "[u
         auto a = f.serve_one();
         CHECK(a.status == 502);
         CHECK(body_of(a) == "upstream down");
+        f.clock.advance(1s);  // the key's failure_backoff
         CHECK(body_of(f.serve_one()) == "fill 2");
     }
     SECTION("a fill that throws: 502 envelope") {
@@ -399,6 +400,97 @@ TEST_CASE("service: a failed fill serves the stale entry, else the failure", "[u
         CHECK(f.answers[0].status == 502);
         CHECK(body_of(f.answers[0]).find("UPSTREAM_ERROR") != std::string::npos);
     }
+}
+
+TEST_CASE("service: a fill slower than wait_timeout runs to fill_timeout and is stored", "[unit]") {
+    fixture f;
+    f.config.routes[0].wait_timeout = 5s;
+    f.config.routes[0].fill_timeout = 30s;
+    f.filler.gated = true;
+    f.spawn();
+    f.settle();
+    REQUIRE(f.filler.requests.size() == 1);
+    // The fill is given its own deadline, not its waiter's.
+    CHECK(f.filler.requests[0].deadline == f.clock.steady_now() + 30s);
+    f.clock.advance(5s);
+    f.wait_answers(1);
+    CHECK(f.answers[0].kind == answer_kind::timeout);  // the waiter gave up
+    f.clock.advance(10s);
+    f.filler.release();  // the fill ends after 15 s
+    f.settle();
+    auto next = f.serve_one();
+    CHECK(next.kind == answer_kind::hit);
+    CHECK(body_of(next) == "fill 1");
+    CHECK(f.filler.requests.size() == 1);
+}
+
+TEST_CASE("service: a failing key is filled at most once per backoff, doubling up to its maximum",
+          "[unit]") {
+    fixture f;
+    f.config.routes[0].failure_backoff = 1s;
+    f.config.routes[0].failure_backoff_max = 4s;
+    cache::fill_result bad;
+    bad.status = 503;
+    bad.body = "legacy down";
+    for (int i = 0; i < 5; ++i) f.filler.scripted.push_back(bad);
+
+    // Requests every 100 ms for 12 s: fills at 0, 1, 3, 7 and 11 s
+    // (waits of 1, 2, 4, 4 s), the rest answered at once with the failure.
+    std::vector<double> fill_times;
+    int backed_off = 0;
+    for (int tick = 0; tick <= 120; ++tick) {
+        auto fills = f.filler.requests.size();
+        auto a = f.serve_one();
+        CHECK(a.status == 503);
+        CHECK(body_of(a) == "legacy down");
+        if (f.filler.requests.size() > fills)
+            fill_times.push_back(tick / 10.0);
+        else if (a.kind == answer_kind::backed_off)
+            ++backed_off;
+        f.clock.advance(100ms);
+    }
+    CHECK(fill_times == std::vector<double>{0, 1, 3, 7, 11});
+    CHECK(backed_off == 121 - 5);
+    CHECK(bytes_of(f.serve_one()).find("Cache-Status: sidecache; detail=fill-backoff\r\n") != std::string::npos);
+
+    // It recovers: the next fill after the backoff succeeds, is stored, and
+    // the doubling starts over.
+    f.clock.advance(4s);
+    auto ok = f.serve_one();
+    CHECK(ok.kind == answer_kind::miss_stored);
+    CHECK(f.serve_one().kind == answer_kind::hit);
+    auto stats = f.svc.stats();
+    CHECK(stats["routes"].as_object()["overview"].as_object()["backed_off"].as_uint64() == 117);
+}
+
+TEST_CASE("service: during a key's backoff, its entry is served if it can be, and no refill runs", "[unit]") {
+    fixture f;
+    f.serve_one();  // "fill 1", fresh for 30 s, then stale 10 s, then stale-if-error
+    cache::fill_result bad;
+    bad.status = 503;
+    bad.body = "legacy down";
+    f.filler.scripted.push_back(bad);
+    f.clock.advance(45s);
+    CHECK(f.serve_one().kind == answer_kind::stale_if_error);  // fill 2 failed
+    CHECK(f.filler.requests.size() == 2);
+    auto held = f.serve_one();  // in its backoff: the entry, no fill
+    CHECK(held.kind == answer_kind::stale_if_error);
+    CHECK(body_of(held) == "fill 1");
+    CHECK(f.filler.requests.size() == 2);
+}
+
+TEST_CASE("service: an invalidation ends a key's backoff: the next request fills", "[unit]") {
+    fixture f;
+    cache::fill_result bad;
+    bad.status = 503;
+    f.filler.scripted.push_back(bad);
+    CHECK(f.serve_one().status == 503);
+    CHECK(f.serve_one().kind == answer_kind::backed_off);
+    f.svc.invalidate("user:u2", cache::invalidation::hard);  // someone else's: no change
+    CHECK(f.serve_one().kind == answer_kind::backed_off);
+    f.svc.invalidate("user:u1", cache::invalidation::hard);
+    CHECK(f.serve_one().kind == answer_kind::miss_stored);
+    CHECK(f.filler.requests.size() == 2);
 }
 
 TEST_CASE("service: non-2xx, Set-Cookie and no-store answers are passed on, never stored", "[unit]") {

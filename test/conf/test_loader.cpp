@@ -251,7 +251,17 @@ TEST_CASE("errors name the file, line, column and key path", "[unit]") {
             "test.yaml:17:7: cache.routes[1].tll: unknown key, did you mean \"ttl\"? (expected one of: name, "
             "path, query_params, ttl, "
             "stale_while_revalidate, stale_if_error, utc_day_bound, fill, query, enrich_agents, max_waiters, "
-            "wait_timeout, degraded_ttl)");
+            "wait_timeout, fill_timeout, failure_backoff, failure_backoff_max, degraded_ttl)");
+    }
+    SECTION("route: a fill_timeout shorter than wait_timeout") {
+        CHECK(error_of(with_line(17, "      fill_timeout: 1s")) ==
+              "test.yaml:17:21: cache.routes[1].fill_timeout: fill_timeout (1000 ms) must not be shorter than "
+              "wait_timeout (5000 ms): a fill outlives its waiters");
+    }
+    SECTION("route: a failure_backoff_max shorter than failure_backoff") {
+        CHECK(error_of(with_line(17, "      failure_backoff_max: 0")) ==
+              "test.yaml:17:28: cache.routes[1].failure_backoff_max: failure_backoff_max (0 ms) must not be "
+              "shorter than failure_backoff (1000 ms)");
     }
     SECTION("route: query_params with fill: postgres") {
         CHECK(error_of(with_line(17, "      query_params: [period]")) ==
@@ -500,6 +510,9 @@ void check_defaults(const config& cfg) {
         CHECK(got.utc_day_bound);
         CHECK(got.max_waiters == r.max_waiters);
         CHECK(got.wait_timeout == r.wait_timeout);
+        CHECK(got.fill_timeout == 30s);
+        CHECK(got.failure_backoff == 1s);
+        CHECK(got.failure_backoff_max == 30s);
         CHECK(got.degraded_ttl == r.degraded_ttl);
     }
 }
