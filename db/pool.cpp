@@ -58,7 +58,14 @@ struct pool::impl {
     // Queries waiting for a connection; a woken one is handed its slot + 1
     // (0: none, give up). Both queues are used on the db thread only.
     sync::waiter_queue waiters{sync::real_time()};             // foreground queries
-    sync::waiter_queue background_waiters{sync::real_time()};  // served when no foreground one waits
+    sync::waiter_queue background_waiters{sync::real_time()};  // served when no foreground one waits,
+                                                               // and at least every background_share-th
+    // Connections handed to foreground waiters in a row while a background
+    // one waited: at `background_share - 1`, the next goes to the background,
+    // so steady client fills cannot starve the refills (their entries would
+    // be served stale until stale_while_revalidate ends, then miss).
+    static constexpr unsigned background_share = 4;
+    unsigned foreground_streak = 0;
     sync::waiter_queue ready_waiters{sync::real_time()};       // wait_ready()
     std::optional<net::steady_timer> refresh_timer;
     std::unique_ptr<db::listener> notify_listener;  // when cfg.listen_notify and on_change()
@@ -163,11 +170,28 @@ struct pool::impl {
             return;
         }
         const auto handed = static_cast<std::uint64_t>(i) + 1;
-        if (!stopping && (waiters.wake_one(handed) || background_waiters.wake_one(handed))) {
-            s.busy = true;  // handed over
+        if (!stopping && hand_over(handed)) {
+            s.busy = true;
             return;
         }
         s.busy = false;
+    }
+
+    // To the oldest foreground waiter, or a background one (see
+    // background_share); false if none waits.
+    bool hand_over(std::uint64_t handed) {
+        const bool background_waits = background_waiters.size() > 0;
+        if (background_waits && foreground_streak + 1 >= background_share &&
+            background_waiters.wake_one(handed)) {
+            foreground_streak = 0;
+            return true;
+        }
+        if (waiters.wake_one(handed)) {
+            foreground_streak = background_waits ? foreground_streak + 1 : 0;
+            return true;
+        }
+        foreground_streak = 0;
+        return background_waiters.wake_one(handed);
     }
 
     awaitable<result<std::string>> run_query(std::string name, std::string user, time_point deadline,

@@ -53,8 +53,10 @@ public:
     // SQL found no active user), shutting_down. Never blocks the caller's thread; completes on the caller's
     // executor.
     // A background query (a stale-while-revalidate refill: its readers
-    // are already answered) gets a connection only when no foreground one
-    // waits, so a refill herd does not delay the fills that clients wait on.
+    // are already answered) gets a connection when no foreground one waits,
+    // and at least one hand-over in four while both wait: a refill herd
+    // does not delay the fills that clients wait on much, and steady client
+    // fills do not starve the refills.
     boost::asio::awaitable<boost::system::result<std::string>> query_json(
         std::string_view query_name, std::string_view user_id, time_point deadline,
         query_priority priority = query_priority::foreground);

@@ -179,3 +179,34 @@ TEST_CASE("a foreground query gets the next free connection before background on
     CHECK(order == std::vector<std::string>{"holder", "client", "refill 1", "refill 2"});
     p.stop();
 }
+
+TEST_CASE("steady foreground queries do not starve a background one: it gets one hand-over in four [pg]",
+          "[pg]") {
+    auto db = pg_test_db::create(false);
+    if (!db) return;
+    const query_files queries("sc_db_share",
+                              {{"hold.sql", "SELECT $1 || pg_sleep(0.3)::text"}, {"echo.sql", "SELECT $1"}});
+    db::pool p(one_connection(*db, queries));
+    p.start();
+    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + 10s)));
+
+    // The one connection is held; a refill queues, then six client fills.
+    net::io_context ioc;
+    std::vector<std::string> order;
+    auto run = [&](std::string query, std::string user, db::query_priority priority,
+                   std::chrono::milliseconds after) -> net::awaitable<void> {
+        net::steady_timer t(co_await net::this_coro::executor, after);
+        co_await t.async_wait(net::use_awaitable);
+        auto r = co_await p.query_json(query, user, steady_clock::now() + 10s, priority);
+        order.push_back(r ? user : "error");
+    };
+    const auto fg = db::query_priority::foreground, bg = db::query_priority::background;
+    net::co_spawn(ioc, run("hold", "holder", fg, 0ms), net::detached);
+    net::co_spawn(ioc, run("echo", "refill", bg, 50ms), net::detached);
+    for (int i = 1; i <= 6; ++i)
+        net::co_spawn(ioc, run("echo", "client " + std::to_string(i), fg, 100ms + i * 5ms), net::detached);
+    ioc.run();
+    CHECK(order == std::vector<std::string>{"holder", "client 1", "client 2", "client 3", "refill", "client 4",
+                                            "client 5", "client 6"});
+    p.stop();
+}
