@@ -1,33 +1,59 @@
 -- GET /api/dashboard/overview for user $1 (text), the whole response body.
 -- NULL when $1 is not an active user: the request is then forwarded (403).
--- One statement, every figure as api.md defines it; W30 read live through
--- sidecache_calls_user_created (exact by construction, see docs/freshness.md).
+-- One statement, every figure as api.md defines it. W30's closed days come
+-- from sidecache.overview_day_totals (009), the calls since its boundary are
+-- read live through sidecache_calls_user_created (one lead_analytics probe
+-- per call), unless the user has a late change: then W30 is read wholly live
+-- (docs/freshness.md shows why this is exact). So a fill's work is bounded
+-- by the calls of one day, not of 30.
 WITH u AS (
     SELECT id, credits FROM users WHERE id = sidecache.try_uuid($1) AND is_active
 ),
-c AS (  -- C: the user's calls in W30, with their lead's score (NULL: no lead)
-    SELECT c.id, c.agent_id, c.status, c.duration_minutes, c.credits_used, c.created_at,
-           la.total_score
+s AS (  -- live30_from: where W30's live part starts; live_from: the view's end for this user
+    SELECT greatest(sidecache.utc_day(-30), x.live_from) AS live30_from, x.live_from
+    FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM sidecache.late_changes l, u WHERE l.user_id = u.id)
+                      THEN '-infinity'::timestamptz ELSE r.boundary END AS live_from
+          FROM sidecache.refresh_state r) x
+),
+c AS (  -- the user's calls read live (W30 since live_from), with their lead's score (NULL: no lead)
+    SELECT c.status, c.duration_minutes, c.credits_used, c.created_at, la.total_score
     FROM u
-    JOIN calls c ON c.user_id = u.id AND c.created_at >= sidecache.utc_day(-30)
+    JOIN calls c ON c.user_id = u.id AND c.created_at >= (SELECT live30_from FROM s)
     LEFT JOIN lead_analytics la ON la.call_id = c.id
 ),
-f AS (
-    SELECT count(*)                                          AS calls,
-           count(*) FILTER (WHERE status = 'completed')      AS completed,
-           count(*) FILTER (WHERE status = 'failed')         AS failed,
-           count(*) FILTER (WHERE status = 'in_progress')    AS in_progress,
-           count(*) FILTER (WHERE status = 'cancelled')      AS cancelled,
-           coalesce(sum(duration_minutes), 0)                AS duration_sum,
-           coalesce(sum(credits_used), 0)                    AS credits_30,
-           coalesce(sum(credits_used) FILTER (WHERE created_at >= sidecache.utc_month()), 0) AS credits_month,
-           count(total_score)                                AS leads,
-           count(*) FILTER (WHERE total_score >= 70)         AS qualified,
-           count(*) FILTER (WHERE total_score >= 80)         AS hot,
-           count(*) FILTER (WHERE total_score BETWEEN 50 AND 79) AS warm,
-           count(*) FILTER (WHERE total_score < 50)          AS cold,
-           coalesce(sum(total_score), 0)                     AS score_sum
-    FROM c
+f AS (  -- W30: the view's closed days plus the live part
+    SELECT sum(calls)::bigint AS calls, sum(completed)::bigint AS completed,
+           sum(failed)::bigint AS failed, sum(in_progress)::bigint AS in_progress,
+           sum(cancelled)::bigint AS cancelled,
+           coalesce(sum(duration_sum), 0) AS duration_sum,
+           coalesce(sum(credits_30), 0)::bigint AS credits_30,
+           coalesce(sum(credits_month), 0)::bigint AS credits_month,
+           sum(leads)::bigint AS leads, sum(qualified)::bigint AS qualified,
+           sum(hot)::bigint AS hot, sum(warm)::bigint AS warm, sum(cold)::bigint AS cold,
+           coalesce(sum(score_sum), 0)::bigint AS score_sum
+    FROM (
+        SELECT count(*)                                          AS calls,
+               count(*) FILTER (WHERE status = 'completed')      AS completed,
+               count(*) FILTER (WHERE status = 'failed')         AS failed,
+               count(*) FILTER (WHERE status = 'in_progress')    AS in_progress,
+               count(*) FILTER (WHERE status = 'cancelled')      AS cancelled,
+               sum(duration_minutes)                             AS duration_sum,
+               sum(credits_used)                                 AS credits_30,
+               sum(credits_used) FILTER (WHERE created_at >= sidecache.utc_month()) AS credits_month,
+               count(total_score)                                AS leads,
+               count(*) FILTER (WHERE total_score >= 70)         AS qualified,
+               count(*) FILTER (WHERE total_score >= 80)         AS hot,
+               count(*) FILTER (WHERE total_score BETWEEN 50 AND 79) AS warm,
+               count(*) FILTER (WHERE total_score < 50)          AS cold,
+               sum(total_score)                                  AS score_sum
+        FROM c
+        UNION ALL
+        SELECT d.calls, d.completed, d.failed, d.in_progress, d.cancelled, d.duration_sum,
+               d.credits_sum, CASE WHEN d.day >= sidecache.utc_month() THEN d.credits_sum ELSE 0 END,
+               d.leads, d.qualified, d.hot, d.warm, d.cold, d.score_sum
+        FROM u JOIN sidecache.overview_day_totals d ON d.user_id = u.id
+        WHERE d.day >= sidecache.utc_day(-30) AND d.day < (SELECT live_from FROM s)
+    ) parts
 ),
 a AS (
     SELECT count(*)                                   AS total,

@@ -55,10 +55,7 @@ TEST_CASE("fills equal the legacy's answers for every user of the small dataset 
     auto db = pg_test_db::create(false);
     if (!db) return;
     auto src = source_dir();
-    if (::system(("test -d " + src + "/test/node_modules/pg").c_str()) != 0) {
-        WARN("test/node_modules missing (npm ci --prefix test): equivalence skipped");
-        return;
-    }
+    if (!node_stand_ins_available(src)) return;
     run_command(node() + " " + src + "/test/data/generate.js --database-url '" + db->url() +
                 "' --preset small --seed 42 >/dev/null");
     REQUIRE(db->migrate(false) == 0);

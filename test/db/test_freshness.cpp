@@ -9,6 +9,7 @@
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 using namespace sidecache;
 using namespace sidecache::test;
@@ -44,6 +45,23 @@ std::string lead_quality(db::pool& p) {
     return n(d.at(0).at("count")) + "/" + n(d.at(1).at("count")) + "/" + n(d.at(2).at("count")) + " " +
            n(data.at("callOutcomes").at("completed")) + ": " + std::to_string(leads) + " " +
            std::to_string(qualified) + " " + std::to_string(calls);
+}
+
+// GET /api/dashboard/overview's W30 figures for u1: "calls completed cancelled
+// duration credits | leads qualified hot warm cold avgScore".
+std::string overview_figures(db::pool& p) {
+    auto r = run_sync(p.query_json("overview", u1, steady_clock::now() + std::chrono::seconds(5)));
+    REQUIRE(r.has_value());
+    auto data = json::parse(*r).at("data");
+    auto& c = data.at("conversations");
+    auto& l = data.at("leads");
+    auto s = [](const json::value& v) {
+        return v.is_double() ? fmt::format("{}", v.as_double()) : json::serialize(v);
+    };
+    return s(c.at("total")) + " " + s(c.at("completed")) + " " + s(c.at("cancelled")) + " " +
+           s(c.at("totalDurationMinutes")) + " " + s(data.at("credits").at("usedLast30Days")) + " | " +
+           s(l.at("total")) + " " + s(l.at("qualified")) + " " + s(l.at("hot")) + " " + s(l.at("warm")) +
+           " " + s(l.at("cold")) + " " + s(l.at("avgScore"));
 }
 
 // A pool over `db` whose views refresh only when the test asks.
@@ -161,6 +179,35 @@ TEST_CASE("analytics figures are exact after late lead writes and refreshes [pg]
     p.stop();
 }
 
+TEST_CASE("overview figures are exact after late call and lead writes and refreshes [pg]", "[pg]") {
+    auto db = pg_test_db::create(true);
+    if (!db) return;
+    db->sql(fixture_sql);
+    db::pool p(refreshed_on_request(*db));
+    start(p);
+    // u1's W30: calls 1, 2, 3, 4, 5 (-30 d, the window's first instant) and 7
+    // (future); call 6 (-30 d - 1 s) is outside. Leads 85, 70, 49, 50.
+    const std::string before = "6 3 1 8 26 | 4 2 1 2 1 63.5";
+    CHECK(overview_figures(p) == before);  // never refreshed: all live
+    REQUIRE(db->refresh() == 0);
+    CHECK(db->sql("SELECT count(*) FROM sidecache.overview_day_totals WHERE user_id = '" + std::string(u1) +
+                  "'") != "0");
+    CHECK(overview_figures(p) == before);  // the closed days from the view
+
+    // The window's oldest call completed, re-priced and lengthened; an old lead deleted.
+    db->sql(
+        "UPDATE calls SET status = 'completed', credits_used = 17, duration_minutes = 4.5 "
+        "WHERE id = 'c0000000-0000-4000-8000-000000000005'");
+    db->sql("DELETE FROM lead_analytics WHERE call_id = 'c0000000-0000-4000-8000-000000000003'");
+    CHECK(db->sql("SELECT string_agg(DISTINCT user_id::text, ',') FROM sidecache.late_changes") == u1);
+    const std::string after = "6 4 0 9.5 36 | 3 2 1 2 0 68.33";
+    CHECK(overview_figures(p) == after);  // read live until the next refresh
+    REQUIRE(db->refresh() == 0);
+    CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "0");
+    CHECK(overview_figures(p) == after);  // now from the view
+    p.stop();
+}
+
 TEST_CASE("figures are exact after a TRUNCATE of calls or lead_analytics, before any refresh [pg]", "[pg]") {
     auto db = pg_test_db::create(true);
     if (!db) return;
@@ -206,7 +253,7 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     auto data = digest();
     auto cols = columns();
     REQUIRE(db->migrate(false) == 0);
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "7");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "8");
     CHECK(db->sql("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'sidecache\\_%'") == "3");
     CHECK(db->sql("SELECT bool_and(indisvalid)::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
                   " WHERE c.relname LIKE 'sidecache\\_%'") == "true");
@@ -220,7 +267,7 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     CHECK(db->sql("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
                   " WHERE n.nspname = 'sidecache' AND p.proname = 'notify_agents'") == "1");
     REQUIRE(db->migrate(false) == 0);  // again: nothing to do, nothing fails
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "7");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "8");
     REQUIRE(db->refresh() == 0);
     CHECK(digest() == data);
     CHECK(columns() == cols);
@@ -237,5 +284,5 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     CHECK(digest() == data);
     CHECK(columns() == cols);
     REQUIRE(db->migrate(false) == 0);  // and up again from nothing
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "7");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "8");
 }

@@ -33,7 +33,8 @@ private:
 std::string run_command(const std::string& command);
 
 // Whether the stand-ins can run: node on the PATH and test/node_modules
-// installed (npm ci --prefix test); WARNs why not.
+// installed (npm ci --prefix test). If not, the test FAILs saying why, or,
+// with SIDECACHE_SKIP_NODE=1, WARNs and the caller skips.
 bool node_stand_ins_available(const std::string& source_dir);
 
 }  // namespace sidecache::test
