@@ -149,64 +149,64 @@ TEST_CASE("a statement past its deadline or query_timeout is cancelled, the conn
     bounded.stop();
 }
 
+namespace {
+
+// One query of a hand-over test: started `after` the test's start.
+struct queued {
+    std::string query, user;
+    db::query_priority priority;
+    std::chrono::milliseconds after;
+};
+
+// Runs `queries` against a one-connection pool whose statements are
+// hold.sql (0.3 s) and echo.sql; returns the users in the order their
+// queries finished.
+std::vector<std::string> finishing_order(const pg_test_db& db, const std::vector<queued>& queries) {
+    const query_files files("sc_db_handover",
+                            {{"hold.sql", "SELECT $1 || pg_sleep(0.3)::text"}, {"echo.sql", "SELECT $1"}});
+    db::pool p(one_connection(db, files));
+    p.start();
+    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + 10s)));
+    net::io_context ioc;
+    std::vector<std::string> order;
+    auto run = [&](queued q) -> net::awaitable<void> {
+        net::steady_timer t(co_await net::this_coro::executor, q.after);
+        co_await t.async_wait(net::use_awaitable);
+        auto r = co_await p.query_json(q.query, q.user, steady_clock::now() + 10s, q.priority);
+        order.push_back(r ? q.user : "error");
+    };
+    for (const auto& q : queries) net::co_spawn(ioc, run(q), net::detached);
+    ioc.run();
+    p.stop();
+    return order;
+}
+
+constexpr auto fg = db::query_priority::foreground, bg = db::query_priority::background;
+
+}  // namespace
+
 TEST_CASE("a foreground query gets the next free connection before background ones queued earlier [pg]",
           "[pg]") {
     auto db = pg_test_db::create(false);
     if (!db) return;
-    const query_files queries("sc_db_priority",
-                              {{"hold.sql", "SELECT $1 || pg_sleep(0.3)::text"}, {"echo.sql", "SELECT $1"}});
-    db::pool p(one_connection(*db, queries));
-    p.start();
-    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + 10s)));
-
     // The one connection is held; two background refills queue, then a
     // client's fill: it runs first when the connection comes back.
-    net::io_context ioc;
-    std::vector<std::string> order;
-    auto run = [&](std::string query, std::string user, db::query_priority priority,
-                   std::chrono::milliseconds after) -> net::awaitable<void> {
-        net::steady_timer t(co_await net::this_coro::executor, after);
-        co_await t.async_wait(net::use_awaitable);
-        auto r = co_await p.query_json(query, user, steady_clock::now() + 10s, priority);
-        order.push_back(r ? user : "error");
-    };
-    const auto fg = db::query_priority::foreground, bg = db::query_priority::background;
-    net::co_spawn(ioc, run("hold", "holder", fg, 0ms), net::detached);
-    net::co_spawn(ioc, run("echo", "refill 1", bg, 50ms), net::detached);
-    net::co_spawn(ioc, run("echo", "refill 2", bg, 60ms), net::detached);
-    net::co_spawn(ioc, run("echo", "client", fg, 100ms), net::detached);
-    ioc.run();
+    auto order = finishing_order(*db, {{"hold", "holder", fg, 0ms},
+                                       {"echo", "refill 1", bg, 50ms},
+                                       {"echo", "refill 2", bg, 60ms},
+                                       {"echo", "client", fg, 100ms}});
     CHECK(order == std::vector<std::string>{"holder", "client", "refill 1", "refill 2"});
-    p.stop();
 }
 
 TEST_CASE("steady foreground queries do not starve a background one: it gets one hand-over in four [pg]",
           "[pg]") {
     auto db = pg_test_db::create(false);
     if (!db) return;
-    const query_files queries("sc_db_share",
-                              {{"hold.sql", "SELECT $1 || pg_sleep(0.3)::text"}, {"echo.sql", "SELECT $1"}});
-    db::pool p(one_connection(*db, queries));
-    p.start();
-    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + 10s)));
-
     // The one connection is held; a refill queues, then six client fills.
-    net::io_context ioc;
-    std::vector<std::string> order;
-    auto run = [&](std::string query, std::string user, db::query_priority priority,
-                   std::chrono::milliseconds after) -> net::awaitable<void> {
-        net::steady_timer t(co_await net::this_coro::executor, after);
-        co_await t.async_wait(net::use_awaitable);
-        auto r = co_await p.query_json(query, user, steady_clock::now() + 10s, priority);
-        order.push_back(r ? user : "error");
-    };
-    const auto fg = db::query_priority::foreground, bg = db::query_priority::background;
-    net::co_spawn(ioc, run("hold", "holder", fg, 0ms), net::detached);
-    net::co_spawn(ioc, run("echo", "refill", bg, 50ms), net::detached);
+    std::vector<queued> queries{{"hold", "holder", fg, 0ms}, {"echo", "refill", bg, 50ms}};
     for (int i = 1; i <= 6; ++i)
-        net::co_spawn(ioc, run("echo", "client " + std::to_string(i), fg, 100ms + i * 5ms), net::detached);
-    ioc.run();
-    CHECK(order == std::vector<std::string>{"holder", "client 1", "client 2", "client 3", "refill", "client 4",
-                                            "client 5", "client 6"});
-    p.stop();
+        queries.push_back({"echo", "client " + std::to_string(i), fg, 100ms + i * 5ms});
+    CHECK(finishing_order(*db, queries) == std::vector<std::string>{"holder", "client 1", "client 2",
+                                                                    "client 3", "refill", "client 4",
+                                                                    "client 5", "client 6"});
 }
