@@ -85,7 +85,9 @@ public:
     // For an invalidation channel that is not proven (db/listener.hpp's
     // heartbeat overdue): an entry may hide a write nobody told us of. Any
     // thread; the hit path reads it with one relaxed load.
-    void suspend_freshness(bool suspended) { freshness_suspended_.store(suspended, std::memory_order_relaxed); }
+    void suspend_freshness(bool suspended) {
+        freshness_suspended_.store(suspended, std::memory_order_relaxed);
+    }
     bool freshness_suspended() const { return freshness_suspended_.load(std::memory_order_relaxed); }
 
     // Per route counters plus totals, for /stats.

@@ -64,8 +64,8 @@ struct listener::impl {
     // Heartbeat (db thread only, but for the atomics below).
     const std::string token = random_token();
     std::uint64_t heartbeat_seq = 0;
-    bool ever_listened = false;      // no heartbeat is due before the first LISTEN
-    bool abandoned_silent = false;   // the current connection was given up for an overdue heartbeat
+    bool ever_listened = false;     // no heartbeat is due before the first LISTEN
+    bool abandoned_silent = false;  // the current connection was given up for an overdue heartbeat
 
     // Garbled payloads since the last log line (db thread only).
     std::uint64_t garbled_unlogged = 0;
@@ -124,10 +124,11 @@ struct listener::impl {
     // NOTIFYs our own channel; false when the connection failed. Not awaited
     // past query_timeout; a backend that never answers is abandoned by watch().
     awaitable<bool> beat(pg_connection& c) {
-        auto sql = fmt::format("NOTIFY {}, '{}'", cfg.notify_channel, heartbeat_payload(token, ++heartbeat_seq));
+        auto sql =
+            fmt::format("NOTIFY {}, '{}'", cfg.notify_channel, heartbeat_payload(token, ++heartbeat_seq));
         ++heartbeats_sent;
         auto r = co_await c.execute(sql, steady_clock::now() + cfg.query_timeout);
-        co_return r && c.usable();
+        co_return r.has_value() && c.usable();
     }
 
     void set_reason(std::string r) {
@@ -334,7 +335,8 @@ listener_stats listener::stats() const {
     s.foreign_heartbeats = m.foreign_heartbeats;
     if (m.proven_at_ns != 0)
         s.heartbeat_age_ms =
-            std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - m.proven_at()).count();
+            std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - m.proven_at())
+                .count();
     s.heartbeat_overdue = m.overdue;
     return s;
 }
@@ -342,7 +344,8 @@ listener_stats listener::stats() const {
 std::string listener::heartbeat_reason() const {
     const auto& m = *impl_;
     if (!m.overdue) return std::string();
-    const auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - m.proven_at());
+    const auto silent =
+        std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - m.proven_at());
     return fmt::format(
         "listener: no heartbeat for {} ms (heartbeat_interval {} ms): the channel is not proven, "
         "no entry is served as fresh until the listener is back",

@@ -32,8 +32,8 @@ heartbeat_of classify_heartbeat(std::string_view payload, std::string_view token
     return ours ? heartbeat_of::ours : heartbeat_of::other;
 }
 
-bool heartbeat_overdue(std::chrono::steady_clock::time_point proven_at, std::chrono::steady_clock::time_point now,
-                       std::chrono::milliseconds interval) {
+bool heartbeat_overdue(std::chrono::steady_clock::time_point proven_at,
+                       std::chrono::steady_clock::time_point now, std::chrono::milliseconds interval) {
     return interval.count() > 0 && now - proven_at > 2 * interval;
 }
 

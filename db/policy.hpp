@@ -63,8 +63,8 @@ heartbeat_of classify_heartbeat(std::string_view payload, std::string_view token
 // The channel is proven by the listener's last own heartbeat received at
 // `proven_at`; past two intervals of silence it is overdue: no entry may be
 // served as fresh. interval 0: heartbeats off, never overdue.
-bool heartbeat_overdue(std::chrono::steady_clock::time_point proven_at, std::chrono::steady_clock::time_point now,
-                       std::chrono::milliseconds interval);
+bool heartbeat_overdue(std::chrono::steady_clock::time_point proven_at,
+                       std::chrono::steady_clock::time_point now, std::chrono::milliseconds interval);
 
 // A uuid in its canonical 8-4-4-4-12 hex form, any case.
 bool is_canonical_uuid(std::string_view text);

@@ -436,9 +436,11 @@ TEST_CASE("heartbeats come back on the channel, change nothing, and another list
     CHECK(stats_reach(p1, enough));
     CHECK(stats_reach(p2, enough));
     // A stranger's heartbeat is not garbled: nothing is delivered before the sentinel.
-    CHECK(rec1.after(*db, [&] { db->sql("NOTIFY sidecache_invalidate, 'heartbeat:not-a-token'"); }) == strings{});
-    CHECK(rec1.after(*db, [&] { db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u3)); }) ==
-          strings{"user:" + std::string(u3)});
+    CHECK(rec1.after(*db, [&] { db->sql("NOTIFY sidecache_invalidate, 'heartbeat:not-a-token'"); }) ==
+          strings{});
+    CHECK(rec1.after(*db, [&] {
+        db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u3));
+    }) == strings{"user:" + std::string(u3)});
     for (auto* p : {&p1, &p2}) {
         auto s = *p->notify_stats();
         INFO("sent " << s.heartbeats_sent << ", received " << s.heartbeats_received);
@@ -450,8 +452,9 @@ TEST_CASE("heartbeats come back on the channel, change nothing, and another list
         CHECK(s.heartbeat_age_ms >= 0);
         CHECK(s.heartbeat_age_ms < 1000);
     }
-    // Only the notifications the test sent count: sentinels and the user's.
-    CHECK(p1.notify_stats()->notifications == 3);  // 2 sentinels + 1 user (the stranger's heartbeat is not one)
+    // Only the notifications the test sent count: 2 sentinels + the user's
+    // (the stranger's heartbeat is not one).
+    CHECK(p1.notify_stats()->notifications == 3);
     CHECK(p1.notify_stats()->user_changes == 3);
     CHECK(p1.notify_stats()->foreign_heartbeats >= 4);
     CHECK(p1.notify_reason() == "");
@@ -495,12 +498,14 @@ TEST_CASE("a silently stopped listening backend is found by its heartbeat and re
     REQUIRE(fresh.wait_for(2, 5s));
     CHECK(fresh.seen() == std::vector<bool>{false, true});
     CHECK(stats_reach(p, [&](const db::listener_stats& s) {
-        return s.reconnects == before.reconnects + 1 && s.up && s.heartbeats_received > before.heartbeats_received;
+        return s.reconnects == before.reconnects + 1 && s.up &&
+               s.heartbeats_received > before.heartbeats_received;
     }));
     CHECK(p.notify_stats()->backend_pid != before.backend_pid);
     CHECK_FALSE(p.notify_stats()->heartbeat_overdue);
-    CHECK(rec.after(*db, [&] { db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u3)); }) ==
-          strings{"user:" + std::string(u3)});
+    CHECK(rec.after(*db, [&] {
+        db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u3));
+    }) == strings{"user:" + std::string(u3)});
     stopped.resume();
     p.stop();
 }

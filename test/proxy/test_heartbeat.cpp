@@ -158,7 +158,8 @@ TEST_CASE("a silently dead listener: no HIT within 2 heartbeats, /ready 503, the
     answer now;
     // Its last heartbeat came back at most one interval before the stop:
     // overdue two intervals after that. 300 ms of margin for a loaded machine.
-    REQUIRE(within(2 * heartbeat + 300ms, [&] { return (now = authorized_get(client, overview, t1)).x_cache != "HIT"; }));
+    REQUIRE(within(2 * heartbeat + 300ms,
+                   [&] { return (now = authorized_get(client, overview, t1)).x_cache != "HIT"; }));
     WARN(fmt::format("SIGSTOP -> first answer not a HIT: {:.0f} ms (heartbeat_interval {} ms)",
                      std::chrono::duration<double, std::milli>(steady_clock::now() - stopped_at).count(),
                      heartbeat.count()));

@@ -7,12 +7,12 @@
 // SIGCONT in the destructor, whatever the test did.
 
 #include <catch2/catch.hpp>
+#include <sys/types.h>
 
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <string>
-#include <sys/types.h>
 
 namespace sidecache::test {
 
