@@ -220,6 +220,7 @@ std::optional<std::size_t> service::route_index(std::string_view path) const {
 }
 
 std::optional<cache_answer> service::try_hit(const cache_request& request) {
+    if (freshness_suspended()) return std::nullopt;  // serve() answers it stale
     key_buffer key;
     std::string query;
     service_access::build_key(*this, request, key, query);
@@ -240,6 +241,8 @@ net::awaitable<cache_answer> service::serve(cache_request request, header_list c
     auto ex = co_await net::this_coro::executor;
 
     auto found = store_.get(request.route, request.user_id, key);
+    // An unproven invalidation channel: served, but refreshed at once.
+    if (found && found->state == freshness::fresh && freshness_suspended()) found->state = freshness::stale;
     if (found && found->state == freshness::fresh) {
         counters.hits.fetch_add(1, std::memory_order_relaxed);
         co_return render(found->response, answer_kind::hit, age_of(found->computed_at, clock_.system_now()),

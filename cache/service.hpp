@@ -80,6 +80,16 @@ public:
     // refill would ever be stored (bench/freshness).
     std::size_t invalidate_entries(std::string_view tag, invalidation mode = invalidation::soft);
 
+    // While suspended, no entry is served as fresh: a fresh one is answered
+    // stale with a background refill (stale-while-revalidate), never a hit.
+    // For an invalidation channel that is not proven (db/listener.hpp's
+    // heartbeat overdue): an entry may hide a write nobody told us of. Any
+    // thread; the hit path reads it with one relaxed load.
+    void suspend_freshness(bool suspended) {
+        freshness_suspended_.store(suspended, std::memory_order_relaxed);
+    }
+    bool freshness_suspended() const { return freshness_suspended_.load(std::memory_order_relaxed); }
+
     // Per route counters plus totals, for /stats.
     boost::json::object stats() const;
 
@@ -96,6 +106,7 @@ private:
     std::unique_ptr<flight_table> flights_;
     fill_backoff backoff_;
     std::atomic<std::size_t> fills_in_flight_{0};
+    std::atomic<bool> freshness_suspended_{false};
     // Failed fills are logged at most once per interval, with their count.
     std::mutex failure_log_mutex_;
     std::chrono::steady_clock::time_point failure_logged_at_{};

@@ -106,6 +106,9 @@ struct database_config {
     std::string notify_channel = "sidecache_invalidate";
     bool listen_notify = true;              // LISTEN on notify_channel and invalidate what it names
     duration listen_ping_interval{30'000};  // a quiet listener checks its connection this often
+    // The listener NOTIFYs its own channel this often and must hear itself back
+    // within two intervals, else no entry is fresh (docs/freshness.md); 0: off.
+    duration heartbeat_interval{2'000};
 };
 
 struct retry_profile {

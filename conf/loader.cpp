@@ -481,6 +481,12 @@ database_config read_database(const section& s) {
     }
     s.boolean("listen_notify", c.listen_notify);
     s.time("listen_ping_interval", c.listen_ping_interval, 100ms, 1h);
+    s.time("heartbeat_interval", c.heartbeat_interval, 0ms, 1h);
+    // Shorter than a round trip under load it would declare a healthy channel dead.
+    if (c.heartbeat_interval != 0ms && c.heartbeat_interval < 10ms)
+        s.get("heartbeat_interval")
+            ->fail(fmt::format("{} is out of range: must be 0 (off) or from 10ms to 1h",
+                               format_duration(c.heartbeat_interval)));
     return c;
 }
 

@@ -3,6 +3,7 @@
 #include "db/pg_connection.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
@@ -10,11 +11,14 @@
 #include <cstdio>
 #include <mutex>
 #include <optional>
+#include <random>
 
 namespace sidecache::db {
 
 namespace net = boost::asio;
 using net::awaitable;
+using namespace std::chrono_literals;
+using namespace net::experimental::awaitable_operators;
 
 namespace {
 
@@ -36,14 +40,32 @@ std::string printable(std::string_view s) {
     return out;
 }
 
+// Tells this listener's heartbeats from other replicas' on the same channel.
+std::string random_token() {
+    std::random_device rd;
+    return fmt::format("{:08x}{:08x}", rd(), rd());
+}
+
+std::int64_t to_ns(steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
 }  // namespace
 
 struct listener::impl {
     const conf::database_config& cfg;
     change_handler handler;
+    freshness_handler freshness;
     bool stopping = false;             // db thread only
-    pg_connection* current = nullptr;  // db thread only: abandoned by stop()
+    pg_connection* current = nullptr;  // db thread only: abandoned by stop() or an overdue heartbeat
     std::optional<net::steady_timer> backoff;
+    std::optional<net::steady_timer> watchdog;
+
+    // Heartbeat (db thread only, but for the atomics below).
+    const std::string token = random_token();
+    std::uint64_t heartbeat_seq = 0;
+    bool ever_listened = false;     // no heartbeat is due before the first LISTEN
+    bool abandoned_silent = false;  // the current connection was given up for an overdue heartbeat
 
     // Garbled payloads since the last log line (db thread only).
     std::uint64_t garbled_unlogged = 0;
@@ -53,11 +75,61 @@ struct listener::impl {
     std::atomic<bool> up{false};
     std::atomic<int> backend_pid{0};
     std::atomic<std::uint64_t> notifications{0}, user_changes{0}, agent_changes{0}, all_changes{0},
-        garbled{0}, entries_invalidated{0}, connects{0}, reconnects{0}, connect_failures{0};
+        garbled{0}, entries_invalidated{0}, connects{0}, reconnects{0}, connect_failures{0},
+        heartbeats_sent{0}, heartbeats_received{0}, foreign_heartbeats{0};
+    std::atomic<std::int64_t> proven_at_ns{0};  // steady clock; 0: never proven
+    std::atomic<bool> overdue{false};
     mutable std::mutex reason_mutex;
     std::string reason_text = "listener not connected yet: changes are not seen until it is";
 
-    impl(const conf::database_config& c, change_handler h) : cfg(c), handler(std::move(h)) {}
+    impl(const conf::database_config& c, change_handler h, freshness_handler f)
+        : cfg(c), handler(std::move(h)), freshness(std::move(f)) {}
+
+    bool beating() const { return cfg.heartbeat_interval.count() > 0; }
+
+    steady_clock::time_point proven_at() const {
+        return steady_clock::time_point(std::chrono::nanoseconds(proven_at_ns.load()));
+    }
+
+    // The channel works now: our own heartbeat came back, or a LISTEN just
+    // took effect and the cache was flushed of everything from before it.
+    void prove(steady_clock::time_point now) {
+        proven_at_ns = to_ns(now);
+        if (overdue.exchange(false) && freshness) freshness(true);
+    }
+
+    // Runs beside the connection loop: the moment two intervals pass without
+    // proof, tells the cache (no entry is fresh from now on) and gives up the
+    // connection, which may be silently dead: run() replaces it, and its
+    // LISTEN flushes what the gap may have hidden.
+    awaitable<void> watch() {
+        if (!beating()) co_return;
+        while (!stopping) {
+            const auto now = steady_clock::now();
+            if (ever_listened && !overdue && heartbeat_overdue(proven_at(), now, cfg.heartbeat_interval)) {
+                overdue = true;
+                if (freshness) freshness(false);
+                if (current) {
+                    abandoned_silent = true;
+                    current->abandon();
+                }
+            }
+            const bool waiting_for_proof = overdue || !ever_listened;
+            watchdog->expires_at(waiting_for_proof ? now + cfg.heartbeat_interval
+                                                   : proven_at() + 2 * cfg.heartbeat_interval + 1ms);
+            co_await watchdog->async_wait(use_tuple);
+        }
+    }
+
+    // NOTIFYs our own channel; false when the connection failed. Not awaited
+    // past query_timeout; a backend that never answers is abandoned by watch().
+    awaitable<bool> beat(pg_connection& c) {
+        auto sql =
+            fmt::format("NOTIFY {}, '{}'", cfg.notify_channel, heartbeat_payload(token, ++heartbeat_seq));
+        ++heartbeats_sent;
+        auto r = co_await c.execute(sql, steady_clock::now() + cfg.query_timeout);
+        co_return r.has_value() && c.usable();
+    }
 
     void set_reason(std::string r) {
         std::lock_guard lock(reason_mutex);
@@ -70,6 +142,17 @@ struct listener::impl {
 
     void handle(const notification& n) {
         if (n.channel != cfg.notify_channel) return;  // not ours (we LISTEN only on it)
+        switch (classify_heartbeat(n.payload, token)) {
+        case heartbeat_of::ours:
+            ++heartbeats_received;
+            prove(steady_clock::now());
+            return;
+        case heartbeat_of::other:
+            ++foreign_heartbeats;
+            return;
+        case heartbeat_of::none:
+            break;
+        }
         auto c = parse_notification(n.payload);
         // Counted once handled: a counter that moved means the cache has
         // been invalidated (tests wait on it).
@@ -126,32 +209,51 @@ struct listener::impl {
         co_return std::string();
     }
 
-    // Reads notifications until the connection breaks or stop(). While quiet,
-    // a SELECT 1 every listen_ping_interval finds a connection that died
-    // without closing its socket.
+    // Reads notifications until the connection breaks or stop(). With
+    // heartbeats, one NOTIFY of our own every heartbeat_interval (the first at
+    // once); the wait for notifications ends at the next one's time. Without,
+    // a SELECT 1 after every quiet listen_ping_interval finds a connection
+    // that died without closing its socket.
     awaitable<void> listen(pg_connection& c) {
+        auto next_beat = steady_clock::now();
         while (!stopping) {
-            auto got = co_await c.wait_notifications(steady_clock::now() + cfg.listen_ping_interval);
+            const auto wait_until = beating() ? next_beat : steady_clock::now() + cfg.listen_ping_interval;
+            auto got = co_await c.wait_notifications(wait_until);
             if (!got) co_return;
-            if (got->empty()) {
-                flush_garbled_log(steady_clock::now());
-                auto ping = co_await c.execute("SELECT 1", steady_clock::now() + cfg.query_timeout);
-                if (!ping || !c.usable()) co_return;
-                continue;
-            }
             for (const auto& n : *got) handle(n);
+            const auto now = steady_clock::now();
+            if (got->empty()) flush_garbled_log(now);
+            if (beating()) {
+                if (now < next_beat) continue;
+                next_beat = now + cfg.heartbeat_interval;
+                if (!co_await beat(c)) co_return;
+            } else if (got->empty()) {
+                auto ping = co_await c.execute("SELECT 1", now + cfg.query_timeout);
+                if (!ping || !c.usable()) co_return;
+            }
         }
     }
+
+    // Connects, LISTENs, reads; reconnects with backoff until stop().
+    awaitable<void> connect_loop(net::any_io_executor ex);
 };
 
-listener::listener(const conf::database_config& cfg, change_handler handler)
-    : impl_(std::make_unique<impl>(cfg, std::move(handler))) {}
+listener::listener(const conf::database_config& cfg, change_handler handler, freshness_handler freshness)
+    : impl_(std::make_unique<impl>(cfg, std::move(handler), std::move(freshness))) {}
 
 listener::~listener() = default;
 
 awaitable<void> listener::run(net::any_io_executor ex) {
     auto& m = *impl_;
     m.backoff.emplace(ex);
+    m.watchdog.emplace(ex);
+    co_await (m.connect_loop(ex) && m.watch());
+    m.up = false;
+    m.set_reason("stopped");
+}
+
+awaitable<void> listener::impl::connect_loop(net::any_io_executor ex) {
+    auto& m = *this;
     unsigned failures = 0;
     bool was_up = false;
     while (!m.stopping) {
@@ -168,6 +270,12 @@ awaitable<void> listener::run(net::any_io_executor ex) {
                 // LISTEN is in effect: whatever changed before it (while we were
                 // down, or before the first connect) may be in the cache.
                 m.deliver(change{change::kind::all, change::cause::connected, {}});
+                // Everything cached now was filled after the LISTEN: any later
+                // write's notification reaches this connection, so entries may
+                // be fresh again (the heartbeat proves it within two intervals,
+                // or the watchdog takes it back).
+                m.ever_listened = true;
+                m.prove(steady_clock::now());
                 // Counted up only now: whoever sees it knows the cache caught up.
                 m.backend_pid = c.backend_pid();
                 if (was_up) ++m.reconnects;
@@ -178,21 +286,26 @@ awaitable<void> listener::run(net::any_io_executor ex) {
                 m.up = false;
                 m.backend_pid = 0;
             }
-            why = c.last_error();
+            why = m.abandoned_silent ? fmt::format("no heartbeat for {} ms: connection abandoned",
+                                                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                       steady_clock::now() - m.proven_at())
+                                                       .count())
+                                     : c.last_error();
+            m.abandoned_silent = false;
             m.current = nullptr;
         }
         if (m.stopping) break;
         ++failures;
         ++m.connect_failures;
-        m.set_reason(
-            fmt::format("listener down ({}): changes are not seen until the cache entries "
-                        "expire (ttl + stale_while_revalidate)",
-                        why.empty() ? "connection lost" : why));
+        m.set_reason(fmt::format("listener down ({}): changes are not seen until it is back; {}",
+                                 why.empty() ? "connection lost" : why,
+                                 m.beating() ? "past two heartbeats no entry is served as fresh"
+                                             : "entries expire after ttl + stale_while_revalidate"));
         m.backoff->expires_after(reconnect_backoff(failures, m.cfg.reconnect_backoff_max));
         co_await m.backoff->async_wait(use_tuple);
     }
-    m.up = false;
-    m.set_reason("stopped");
+    // watch() ends too.
+    if (m.watchdog) m.watchdog->cancel();
 }
 
 void listener::stop() {
@@ -200,6 +313,7 @@ void listener::stop() {
     m.stopping = true;
     if (m.current) m.current->abandon();
     if (m.backoff) m.backoff->cancel();
+    if (m.watchdog) m.watchdog->cancel();
 }
 
 listener_stats listener::stats() const {
@@ -216,7 +330,26 @@ listener_stats listener::stats() const {
     s.reconnects = m.reconnects;
     s.connect_failures = m.connect_failures;
     s.backend_pid = m.backend_pid;
+    s.heartbeats_sent = m.heartbeats_sent;
+    s.heartbeats_received = m.heartbeats_received;
+    s.foreign_heartbeats = m.foreign_heartbeats;
+    if (m.proven_at_ns != 0)
+        s.heartbeat_age_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - m.proven_at())
+                .count();
+    s.heartbeat_overdue = m.overdue;
     return s;
+}
+
+std::string listener::heartbeat_reason() const {
+    const auto& m = *impl_;
+    if (!m.overdue) return std::string();
+    const auto silent =
+        std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - m.proven_at());
+    return fmt::format(
+        "listener: no heartbeat for {} ms (heartbeat_interval {} ms): the channel is not proven, "
+        "no entry is served as fresh until the listener is back",
+        silent.count(), m.cfg.heartbeat_interval.count());
 }
 
 std::string listener::reason() const {

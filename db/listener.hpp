@@ -11,6 +11,14 @@
 // with the pool's backoff; after every (re)connect, since notifications may
 // have been missed while it was down (or before the first LISTEN), it hands
 // the handler one change::kind::all with cause connected.
+//
+// Heartbeat (database.heartbeat_interval, docs/freshness.md "Heartbeat"):
+// every interval it NOTIFYs its own channel on its own connection,
+// "heartbeat:<token>:<seq>", and hearing it back proves the channel end to
+// end. Two intervals without its own heartbeat (after the first LISTEN) and
+// the channel is overdue: the freshness handler is told (false: serve no
+// entry as fresh), the connection is abandoned and replaced. The next LISTEN
+// and its flush (change::kind::all) end it (true).
 
 #include "conf/config.hpp"
 #include "db/policy.hpp"
@@ -30,6 +38,9 @@ namespace sidecache::db {
 // Called on the db thread for every change; returns how many cache entries
 // it invalidated (for the counters).
 using change_handler = std::function<std::size_t(const change&)>;
+// Called on the db thread when the channel's state flips: false when the
+// heartbeat is overdue (no entry may be fresh), true when it is proven again.
+using freshness_handler = std::function<void(bool proven)>;
 
 struct listener_stats {
     bool up = false;                        // LISTENing now
@@ -43,12 +54,17 @@ struct listener_stats {
     std::uint64_t reconnects = 0;           // of which after a lost connection
     std::uint64_t connect_failures = 0;
     int backend_pid = 0;  // the listening connection's server process; 0 when down
+    std::uint64_t heartbeats_sent = 0;
+    std::uint64_t heartbeats_received = 0;  // our own, back on the channel
+    std::uint64_t foreign_heartbeats = 0;   // other listeners' (replicas'), ignored
+    std::int64_t heartbeat_age_ms = -1;     // since the channel was last proven; -1: never
+    bool heartbeat_overdue = false;         // no entry is served as fresh meanwhile
 };
 
 class listener {
 public:
     // `cfg` must outlive it.
-    listener(const conf::database_config& cfg, change_handler handler);
+    listener(const conf::database_config& cfg, change_handler handler, freshness_handler freshness = {});
     ~listener();
     listener(const listener&) = delete;
     listener& operator=(const listener&) = delete;
@@ -63,6 +79,9 @@ public:
     listener_stats stats() const;
     // Why invalidation by NOTIFY is not working ("" when it is), for /ready.
     std::string reason() const;
+    // Why the channel is unproven ("" when its heartbeat is on time or off):
+    // no entry is served as fresh meanwhile.
+    std::string heartbeat_reason() const;
 
 private:
     struct impl;

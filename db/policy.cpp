@@ -20,6 +20,23 @@ std::chrono::system_clock::time_point next_refresh_at(std::chrono::system_clock:
     return std::min<system_clock::time_point>(now + interval, midnight);
 }
 
+std::string heartbeat_payload(std::string_view token, std::uint64_t seq) {
+    return "heartbeat:" + std::string(token) + ":" + std::to_string(seq);
+}
+
+heartbeat_of classify_heartbeat(std::string_view payload, std::string_view token) {
+    constexpr std::string_view prefix = "heartbeat:";
+    if (!payload.starts_with(prefix)) return heartbeat_of::none;
+    auto rest = payload.substr(prefix.size());
+    const bool ours = rest.size() > token.size() && rest.starts_with(token) && rest[token.size()] == ':';
+    return ours ? heartbeat_of::ours : heartbeat_of::other;
+}
+
+bool heartbeat_overdue(std::chrono::steady_clock::time_point proven_at,
+                       std::chrono::steady_clock::time_point now, std::chrono::milliseconds interval) {
+    return interval.count() > 0 && now - proven_at > 2 * interval;
+}
+
 bool is_canonical_uuid(std::string_view t) {
     if (t.size() != 36) return false;
     for (std::size_t i = 0; i < t.size(); ++i) {

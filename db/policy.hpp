@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -46,6 +47,24 @@ inline constexpr std::size_t max_notification_payload = 128;
 // all with cause garbled: a message on our channel that we cannot read most
 // likely comes from a newer trigger, and a wrong figure is worse than a miss.
 change parse_notification(std::string_view payload);
+
+// A listener's heartbeat: "heartbeat:<token>:<seq>", NOTIFYed on its own
+// channel by its own connection (db/listener.hpp). Every replica listens on
+// the channel, so each hears the others' heartbeats too: `token` (random
+// per listener) tells its own apart. Never a change, never garbled.
+enum class heartbeat_of {
+    none,   // not a heartbeat: a change to parse
+    ours,   // the listener with `token` sent it
+    other,  // another listener's (another replica): ignored
+};
+std::string heartbeat_payload(std::string_view token, std::uint64_t seq);
+heartbeat_of classify_heartbeat(std::string_view payload, std::string_view token);
+
+// The channel is proven by the listener's last own heartbeat received at
+// `proven_at`; past two intervals of silence it is overdue: no entry may be
+// served as fresh. interval 0: heartbeats off, never overdue.
+bool heartbeat_overdue(std::chrono::steady_clock::time_point proven_at,
+                       std::chrono::steady_clock::time_point now, std::chrono::milliseconds interval);
 
 // A uuid in its canonical 8-4-4-4-12 hex form, any case.
 bool is_canonical_uuid(std::string_view text);

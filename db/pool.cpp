@@ -384,10 +384,10 @@ unsigned long pool::refreshes() const noexcept {
     return impl_->refresh_count;
 }
 
-void pool::on_change(change_handler handler) {
+void pool::on_change(change_handler handler, freshness_handler freshness) {
     auto& m = *impl_;
     if (m.cfg.url.empty() || !m.cfg.listen_notify || m.thread.joinable()) return;
-    m.notify_listener = std::make_unique<db::listener>(m.cfg, std::move(handler));
+    m.notify_listener = std::make_unique<db::listener>(m.cfg, std::move(handler), std::move(freshness));
 }
 
 std::optional<listener_stats> pool::notify_stats() const {
@@ -397,6 +397,10 @@ std::optional<listener_stats> pool::notify_stats() const {
 
 std::string pool::notify_reason() const {
     return impl_->notify_listener ? impl_->notify_listener->reason() : std::string();
+}
+
+std::string pool::heartbeat_reason() const {
+    return impl_->notify_listener ? impl_->notify_listener->heartbeat_reason() : std::string();
 }
 
 }  // namespace sidecache::db

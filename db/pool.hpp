@@ -78,13 +78,17 @@ public:
 
     // Invalidation by LISTEN/NOTIFY: when cfg.listen_notify, start() also
     // runs a db::listener on the db thread whose changes go to `handler`
-    // (called on the db thread: it must be thread-safe). Before start().
-    void on_change(change_handler handler);
+    // (called on the db thread: it must be thread-safe), and the flips of
+    // its heartbeat to `freshness` (db/listener.hpp). Before start().
+    void on_change(change_handler handler, freshness_handler freshness = {});
     // The listener's counters; nullopt when there is none.
     std::optional<listener_stats> notify_stats() const;
     // Why invalidation by NOTIFY is not working, "" when it is (or there is
     // no listener); for the admin /ready page.
     std::string notify_reason() const;
+    // Why the listener's channel is unproven (its heartbeat overdue), "" when
+    // it is not (or there is no listener or no heartbeat).
+    std::string heartbeat_reason() const;
 
 private:
     struct impl;

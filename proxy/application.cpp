@@ -80,7 +80,10 @@ struct application::impl {
             fillers.push_back(route_fills.back().get());
         }
         server->set_interceptor(std::make_shared<cached_routes>(*cache, *identity, std::move(fillers)));
-        if (database) database->on_change([this](const db::change& c) { return invalidate(c); });
+        // An overdue heartbeat: no entry is fresh until the channel is back.
+        if (database)
+            database->on_change([this](const db::change& c) { return invalidate(c); },
+                                [this](bool proven) { cache->suspend_freshness(!proven); });
     }
 
     // A change PostgreSQL notified (db/listener.hpp), on the db thread; the
@@ -133,6 +136,14 @@ struct application::impl {
         if (database && database->notify_stats()) {
             // Listener down: still serving, but changes are seen only at expiry.
             admin.add_degradation("invalidation", [this] { return database->notify_reason(); });
+            // A silent channel while PostgreSQL answers: this replica alone
+            // cannot see writes, so it leaves the rotation. With PostgreSQL
+            // down for every replica it stays ready (the routes fall back to
+            // the legacy), the entries served stale meanwhile.
+            admin.add_readiness("invalidation", [this] {
+                auto why = database->heartbeat_reason();
+                return database->ready() ? why : std::string();
+            });
             admin.add_stats("invalidation", [this] {
                 auto s = *database->notify_stats();
                 boost::json::object o;
@@ -148,6 +159,14 @@ struct application::impl {
                 o["reconnects"] = s.reconnects;
                 o["connect_failures"] = s.connect_failures;
                 o["backend_pid"] = s.backend_pid;
+                boost::json::object heartbeat;
+                heartbeat["interval_ms"] = cfg.database.heartbeat_interval.count();
+                heartbeat["sent"] = s.heartbeats_sent;
+                heartbeat["received"] = s.heartbeats_received;
+                heartbeat["foreign"] = s.foreign_heartbeats;
+                heartbeat["last_age_ms"] = s.heartbeat_age_ms;
+                heartbeat["overdue"] = s.heartbeat_overdue;
+                o["heartbeat"] = std::move(heartbeat);
                 o["reason"] = database->notify_reason();
                 return o;
             });

@@ -398,13 +398,26 @@ TEST_CASE("cross-field and enum checks", "[unit]") {
           "of: url, pool_size, connect_timeout, "
           "query_timeout, reconnect_backoff_max, migrate_on_start, refresh_interval, queries_dir, "
           "migrations_dir, "
-          "notify_channel, listen_notify, listen_ping_interval)");
+          "notify_channel, listen_notify, listen_ping_interval, heartbeat_interval)");
     {
         auto cfg = load_string(url + "database:\n  listen_notify: false\n  listen_ping_interval: 2s\n",
                                "t.yaml", fake_env());
         CHECK_FALSE(cfg.database.listen_notify);
         CHECK(cfg.database.listen_ping_interval == std::chrono::seconds(2));
     }
+    // heartbeat_interval: 0 (off) or 10ms..1h.
+    CHECK(load_string(url + "database:\n  heartbeat_interval: 0\n", "t.yaml", fake_env())
+              .database.heartbeat_interval == std::chrono::milliseconds(0));
+    CHECK(load_string(url + "database:\n  heartbeat_interval: 200ms\n", "t.yaml", fake_env())
+              .database.heartbeat_interval == std::chrono::milliseconds(200));
+    CHECK(error_of(url + "database:\n  heartbeat_interval: 5ms\n") ==
+          "test.yaml:4:23: database.heartbeat_interval: 5ms is out of range: must be 0 (off) or from 10ms to "
+          "1h");
+    CHECK(error_of(url + "database:\n  heartbeat_interval: 2h\n") ==
+          "test.yaml:4:23: database.heartbeat_interval: 2h is out of range: must be from 0 to 1h");
+    CHECK(error_of(url + "database:\n  heartbeat_interval: often\n") ==
+          "test.yaml:4:23: database.heartbeat_interval: \"often\" is not a duration (write 250ms, 30s, 10m, "
+          "1h or 0)");
     CHECK(error_of(url + "log:\n  level: verbose\n") ==
           "test.yaml:4:10: log.level: must be one of debug, info, warn, error (got \"verbose\")");
     CHECK(error_of(url + "admin:\n  enabled: 1\n") ==
@@ -468,6 +481,7 @@ void check_defaults(const config& cfg) {
     CHECK(cfg.database.notify_channel == d.database.notify_channel);
     CHECK(cfg.database.listen_notify == d.database.listen_notify);
     CHECK(cfg.database.listen_ping_interval == d.database.listen_ping_interval);
+    CHECK(cfg.database.heartbeat_interval == d.database.heartbeat_interval);
     CHECK(cfg.external.verify_tls == d.external.verify_tls);
     CHECK(cfg.external.max_connections == d.external.max_connections);
     CHECK(cfg.external.concurrency == d.external.concurrency);

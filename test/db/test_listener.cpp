@@ -5,6 +5,7 @@
 #include "db/pg_test_db.ipp"
 #include "db/policy.hpp"
 #include "db/pool.hpp"
+#include "support/stopped_backend.hpp"
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -343,7 +344,7 @@ TEST_CASE("migrate writes database.notify_channel for the triggers, a listener o
             std::lock_guard lock(rec.mutex);
             rec.changes.clear();
         }
-        db->sql(fmt::format("UPDATE users SET credits = 3 WHERE id = '{}'", u1));
+        db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u1));
         CHECK(rec.wait_for([](const db::change& c) { return c.id == u1; }));
         p.stop();
     }
@@ -352,5 +353,159 @@ TEST_CASE("migrate writes database.notify_channel for the triggers, a listener o
     p.start();
     REQUIRE(rec.wait_for([](const db::change& c) { return c.why == db::change::cause::connected; }));
     CHECK(p.notify_reason().find("the triggers notify channel billing_changes") != std::string::npos);
+    p.stop();
+}
+
+TEST_CASE("heartbeat payloads: ours, another listener's, and not one [unit]", "[unit]") {
+    using db::heartbeat_of;
+    const std::string token = "0123abcd0123abcd";
+    CHECK(db::heartbeat_payload(token, 7) == "heartbeat:0123abcd0123abcd:7");
+    CHECK(db::classify_heartbeat(db::heartbeat_payload(token, 7), token) == heartbeat_of::ours);
+    CHECK(db::classify_heartbeat("heartbeat:ffffffffffffffff:7", token) == heartbeat_of::other);
+    // A token that merely starts like ours is another listener's.
+    CHECK(db::classify_heartbeat("heartbeat:0123abcd0123abcdff:7", token) == heartbeat_of::other);
+    CHECK(db::classify_heartbeat("heartbeat:", token) == heartbeat_of::other);
+    CHECK(db::classify_heartbeat("all", token) == heartbeat_of::none);
+    CHECK(db::classify_heartbeat("user:11111111-1111-4111-8111-111111111111", token) == heartbeat_of::none);
+
+    const auto t0 = steady_clock::time_point{} + 1h;
+    CHECK_FALSE(db::heartbeat_overdue(t0, t0 + 400ms, 200ms));
+    CHECK(db::heartbeat_overdue(t0, t0 + 401ms, 200ms));
+    CHECK_FALSE(db::heartbeat_overdue(t0, t0 + 24h, 0ms));  // off
+}
+
+namespace {
+
+// The listener's freshness flips, for the test thread to wait on.
+struct freshness_recorder {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::vector<bool> flips;
+
+    db::freshness_handler handler() {
+        return [this](bool proven) {
+            std::lock_guard lock(mutex);
+            flips.push_back(proven);
+            cv.notify_all();
+        };
+    }
+    bool wait_for(std::size_t count, std::chrono::milliseconds within) {
+        std::unique_lock lock(mutex);
+        return cv.wait_for(lock, within, [&] { return flips.size() >= count; });
+    }
+    std::vector<bool> seen() {
+        std::lock_guard lock(mutex);
+        return flips;
+    }
+};
+
+// Polls the pool's listener stats until `pred` holds; false at `within`.
+template <class Pred>
+bool stats_reach(const db::pool& p, Pred pred, std::chrono::milliseconds within = 5s) {
+    const auto deadline = steady_clock::now() + within;
+    while (!pred(*p.notify_stats())) {
+        if (steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(2ms);
+    }
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("heartbeats come back on the channel, change nothing, and another listener's are ignored [pg]",
+          "[pg]") {
+    auto db = pg_test_db::create(true);
+    if (!db) return;
+    db->sql(fixture_sql);
+    auto cfg = listener_config(*db);
+    cfg.heartbeat_interval = 50ms;
+    // Two listeners on one channel, as two replicas: each hears the other's heartbeats.
+    recorder rec1, rec2;
+    freshness_recorder fresh1;
+    db::pool p1(cfg), p2(cfg);
+    p1.on_change(rec1.handler(), fresh1.handler());
+    p2.on_change(rec2.handler());
+    p1.start();
+    p2.start();
+    REQUIRE(rec1.wait_for([](const db::change& c) { return c.why == db::change::cause::connected; }));
+    REQUIRE(rec2.wait_for([](const db::change& c) { return c.why == db::change::cause::connected; }));
+
+    auto enough = [](const db::listener_stats& s) {
+        return s.heartbeats_received >= 5 && s.foreign_heartbeats >= 3;
+    };
+    CHECK(stats_reach(p1, enough));
+    CHECK(stats_reach(p2, enough));
+    // A stranger's heartbeat is not garbled: nothing is delivered before the sentinel.
+    CHECK(rec1.after(*db, [&] { db->sql("NOTIFY sidecache_invalidate, 'heartbeat:not-a-token'"); }) ==
+          strings{});
+    CHECK(rec1.after(*db, [&] {
+        db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u3));
+    }) == strings{"user:" + std::string(u3)});
+    for (auto* p : {&p1, &p2}) {
+        auto s = *p->notify_stats();
+        INFO("sent " << s.heartbeats_sent << ", received " << s.heartbeats_received);
+        CHECK(s.garbled == 0);
+        CHECK(s.all_changes == 0);
+        CHECK(s.heartbeats_received <= s.heartbeats_sent);
+        CHECK(s.heartbeats_sent >= 5);
+        CHECK_FALSE(s.heartbeat_overdue);
+        CHECK(s.heartbeat_age_ms >= 0);
+        CHECK(s.heartbeat_age_ms < 1000);
+    }
+    // Only the notifications the test sent count: 2 sentinels + the user's
+    // (the stranger's heartbeat is not one).
+    CHECK(p1.notify_stats()->notifications == 3);
+    CHECK(p1.notify_stats()->user_changes == 3);
+    CHECK(p1.notify_stats()->foreign_heartbeats >= 4);
+    CHECK(p1.notify_reason() == "");
+    CHECK(p1.heartbeat_reason() == "");
+    // On time all along: the channel was never unproven.
+    CHECK(fresh1.seen().empty());
+    p1.stop();
+    p2.stop();
+}
+
+TEST_CASE("a silently stopped listening backend is found by its heartbeat and replaced [pg]", "[pg]") {
+    auto db = pg_test_db::create(true);
+    if (!db) return;
+    db->sql(fixture_sql);
+    auto cfg = listener_config(*db);
+    cfg.heartbeat_interval = 100ms;
+    recorder rec;
+    freshness_recorder fresh;
+    db::pool p(cfg);
+    p.on_change(rec.handler(), fresh.handler());
+    p.start();
+    REQUIRE(rec.wait_for([](const db::change& c) { return c.why == db::change::cause::connected; }));
+    REQUIRE(stats_reach(p, [](const db::listener_stats& s) { return s.heartbeats_received >= 2; }));
+    const auto before = *p.notify_stats();
+    {
+        std::lock_guard lock(rec.mutex);
+        rec.changes.clear();
+    }
+
+    const auto stopped_at = steady_clock::now();
+    stopped_backend stopped(before.backend_pid);
+    // Two intervals after the last heartbeat came back (at most one interval
+    // before the stop), plus scheduling margin.
+    REQUIRE(fresh.wait_for(1, 2 * cfg.heartbeat_interval + 300ms));
+    const auto noticed_after = steady_clock::now() - stopped_at;
+    CHECK(fresh.seen().front() == false);
+    WARN("overdue noticed " << std::chrono::duration_cast<std::chrono::milliseconds>(noticed_after).count()
+                            << " ms after SIGSTOP (heartbeat_interval 100 ms)");
+    // Replaced: a new backend LISTENs, everything is flushed, then fresh again.
+    REQUIRE(rec.wait_for([](const db::change& c) { return c.why == db::change::cause::connected; }));
+    REQUIRE(fresh.wait_for(2, 5s));
+    CHECK(fresh.seen() == std::vector<bool>{false, true});
+    CHECK(stats_reach(p, [&](const db::listener_stats& s) {
+        return s.reconnects == before.reconnects + 1 && s.up &&
+               s.heartbeats_received > before.heartbeats_received;
+    }));
+    CHECK(p.notify_stats()->backend_pid != before.backend_pid);
+    CHECK_FALSE(p.notify_stats()->heartbeat_overdue);
+    CHECK(rec.after(*db, [&] {
+        db->sql(fmt::format("UPDATE users SET credits = credits + 1 WHERE id = '{}'", u3));
+    }) == strings{"user:" + std::string(u3)});
+    stopped.resume();
     p.stop();
 }
