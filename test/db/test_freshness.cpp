@@ -266,6 +266,11 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     // 007: the agents' triggers also name the agent.
     CHECK(db->sql("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
                   " WHERE n.nspname = 'sidecache' AND p.proname = 'notify_agents'") == "1");
+    // 008: the refresher's log and facts.
+    CHECK(db->sql("SELECT sidecache.refresh_facts()") == "0 1 0");
+    REQUIRE(db->refresh() == 0);
+    CHECK(db->sql("SELECT reason || ' ' || array_length(views, 1) FROM sidecache.refresh_log") == "command 4");
+    CHECK(db->sql("SELECT sidecache.refresh_facts()") == "1 0 0");
     REQUIRE(db->migrate(false) == 0);  // again: nothing to do, nothing fails
     CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "8");
     REQUIRE(db->refresh() == 0);
@@ -276,8 +281,8 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     CHECK(db->sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'sidecache'") == "0");
     CHECK(db->sql("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'sidecache\\_%'") == "0");
     CHECK(db->sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'sidecache\\_%'") == "0");
-    CHECK(db->sql("SELECT count(*) FROM pg_proc WHERE proname IN ('leads_mark_late', 'refresh_views')") ==
-          "0");
+    CHECK(db->sql("SELECT count(*) FROM pg_proc WHERE proname IN ('leads_mark_late', 'refresh_views', "
+                  "'refresh_facts', 'refresh_views_logged')") == "0");
     CHECK(db->sql("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
                   " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
                   " AND (n.nspname = 'sidecache' OR p.proname LIKE '%\\_notify%')") == "0");
