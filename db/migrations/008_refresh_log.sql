@@ -40,8 +40,8 @@ BEGIN
     PERFORM sidecache.refresh_views();
     INSERT INTO sidecache.refresh_log (started_at, finished_at, reason, views, by)
     VALUES (started, clock_timestamp(), reason,
-            ARRAY['agent_call_totals', 'analytics_day_totals', 'analytics_hour_totals',
-                  'analytics_agent_day_totals'],
+            -- refresh_views() refreshes every view of the schema (003, 004, 009).
+            ARRAY(SELECT matviewname::text FROM pg_matviews WHERE schemaname = 'sidecache' ORDER BY 1),
             by);
 END
 $$;
