@@ -101,6 +101,7 @@ struct database_config {
     duration reconnect_backoff_max{10'000};
     bool migrate_on_start = false;
     duration refresh_interval{300'000};  // materialized views; 0: never on a schedule
+    std::uint64_t refresh_marked_users = 100;  // marked users that make the refresher leader refresh
     std::string queries_dir = "db/queries";
     std::string migrations_dir = "db/migrations";
     std::string notify_channel = "sidecache_invalidate";

@@ -466,6 +466,7 @@ database_config read_database(const section& s) {
     s.time("reconnect_backoff_max", c.reconnect_backoff_max, 1ms, 1h);
     s.boolean("migrate_on_start", c.migrate_on_start);
     s.time("refresh_interval", c.refresh_interval, 0ms, one_week);
+    s.count<std::uint64_t>("refresh_marked_users", c.refresh_marked_users, 1, 1'000'000'000);
     s.name("queries_dir", c.queries_dir);
     s.name("migrations_dir", c.migrations_dir);
     if (auto channel = s.get("notify_channel")) {

@@ -222,10 +222,9 @@ int run_refresh(const conf::config& cfg) {
         std::printf("refresh skipped: another sidecar is refreshing\n");
         return 0;
     }
-    for (auto step : refresh_steps_sql) {
+    for (const auto& step : refresh_steps(refresh_reason::command, refresher_name())) {
         if (!s->execute(step)) {
-            std::fprintf(stderr, "sidecache refresh: %.*s: %s\n", static_cast<int>(step.size()), step.data(),
-                         s->last_error().c_str());
+            std::fprintf(stderr, "sidecache refresh: %s: %s\n", step.c_str(), s->last_error().c_str());
             (void)s->execute(refresh_abort_sql);
             return 1;
         }

@@ -1,6 +1,7 @@
 #include "db/policy.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <utility>
 
 namespace sidecache::db {
@@ -35,6 +36,42 @@ heartbeat_of classify_heartbeat(std::string_view payload, std::string_view token
 bool heartbeat_overdue(std::chrono::steady_clock::time_point proven_at,
                        std::chrono::steady_clock::time_point now, std::chrono::milliseconds interval) {
     return interval.count() > 0 && now - proven_at > 2 * interval;
+}
+
+std::string_view to_string(refresh_reason r) noexcept {
+    switch (r) {
+        case refresh_reason::none: return "none";
+        case refresh_reason::first: return "first";
+        case refresh_reason::day: return "day";
+        case refresh_reason::marks: return "marks";
+        case refresh_reason::requested: return "requested";
+        case refresh_reason::command: return "command";
+    }
+    return "none";
+}
+
+std::optional<refresh_facts> parse_refresh_facts(std::string_view text) {
+    std::uint64_t fields[3] = {};
+    const char* p = text.data();
+    const char* end = text.data() + text.size();
+    for (int i = 0; i < 3; ++i) {
+        if (i > 0) {
+            if (p == end || *p != ' ') return std::nullopt;
+            ++p;
+        }
+        auto [next, ec] = std::from_chars(p, end, fields[i]);
+        if (ec != std::errc() || next == p) return std::nullopt;
+        p = next;
+    }
+    if (p != end || fields[1] > 1) return std::nullopt;
+    return refresh_facts{fields[0], fields[1] == 1, fields[2]};
+}
+
+refresh_reason decide_refresh(const refresh_facts& facts, std::uint64_t marked_threshold) noexcept {
+    if (facts.logged == 0) return refresh_reason::first;
+    if (facts.day_moved) return refresh_reason::day;
+    if (facts.marked_users >= marked_threshold) return refresh_reason::marks;
+    return refresh_reason::none;
 }
 
 bool is_canonical_uuid(std::string_view t) {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,32 @@ std::chrono::milliseconds reconnect_backoff(unsigned failures, std::chrono::mill
 // midnight.
 std::chrono::system_clock::time_point next_refresh_at(std::chrono::system_clock::time_point now,
                                                       std::chrono::milliseconds interval);
+
+// Why the views were (or would be) refreshed; logged in sidecache.refresh_log.
+enum class refresh_reason {
+    none,       // nothing changed: the refresher skips
+    first,      // no refresh was ever logged
+    day,        // the UTC day moved past the views' boundary
+    marks,      // marked users (late_changes) reached database.refresh_marked_users
+    requested,  // db::pool::request_refresh()
+    command,    // `sidecache refresh`
+};
+std::string_view to_string(refresh_reason r) noexcept;
+
+// What the refresher leader reads from the database (sidecache.refresh_facts()).
+struct refresh_facts {
+    std::uint64_t logged = 0;        // refreshes in sidecache.refresh_log
+    bool day_moved = false;          // the views' boundary is before today's UTC midnight
+    std::uint64_t marked_users = 0;  // distinct users in sidecache.late_changes
+};
+
+// sidecache.refresh_facts()'s line "<logged> <0|1> <marked>"; nullopt when it
+// is anything else.
+std::optional<refresh_facts> parse_refresh_facts(std::string_view text);
+
+// Whether a refresh would change anything, and why: first when none was ever
+// logged, then day, then marks (marked_users >= marked_threshold); else none.
+refresh_reason decide_refresh(const refresh_facts& facts, std::uint64_t marked_threshold) noexcept;
 
 // What one notification on database.notify_channel asks for
 // (db/migrations/005_notify.sql writes them; docs/freshness.md).

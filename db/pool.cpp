@@ -27,6 +27,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace sidecache::db {
@@ -72,9 +73,14 @@ struct pool::impl {
     bool stopping = false;                          // db thread only
     bool refresh_requested = false;                 // db thread only
     pg_connection* refreshing = nullptr;            // the refresh's connection, while it runs
+    std::unique_ptr<pg_connection> leader_conn;     // tries, then holds, the refresher's lock
+    const std::string refresher_id = refresher_name();  // host:pid, in sidecache.refresh_log
 
     std::atomic<bool> is_ready{false};
     std::atomic<unsigned long> refresh_count{0};
+    std::atomic<bool> is_leader{false};
+    mutable std::mutex stats_mutex;
+    refresher_stats stats;  // all but leader and refreshes
     mutable std::mutex reason_mutex;
     std::string reason_text = "not started";
 
@@ -218,48 +224,131 @@ struct pool::impl {
 
     awaitable<void> refresher() {
         // refresh_interval 0: never on a schedule, only on request_refresh().
-        bool scheduled = cfg.refresh_interval.count() > 0;
-        bool first = scheduled;  // a scheduled refresher also refreshes at start
+        const bool scheduled = cfg.refresh_interval.count() > 0;
+        bool due = scheduled;  // a scheduled refresher checks at start too
         while (!stopping) {
-            if (!first && !refresh_requested) {
+            if (!due && !refresh_requested) {
                 if (scheduled) {
                     auto at = next_refresh_at(std::chrono::system_clock::now(), cfg.refresh_interval);
                     refresh_timer->expires_after(at - std::chrono::system_clock::now());
                 } else {
                     refresh_timer->expires_at(net::steady_timer::time_point::max());
                 }
-                co_await refresh_timer->async_wait(use_tuple);  // or request_refresh()
+                auto waited = co_await refresh_timer->async_wait(use_tuple);  // or request_refresh()
                 if (stopping) break;
-                if (!scheduled && !refresh_requested) continue;
+                // Expired: the schedule's turn; cancelled: a request.
+                due = scheduled && !std::get<0>(waited);
             }
-            first = false;
-            refresh_requested = false;
-            co_await refresh_once();
+            if (refresh_requested) {
+                refresh_requested = false;
+                co_await refresh_once(refresh_reason::requested);
+            }
+            if (due) {
+                due = false;
+                co_await lead_and_decide();
+            }
         }
     }
 
-    awaitable<void> refresh_once() {
-        auto deadline = steady_clock::now() + refresh_deadline;
+    // The schedule's turn: only the leader (lock 4 held by leader_conn's
+    // session) reads the facts and refreshes when they say it changes
+    // something; the others only try to become the leader.
+    awaitable<void> lead_and_decide() {
+        if (!co_await hold_leadership()) co_return;
+        auto deadline = steady_clock::now() + cfg.query_timeout;
+        auto text = co_await leader_conn->execute(refresh_facts_sql, deadline);
+        std::optional<refresh_facts> facts;
+        if (text && *text) facts = parse_refresh_facts(**text);
+        if (!facts) {
+            refresher_failed(text ? fmt::format("refresh_facts() answered \"{}\"", text->value_or("NULL"))
+                                  : leader_conn->last_error());
+            if (!leader_conn->usable()) lose_leadership();
+            co_return;
+        }
+        auto reason = decide_refresh(*facts, cfg.refresh_marked_users);
+        if (reason == refresh_reason::none) {
+            std::lock_guard lock(stats_mutex);
+            ++stats.skipped;
+            co_return;
+        }
+        co_await refresh_once(reason);
+    }
+
+    // True when this pool is the leader: it held the lock already on a
+    // connection that still works, or it took it now. A session holds the
+    // lock until it ends, so a leader that dies frees it for the next try.
+    awaitable<bool> hold_leadership() {
+        if (leader_conn && !leader_conn->usable()) lose_leadership();
+        if (leader_conn && is_leader) co_return true;
+        auto deadline = steady_clock::now() + cfg.connect_timeout;
+        if (!leader_conn) {
+            std::string why;
+            auto c = co_await pg_connection::connect(ioc.get_executor(), cfg.url, deadline, &why);
+            if (!c) {
+                refresher_failed(why);
+                co_return false;
+            }
+            leader_conn = std::move(*c);
+        }
+        auto locked = co_await leader_conn->execute(leader_try_lock_sql, deadline);
+        if (!locked) {
+            refresher_failed(leader_conn->last_error());
+            lose_leadership();
+            co_return false;
+        }
+        is_leader = *locked == "t";
+        co_return is_leader.load();
+    }
+
+    void lose_leadership() {
+        leader_conn.reset();
+        is_leader = false;
+    }
+
+    void refresher_failed(std::string why) {
+        std::lock_guard lock(stats_mutex);
+        ++stats.failures;
+        stats.last_error = std::move(why);
+    }
+
+    awaitable<void> refresh_once(refresh_reason reason) {
+        const auto started = steady_clock::now();
+        auto deadline = started + refresh_deadline;
+        std::string why;
         auto c = co_await pg_connection::connect(ioc.get_executor(), cfg.url,
-                                                 steady_clock::now() + cfg.connect_timeout);
-        if (!c) co_return;
+                                                 steady_clock::now() + cfg.connect_timeout, &why);
+        if (!c) {
+            refresher_failed(why);
+            co_return;
+        }
         auto& conn = **c;
         refreshing = &conn;
         struct forget {
             pg_connection*& p;
             ~forget() { p = nullptr; }
         } forget_on_exit{refreshing};
-        if (!co_await conn.execute("SET TIME ZONE 'UTC'", deadline)) co_return;
-        auto locked = co_await conn.execute(refresh_try_lock_sql, deadline);
-        if (!locked || *locked != "t") co_return;  // another sidecar refreshes
-        for (auto step : refresh_steps_sql) {
+        // The views' day and hour buckets are UTC ones.
+        auto locked = co_await conn.execute("SET TIME ZONE 'UTC'", deadline);
+        if (locked) locked = co_await conn.execute(refresh_try_lock_sql, deadline);
+        if (!locked) {
+            refresher_failed(conn.last_error());
+            co_return;
+        }
+        if (*locked != "t") co_return;  // another sidecar refreshes
+        for (const auto& step : refresh_steps(reason, refresher_id)) {
             if (!co_await conn.execute(step, deadline)) {
+                refresher_failed(conn.last_error());
                 if (conn.usable()) co_await conn.execute(refresh_abort_sql, deadline);
                 co_return;
             }
         }
         co_await conn.execute(refresh_unlock_sql, deadline);
         ++refresh_count;
+        std::lock_guard lock(stats_mutex);
+        stats.last_reason = std::string(to_string(reason));
+        stats.last_duration_ms = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - started).count());
+        stats.last_error.clear();
     }
 
     void load_queries() {
@@ -328,6 +417,7 @@ void pool::stop() {
         for (auto& s : m.slots) s.wake->cancel();
         m.refresh_timer->cancel();
         if (m.refreshing) m.refreshing->abandon();  // the server rolls it back
+        if (m.leader_conn) m.leader_conn->abandon();
         if (m.notify_listener) m.notify_listener->stop();
         m.work.reset();
     });
@@ -335,6 +425,8 @@ void pool::stop() {
     // ends by its own deadline.
     m.thread.join();
     for (auto& s : m.slots) s.conn.reset();
+    m.leader_conn.reset();  // its session ends: another replica can lead
+    m.is_leader = false;
 }
 
 awaitable<result<std::string>> pool::query_json(std::string_view query_name, std::string_view user_id,
@@ -382,6 +474,15 @@ void pool::request_refresh() {
 
 unsigned long pool::refreshes() const noexcept {
     return impl_->refresh_count;
+}
+
+refresher_stats pool::refresher() const {
+    auto& m = *impl_;
+    std::lock_guard lock(m.stats_mutex);
+    auto s = m.stats;
+    s.leader = m.is_leader;
+    s.refreshes = m.refresh_count;
+    return s;
 }
 
 void pool::on_change(change_handler handler, freshness_handler freshness) {

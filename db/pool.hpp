@@ -13,6 +13,7 @@
 #include <boost/system/result.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +22,17 @@
 namespace sidecache::db {
 
 enum class query_priority { foreground, background };
+
+// The view refresher of one pool (docs/freshness.md "The refresher").
+struct refresher_stats {
+    bool leader = false;             // holds the refresher's lock: its schedule decides refreshes
+    unsigned long refreshes = 0;     // refreshes this pool completed (scheduled or requested)
+    unsigned long skipped = 0;       // the leader's checks that found nothing to refresh
+    unsigned long failures = 0;      // checks or refreshes that failed (PostgreSQL down, no migration 008)
+    std::string last_reason;         // of this pool's last refresh: first, day, marks, requested
+    std::uint64_t last_duration_ms = 0;
+    std::string last_error;          // of the last failure, "" when none
+};
 
 class pool {
 public:
@@ -36,9 +48,12 @@ public:
     // Starts the db thread: migrations first if cfg.migrate_on_start (a
     // failure is reported through reason(), the pool still runs), then
     // pool_size connections replaced with exponential backoff when they
-    // break, and the view refresher (at start, then every refresh_interval and
-    // just after each UTC midnight; refresh_interval 0: only on request). Returns at once: PostgreSQL being
-    // down never stops sidecache from starting.
+    // break, and the view refresher: at start, then every refresh_interval and
+    // just after each UTC midnight, it tries to become (or stays) the one
+    // leader of the database, and the leader refreshes when that would change
+    // something (db::decide_refresh); refresh_interval 0: no leader, only on
+    // request. Returns at once: PostgreSQL being down never stops sidecache
+    // from starting.
     void start();
     // Cancels everything, waits for the db thread. Pending queries complete
     // with error::shutting_down.
@@ -69,12 +84,14 @@ public:
     // Why not ready ("" when ready), for the admin /ready page.
     std::string reason() const;
 
-    // Asks for a view refresh now (one sidecar at a time: skipped while
-    // another holds the refresh lock). Call it when PostgreSQL reports a
-    // change that the views should fold in early; safe from any thread.
+    // Asks for a view refresh now, leader or not (one sidecar at a time:
+    // skipped while another holds the refresh lock). Call it when PostgreSQL
+    // reports a change that the views should fold in early; safe from any thread.
     void request_refresh();
     // How many refreshes this pool completed (tests, metrics).
     unsigned long refreshes() const noexcept;
+    // The refresher's state and counters; safe from any thread.
+    refresher_stats refresher() const;
 
     // Invalidation by LISTEN/NOTIFY: when cfg.listen_notify, start() also
     // runs a db::listener on the db thread whose changes go to `handler`

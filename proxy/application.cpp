@@ -130,6 +130,16 @@ struct application::impl {
                 o["ready"] = database->ready();
                 o["reason"] = database->reason();
                 o["refreshes"] = database->refreshes();
+                auto r = database->refresher();
+                boost::json::object refresher;
+                refresher["leader"] = r.leader;
+                refresher["refreshes"] = r.refreshes;
+                refresher["skipped"] = r.skipped;
+                refresher["failures"] = r.failures;
+                refresher["last_reason"] = r.last_reason;
+                refresher["last_duration_ms"] = r.last_duration_ms;
+                refresher["last_error"] = r.last_error;
+                o["refresher"] = std::move(refresher);
                 return o;
             });
         }

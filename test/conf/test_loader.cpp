@@ -396,7 +396,8 @@ TEST_CASE("cross-field and enum checks", "[unit]") {
     CHECK(error_of(url + "database:\n  listen_notfy: true\n") ==
           "test.yaml:4:3: database.listen_notfy: unknown key, did you mean \"listen_notify\"? (expected one "
           "of: url, pool_size, connect_timeout, "
-          "query_timeout, reconnect_backoff_max, migrate_on_start, refresh_interval, queries_dir, "
+          "query_timeout, reconnect_backoff_max, migrate_on_start, refresh_interval, refresh_marked_users, "
+          "queries_dir, "
           "migrations_dir, "
           "notify_channel, listen_notify, listen_ping_interval, heartbeat_interval)");
     {
@@ -418,6 +419,12 @@ TEST_CASE("cross-field and enum checks", "[unit]") {
     CHECK(error_of(url + "database:\n  heartbeat_interval: often\n") ==
           "test.yaml:4:23: database.heartbeat_interval: \"often\" is not a duration (write 250ms, 30s, 10m, "
           "1h or 0)");
+    CHECK(error_of(url + "database:\n  refresh_marked_users: 0\n") ==
+          "test.yaml:4:25: database.refresh_marked_users: 0 is out of range: must be from 1 to 1000000000");
+    CHECK(error_of(url + "database:\n  refresh_marked_users: many\n") ==
+          "test.yaml:4:25: database.refresh_marked_users: \"many\" is not a whole number");
+    CHECK(load_string(url + "database:\n  refresh_marked_users: 5\n", "t.yaml", fake_env())
+              .database.refresh_marked_users == 5);
     CHECK(error_of(url + "log:\n  level: verbose\n") ==
           "test.yaml:4:10: log.level: must be one of debug, info, warn, error (got \"verbose\")");
     CHECK(error_of(url + "admin:\n  enabled: 1\n") ==
@@ -476,6 +483,7 @@ void check_defaults(const config& cfg) {
     CHECK(cfg.database.reconnect_backoff_max == d.database.reconnect_backoff_max);
     CHECK(cfg.database.migrate_on_start == d.database.migrate_on_start);
     CHECK(cfg.database.refresh_interval == d.database.refresh_interval);
+    CHECK(cfg.database.refresh_marked_users == d.database.refresh_marked_users);
     CHECK(cfg.database.queries_dir == d.database.queries_dir);
     CHECK(cfg.database.migrations_dir == d.database.migrations_dir);
     CHECK(cfg.database.notify_channel == d.database.notify_channel);

@@ -253,7 +253,7 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     auto data = digest();
     auto cols = columns();
     REQUIRE(db->migrate(false) == 0);
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "8");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "9");
     CHECK(db->sql("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'sidecache\\_%'") == "3");
     CHECK(db->sql("SELECT bool_and(indisvalid)::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
                   " WHERE c.relname LIKE 'sidecache\\_%'") == "true");
@@ -266,8 +266,13 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     // 007: the agents' triggers also name the agent.
     CHECK(db->sql("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
                   " WHERE n.nspname = 'sidecache' AND p.proname = 'notify_agents'") == "1");
+    // 008: the refresher's log and facts.
+    CHECK(db->sql("SELECT sidecache.refresh_facts()") == "0 1 0");
+    REQUIRE(db->refresh() == 0);
+    CHECK(db->sql("SELECT reason || ' ' || array_length(views, 1) FROM sidecache.refresh_log") == "command 5");
+    CHECK(db->sql("SELECT sidecache.refresh_facts()") == "1 0 0");
     REQUIRE(db->migrate(false) == 0);  // again: nothing to do, nothing fails
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "8");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "9");
     REQUIRE(db->refresh() == 0);
     CHECK(digest() == data);
     CHECK(columns() == cols);
@@ -276,13 +281,13 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     CHECK(db->sql("SELECT count(*) FROM pg_namespace WHERE nspname = 'sidecache'") == "0");
     CHECK(db->sql("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'sidecache\\_%'") == "0");
     CHECK(db->sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'sidecache\\_%'") == "0");
-    CHECK(db->sql("SELECT count(*) FROM pg_proc WHERE proname IN ('leads_mark_late', 'refresh_views')") ==
-          "0");
+    CHECK(db->sql("SELECT count(*) FROM pg_proc WHERE proname IN ('leads_mark_late', 'refresh_views', "
+                  "'refresh_facts', 'refresh_views_logged')") == "0");
     CHECK(db->sql("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
                   " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
                   " AND (n.nspname = 'sidecache' OR p.proname LIKE '%\\_notify%')") == "0");
     CHECK(digest() == data);
     CHECK(columns() == cols);
     REQUIRE(db->migrate(false) == 0);  // and up again from nothing
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "8");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "9");
 }

@@ -3,7 +3,8 @@
 // committed by SQL from outside is notified to every replica: once a
 // replica's listener has handled the notification (its /stats counter moved),
 // its next request shows the write, and a user deactivated there gets the
-// legacy's 403 from every replica.
+// legacy's 403 from every replica. And one replica of the fleet refreshes the
+// materialized views, another within an interval when it dies.
 #include "db/pg_test_db.ipp"
 #include "support/admin_stats.hpp"
 #include "support/authorized_get.hpp"
@@ -13,6 +14,7 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <memory>
 #include <regex>
 #include <thread>
@@ -155,4 +157,111 @@ TEST_CASE("fleet: a write committed by SQL is seen by the next request on every 
             }
         }
     }
+}
+
+namespace {
+
+// The "database" section's "refresher" of a replica's /stats.
+json::object refresher_of(const replica& r) {
+    return admin_stats(r.admin_port).at("database").at("refresher").as_object();
+}
+
+// Polls `done` until it holds; fails the test with `what` at the deadline.
+template <class Done>
+void wait_until(Done done, const char* what, std::chrono::milliseconds within) {
+    const auto until = std::chrono::steady_clock::now() + within;
+    while (!done()) {
+        INFO("waiting for " << what);
+        REQUIRE(std::chrono::steady_clock::now() < until);
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+}
+
+// The index in `fleet` of the one replica that says it leads.
+std::size_t leader_index(const std::vector<std::unique_ptr<replica>>& fleet) {
+    std::size_t leader = fleet.size();
+    wait_until(
+        [&] {
+            int leaders = 0;
+            for (std::size_t i = 0; i < fleet.size(); ++i)
+                if (refresher_of(*fleet[i]).at("leader").as_bool()) {
+                    ++leaders;
+                    leader = i;
+                }
+            REQUIRE(leaders <= 1);
+            return leaders == 1;
+        },
+        "one leader", std::chrono::seconds(10));
+    return leader;
+}
+
+}  // namespace
+
+TEST_CASE("fleet: one replica refreshes the views per interval, another takes over when it dies [pg]", "[pg]") {
+    auto db = pg_test_db::create(false);
+    if (!db) return;
+    REQUIRE(db->migrate(false) == 0);  // and no refresh yet: the fleet's first is logged
+    auto logged = [&] { return std::stoi(db->sql("SELECT count(*) FROM sidecache.refresh_log")); };
+    auto last = [&] {
+        return db->sql("SELECT reason || ' ' || by FROM sidecache.refresh_log ORDER BY id DESC LIMIT 1");
+    };
+    auto mark = [&] {  // as many marked users as SIDECACHE_REFRESH_MARKED_USERS below
+        db->sql("INSERT INTO sidecache.late_changes (user_id) SELECT gen_random_uuid() FROM generate_series(1, 3)");
+    };
+    const auto interval = std::chrono::seconds(1);
+    // Nothing answers on the legacy's port: only the refresher is looked at.
+    const std::string environment =
+        "SIDECACHE_LISTEN=127.0.0.1:0 SIDECACHE_ADMIN_LISTEN=127.0.0.1:0 LEGACY_URL=http://127.0.0.1:9"
+        " DATABASE_URL='" +
+        db->url() + "' JWT_SECRET=fleet-secret SIDECACHE_REFRESH_INTERVAL=1s SIDECACHE_REFRESH_MARKED_USERS=3";
+
+    const auto replicas = GENERATE(2, 3);
+    std::vector<std::unique_ptr<replica>> fleet;
+    for (int i = 0; i < replicas; ++i) fleet.push_back(std::make_unique<replica>(environment));
+    auto leader = leader_index(fleet);
+    // A leader's skipped checks: one per interval in which it found nothing to do.
+    auto skipped = [&] { return refresher_of(*fleet[leader]).at("skipped").to_number<std::uint64_t>(); };
+    auto refreshes_of_fleet = [&] {
+        std::uint64_t n = 0;
+        for (const auto& r : fleet) n += refresher_of(*r).at("refreshes").to_number<std::uint64_t>();
+        return n;
+    };
+
+    // Started together, the fleet refreshes once; three more intervals add nothing.
+    wait_until([&] { return logged() >= 1; }, "the first refresh", std::chrono::seconds(10));
+    const auto skips = skipped();
+    wait_until([&] { return skipped() >= skips + 3; }, "three intervals", 6 * interval);
+    CHECK(logged() == 1);
+    CHECK(last().rfind("first ", 0) == 0);
+    CHECK(refreshes_of_fleet() == 1);
+    WARN(replicas << " replicas: " << logged() << " refresh(es) logged, then " << skipped()
+                  << " checks of the leader, 1 s apart, found nothing to refresh (before: one refresh per "
+                     "replica at its start, and each interval)");
+
+    // Marks past the threshold: one more refresh, by the leader alone.
+    mark();
+    wait_until([&] { return logged() == 2; }, "the refresh for the marks", 3 * interval);
+    const auto skips_after_marks = skipped();
+    wait_until([&] { return skipped() >= skips_after_marks + 2; }, "two intervals", 5 * interval);
+    CHECK(logged() == 2);
+    CHECK(last() == "marks " + db->sql("SELECT by FROM sidecache.refresh_log ORDER BY id LIMIT 1"));
+    CHECK(refreshes_of_fleet() == 2);
+
+    // The leader dies (no shutdown of its own): another leads and refreshes
+    // for the next marks within one interval (+ a margin for the refresh).
+    const auto dead_pid = fleet[leader]->process->pid();
+    fleet[leader]->process->signal(SIGKILL);
+    fleet.erase(fleet.begin() + static_cast<std::ptrdiff_t>(leader));
+    const auto killed_at = std::chrono::steady_clock::now();
+    mark();
+    wait_until([&] { return logged() == 3; }, "a refresh by another replica", interval + std::chrono::seconds(2));
+    WARN("the leader SIGKILLed: the next refresh logged after "
+         << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed_at)
+                .count()
+         << " ms (refresh_interval 1 s)");
+    const auto by = last();
+    CHECK(by.rfind("marks ", 0) == 0);
+    CHECK_FALSE(by.ends_with(":" + std::to_string(dead_pid)));
+    leader = leader_index(fleet);
+    CHECK(by.ends_with(":" + std::to_string(fleet[leader]->process->pid())));
 }

@@ -26,6 +26,11 @@ child_process::~child_process() {
     if (out_) ::pclose(out_);
 }
 
+void child_process::signal(int sig) {
+    REQUIRE(pid_ > 0);
+    REQUIRE(::kill(pid_, sig) == 0);
+}
+
 std::string child_process::line(std::chrono::milliseconds within) {
     const auto until = steady_clock::now() + within;
     std::string s;

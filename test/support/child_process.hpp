@@ -22,6 +22,10 @@ public:
     // Reads lines until one is "listening <port>" (the stand-ins print it
     // first) and returns the port; fails the test if none comes.
     unsigned short listening_port();
+    // The child's process id (the command's, after its shell's exec).
+    int pid() const noexcept { return pid_; }
+    // Sends it `signal` (SIGKILL: a crash, no shutdown of its own).
+    void signal(int sig);
 
 private:
     FILE* out_ = nullptr;
