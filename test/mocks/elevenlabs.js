@@ -13,7 +13,7 @@
 // with `hold: false` (or a reset) releases them, each then after its delay: a
 // test can keep a fetch open for as long as it needs, with no timing.
 // Control plane (never counted, never delayed):
-//   GET  /__mock/stats   {"requests", "byAgent", "inFlight"}
+//   GET  /__mock/stats   {"requests", "byAgent", "inFlight", "maxInFlight"} (the most in flight at once)
 //   POST /__mock/reset   counters, per-agent state and settings back to start values
 //   POST /__mock/config  JSON merged into the settings; answers the full settings
 'use strict';
@@ -82,7 +82,7 @@ function main() {
 
   let settings = { ...start_settings };
   let rand = make_prng(seed);
-  let stats = { requests: 0, byAgent: Object.create(null), inFlight: 0 };
+  let stats = { requests: 0, byAgent: Object.create(null), inFlight: 0, maxInFlight: 0 };
   let generation = 0;  // bumped by reset: responses of older requests do not touch new counters
   const sockets = new Set();
   let held = [];  // answers waiting for hold: false
@@ -114,7 +114,9 @@ function main() {
 
   async function control(req, res, path) {
     if (req.method === 'GET' && path === '/__mock/stats') {
-      return send_json(res, 200, { requests: stats.requests, byAgent: stats.byAgent, inFlight: stats.inFlight });
+      return send_json(res, 200, {
+        requests: stats.requests, byAgent: stats.byAgent, inFlight: stats.inFlight, maxInFlight: stats.maxInFlight,
+      });
     }
     if (req.method === 'POST' && path === '/__mock/reset') {
       await read_body(req);
@@ -122,7 +124,7 @@ function main() {
       settings = { ...start_settings };
       release_held();
       rand = make_prng(seed);
-      stats = { requests: 0, byAgent: Object.create(null), inFlight: 0 };
+      stats = { requests: 0, byAgent: Object.create(null), inFlight: 0, maxInFlight: 0 };
       return send_json(res, 200, settings);
     }
     if (req.method === 'POST' && path === '/__mock/config') {
@@ -156,6 +158,7 @@ function main() {
     s.requests++;
     const nth = (s.byAgent[id] = (s.byAgent[id] || 0) + 1);
     s.inFlight++;
+    s.maxInFlight = Math.max(s.maxInFlight, s.inFlight);
     let done = false;
     const finish = () => {
       if (done) return;

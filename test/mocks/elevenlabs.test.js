@@ -184,7 +184,9 @@ test('stats and reset; config rejects unknown keys and wrong types', async () =>
   await agent_get('agent_s1');
   await agent_get('agent_gone_s2');
   await agent_get('agent_s3', { key: 'bad' });
-  assert.deepEqual(await stats(), { requests: 4, byAgent: { agent_s1: 2, agent_gone_s2: 1, agent_s3: 1 }, inFlight: 0 });
+  assert.deepEqual(await stats(), {
+    requests: 4, byAgent: { agent_s1: 2, agent_gone_s2: 1, agent_s3: 1 }, inFlight: 0, maxInFlight: 1,
+  });
   const full = await configure({ latencyMs: 5 });
   assert.deepEqual(Object.keys(full).sort(), ['down', 'failFirst', 'failFirstStatus', 'failRate', 'hangRate',
     'hold', 'jitterMs', 'latencyMs', 'rateLimitRate', 'retryAfterS']);
@@ -193,7 +195,7 @@ test('stats and reset; config rejects unknown keys and wrong types', async () =>
   assert.equal((await h.request(mock.port, 'POST', '/__mock/config', { body: { down: 'yes' } })).status, 400);
   assert.equal((await h.request(mock.port, 'POST', '/__mock/config', { body: '{' })).status, 400);
   await h.request(mock.port, 'POST', '/__mock/reset');
-  assert.deepEqual(await stats(), { requests: 0, byAgent: {}, inFlight: 0 });
+  assert.deepEqual(await stats(), { requests: 0, byAgent: {}, inFlight: 0, maxInFlight: 0 });
   const back = await configure({});
   assert.equal(back.latencyMs, 0, 'reset restores the start values');
   assert.equal(back.failFirst, 0);
