@@ -18,6 +18,7 @@
 #include "support/child_process.hpp"
 #include "support/stopped_backend.hpp"
 #include "support/test_client.hpp"
+#include "support/within.hpp"
 #include "support/test_config.hpp"
 
 #include <boost/json.hpp>
@@ -36,22 +37,6 @@ using std::chrono::steady_clock;
 namespace {
 
 constexpr auto heartbeat = 200ms;
-
-// Asks `probe` until it holds or `limit` passes; true if it held. No event
-// tells a client that an entry stopped being fresh: it asks again.
-template <class Probe>
-bool within(std::chrono::milliseconds limit, Probe probe) {
-    const auto deadline = steady_clock::now() + limit;
-    for (;;) {
-        if (probe()) return true;
-        if (steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(1ms);
-    }
-}
-
-std::int64_t credits_of(const answer& a) {
-    return json::parse(a.body).at("data").at("credits").at("current").to_number<std::int64_t>();
-}
 
 struct ready_answer {
     unsigned status = 0;

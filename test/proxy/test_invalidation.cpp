@@ -14,6 +14,7 @@
 #include "support/authorized_get.hpp"
 #include "support/child_process.hpp"
 #include "support/test_client.hpp"
+#include "support/within.hpp"
 #include "support/test_config.hpp"
 
 #include <boost/json.hpp>
@@ -39,24 +40,8 @@ std::uint64_t counter(const json::object& s, std::initializer_list<const char*> 
     return v->is_bool() ? v->as_bool() : v->to_number<std::uint64_t>();
 }
 
-// Asks `probe` until it holds or `within` passes; true if it held. No event
-// tells a client that an entry was invalidated: it asks again, at once.
-template <class Probe>
-bool within(std::chrono::milliseconds limit, Probe probe) {
-    const auto deadline = steady_clock::now() + limit;
-    for (;;) {
-        if (probe()) return true;
-        if (steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(1ms);
-    }
-}
-
 std::size_t agents_of(const answer& a) {
     return json::parse(a.body).at("data").as_array().size();
-}
-
-std::int64_t credits_of(const answer& a) {
-    return json::parse(a.body).at("data").at("credits").at("current").to_number<std::int64_t>();
 }
 
 // The external agent API stand-in's control plane (test/mocks/elevenlabs.js).

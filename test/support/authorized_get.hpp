@@ -6,8 +6,10 @@
 #include "auth/verifier.hpp"
 #include "support/test_client.hpp"
 
+#include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <ctime>
 #include <string>
 
@@ -30,6 +32,11 @@ inline answer authorized_get(test_client& client, const std::string& target, con
     auto r = client.read_response();
     REQUIRE(r.has_value());
     return {r->status, r->body, r->header("X-Cache")};
+}
+
+// An overview answer's data.credits.current.
+inline std::int64_t credits_of(const answer& a) {
+    return boost::json::parse(a.body).at("data").at("credits").at("current").to_number<std::int64_t>();
 }
 
 }  // namespace sidecache::test
