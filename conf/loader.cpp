@@ -404,22 +404,22 @@ route_config read_route(const section& s) {
     s.boolean("enrich_agents", r.enrich_agents);
     s.count<std::size_t>("max_waiters", r.max_waiters, 0, 1'000'000);
     s.time("wait_timeout", r.wait_timeout, 1ms, 1h);
+    // `key` (read already) is at least `floor_key`'s value: raised to it when
+    // not given, refused when given shorter.
+    auto at_least = [&s](const char* key, duration& value, const char* floor_key, duration floor,
+                         std::string_view why) {
+        auto given = s.get(key);
+        if (!given)
+            value = std::max(value, floor);
+        else if (value < floor)
+            given->fail(fmt::format("{} ({} ms) must not be shorter than {} ({} ms){}", key, value.count(),
+                                    floor_key, floor.count(), why));
+    };
     s.time("fill_timeout", r.fill_timeout, 1ms, 1h);
-    if (auto given = s.get("fill_timeout"); !given) {
-        r.fill_timeout = std::max(r.fill_timeout, r.wait_timeout);
-    } else if (r.fill_timeout < r.wait_timeout) {
-        given->fail(fmt::format("fill_timeout ({} ms) must not be shorter than wait_timeout ({} ms): a fill "
-                                "outlives its waiters",
-                                r.fill_timeout.count(), r.wait_timeout.count()));
-    }
+    at_least("fill_timeout", r.fill_timeout, "wait_timeout", r.wait_timeout, ": a fill outlives its waiters");
     s.time("failure_backoff", r.failure_backoff, 0ms, 1h);
     s.time("failure_backoff_max", r.failure_backoff_max, 0ms, 1h);
-    if (auto given = s.get("failure_backoff_max"); !given) {
-        r.failure_backoff_max = std::max(r.failure_backoff_max, r.failure_backoff);
-    } else if (r.failure_backoff_max < r.failure_backoff) {
-        given->fail(fmt::format("failure_backoff_max ({} ms) must not be shorter than failure_backoff ({} ms)",
-                                r.failure_backoff_max.count(), r.failure_backoff.count()));
-    }
+    at_least("failure_backoff_max", r.failure_backoff_max, "failure_backoff", r.failure_backoff, "");
     s.time("degraded_ttl", r.degraded_ttl, 0ms, one_day);
     return r;
 }
