@@ -453,7 +453,10 @@ TEST_CASE("heartbeats come back on the channel, change nothing, and another list
         CHECK(s.heartbeat_age_ms < 1000);
     }
     // Only the notifications the test sent count: 2 sentinels + the user's
-    // (the stranger's heartbeat is not one).
+    // (the stranger's heartbeat is not one). The listener counts a
+    // notification just after delivering it, so the recorder can see the last
+    // sentinel before its count: wait for the counts, then check them exactly.
+    CHECK(stats_reach(p1, [](const db::listener_stats& s) { return s.user_changes >= 3; }));
     CHECK(p1.notify_stats()->notifications == 3);
     CHECK(p1.notify_stats()->user_changes == 3);
     CHECK(p1.notify_stats()->foreign_heartbeats >= 4);
