@@ -69,7 +69,8 @@ recent AS (  -- the 10 newest calls of W7
                'createdAt', sidecache.iso_ms(r.created_at))
            ORDER BY r.created_at DESC, r.id) AS items
     FROM (SELECT c.id, c.agent_id, c.status, c.duration_minutes, c.created_at
-          FROM u JOIN calls c ON c.user_id = u.id AND c.created_at >= sidecache.utc_day(-6)
+          FROM calls c  -- the user as a parameter: a backward index scan stops after 10
+          WHERE c.user_id = (SELECT id FROM u) AND c.created_at >= sidecache.utc_day(-6)
           ORDER BY c.created_at DESC, c.id
           LIMIT 10) r
     JOIN agents ag ON ag.id = r.agent_id

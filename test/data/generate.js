@@ -2,6 +2,11 @@
 // Deterministic data generator for the legacy tables.
 //
 //   node test/data/generate.js --database-url URL --preset tiny|small|large [--seed 42]
+//                              [--heavy-calls N]
+//
+// --heavy-calls N adds one more user, heavy@example.com ("Heavy User", 12 agents), with N
+// calls over the preset's days: the heaviest customer, whose fills must stay fast (issue 16).
+// The other users' rows are the same with or without it.
 //
 // Drops and creates the legacy schema (test/fixtures/legacy_schema.sql), then loads
 // users, agents, calls and lead_analytics through COPY (rows piped to `psql -c "COPY ..."`).
@@ -139,6 +144,8 @@ async function main() {
   const seed = Number(args.seed ?? 42);
   if (!url) throw new Error('--database-url (or DATABASE_URL) is required');
   if (!preset) throw new Error(`--preset must be one of ${Object.keys(PRESETS).join(', ')}`);
+  const heavy_calls = Number(args['heavy-calls'] ?? 0);
+  if (!Number.isInteger(heavy_calls) || heavy_calls < 0) throw new Error('--heavy-calls must be a count');
   const t0 = Date.now();
   const log = (m) => process.stderr.write(`generate: ${((Date.now() - t0) / 1000).toFixed(1)} s: ${m}\n`);
   const rand = make_prng(seed);
@@ -177,8 +184,13 @@ async function main() {
     await us.write(`${id}\tuser${i}@example.com\t${esc(name)}\t${Math.floor(rand() * 100_000)}\t${active ? 't' : 'f'}\t`
       + `${ts(now_us - Math.floor((100 + rand() * 600) * DAY))}\n`);
   }
+  if (heavy_calls > 0) {  // last, so that every other user's rows stay the same
+    const id = make_uuid(rand);
+    users.push({ id, heavy: heavy_calls, weight: 0, n_agents: 12, success: 0.7, score_mean: 55, lead_share: 0.6 });
+    await us.write(`${id}\theavy@example.com\tHeavy User\t123456\tt\t${ts(now_us - 400 * DAY)}\n`);
+  }
   await us.end();
-  log(`${users.length} users`);
+  log(`${users.length} users${heavy_calls > 0 ? ` (the last one heavy: ${heavy_calls} calls)` : ''}`);
 
   // Agents.
   const as = copy_stream(url, 'agents',
@@ -216,7 +228,7 @@ async function main() {
   const ls = copy_stream(url, 'lead_analytics', 'id, call_id, total_score, created_at');
   let n_calls = 0, n_leads = 0, n_future = 0;
   for (const u of with_agents) {
-    const n = Math.max(1, Math.round(preset.calls * u.weight / total_w));
+    const n = u.heavy ?? Math.max(1, Math.round(preset.calls * u.weight / total_w));
     const cum = u.agent_cum, last = cum[cum.length - 1];
     for (let i = 0; i < n; i++) {
       const id = make_uuid(rand);
