@@ -52,11 +52,7 @@ net::awaitable<cache::fill_result> route_fill::fill(cache::fill_request request)
     auto body = co_await db_->query_json(
         route_.query, request.user_id, request.deadline,
         request.background ? db::query_priority::background : db::query_priority::foreground);
-    if (!body) {
-        ++stats_.fallbacks;
-        if (body.error() == db::error::no_such_user) ++stats_.no_user;
-        co_return co_await fallback_.fill(std::move(request));
-    }
+    if (!body) co_return co_await fall_back(std::move(request), body.error() == db::error::no_such_user);
     ++stats_.postgres;
 
     cache::fill_result result;
@@ -84,10 +80,60 @@ net::awaitable<cache::fill_result> route_fill::fill(cache::fill_request request)
     co_return result;
 }
 
+namespace {
+
+// A fallback not tried for this long is tried again whatever the estimate.
+constexpr auto legacy_probe_interval = std::chrono::seconds(10);
+
+std::int64_t ms_since_epoch(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+bool route_fill::legacy_in_time(clock::time_point deadline) const {
+    const auto expected = legacy_ms_.load(std::memory_order_relaxed);
+    const auto now = clock::now();
+    if (expected == 0 || deadline - now >= std::chrono::milliseconds(expected)) return true;
+    const auto since_tried = ms_since_epoch(now) - legacy_tried_ms_.load(std::memory_order_relaxed);
+    return since_tried >= std::chrono::milliseconds(legacy_probe_interval).count();
+}
+
+void route_fill::learn_legacy(clock::duration took) {
+    const auto ms = std::max<std::int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(took).count());
+    const auto old = legacy_ms_.load(std::memory_order_relaxed);
+    // Racing updates may lose one sample; the mean stays a mean.
+    legacy_ms_.store(old == 0 ? ms : (3 * old + ms) / 4, std::memory_order_relaxed);
+}
+
+net::awaitable<cache::fill_result> route_fill::fall_back(cache::fill_request request, bool no_user) {
+    // No active user: the legacy answers its 403 without computing anything,
+    // always in time, and says nothing of how long a dashboard takes. A
+    // background refill has the whole response timeout, nobody waiting.
+    if (!no_user && !request.background && !legacy_in_time(request.deadline)) {
+        ++stats_.fallbacks_skipped;
+        cache::fill_result failed;
+        failed.failed = true;
+        co_return failed;
+    }
+    ++stats_.fallbacks;
+    if (no_user) {
+        ++stats_.no_user;
+        co_return co_await fallback_.fill(std::move(request));
+    }
+    const auto t0 = clock::now();
+    legacy_tried_ms_.store(ms_since_epoch(t0), std::memory_order_relaxed);
+    auto result = co_await fallback_.fill(std::move(request));
+    learn_legacy(clock::now() - t0);
+    co_return result;
+}
+
 boost::json::object to_json(const fill_stats& stats) {
     boost::json::object o;
     o["postgres"] = stats.postgres.load();
     o["fallbacks"] = stats.fallbacks.load();
+    o["fallbacks_skipped"] = stats.fallbacks_skipped.load();
     o["no_user"] = stats.no_user.load();
     o["enriched"] = stats.enriched.load();
     o["degraded"] = stats.degraded.load();

@@ -5,12 +5,17 @@
 // - route_fill computes the answer from PostgreSQL (db/queries/<query>.sql),
 //   completes /api/agents with the external agent API, and falls back to
 //   upstream_fill whenever PostgreSQL cannot answer (not configured, down,
-//   timed out, or no active user: then the legacy answers 403 itself).
+//   timed out, or no active user: then the legacy answers 403 itself), if
+//   the legacy can answer before the fill's deadline: a route whose legacy
+//   answers in 20 s is not forwarded with 3 s left (the fill fails at once,
+//   stale-if-error applies), so a failing database does not pile doomed
+//   requests onto the legacy.
 
 #include "cache/filler.hpp"
 #include "conf/config.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 
 namespace boost::json {
@@ -41,6 +46,7 @@ private:
 struct fill_stats {
     std::atomic<std::uint64_t> postgres{0};   // answers computed from PostgreSQL
     std::atomic<std::uint64_t> fallbacks{0};  // forwarded to the legacy instead
+    std::atomic<std::uint64_t> fallbacks_skipped{0};  // not forwarded: the legacy could not answer in time
     std::atomic<std::uint64_t> no_user{0};    // of which: no active user (legacy says 403)
     std::atomic<std::uint64_t> enriched{0};   // answers completed by the external API
     std::atomic<std::uint64_t> degraded{0};   // of which some agent degraded
@@ -56,11 +62,23 @@ public:
     boost::asio::awaitable<cache::fill_result> fill(cache::fill_request request) override;
 
 private:
+    using clock = std::chrono::steady_clock;
+    // Whether the legacy, as fast as it has answered this route lately, can
+    // answer before `deadline`. Unknown: yes. Once known too slow, no,
+    // except for one try per probe interval, which keeps the estimate current.
+    bool legacy_in_time(clock::time_point deadline) const;
+    void learn_legacy(clock::duration took);
+    boost::asio::awaitable<cache::fill_result> fall_back(cache::fill_request request, bool no_user);
+
     const conf::route_config& route_;
     db::pool* db_;
     external::client* external_;
     upstream_fill& fallback_;
     fill_stats& stats_;
+    // The legacy's answer time for this route: a moving mean of its
+    // fallbacks (ms, 0 until the first), and when it was last tried.
+    std::atomic<std::int64_t> legacy_ms_{0};
+    std::atomic<std::int64_t> legacy_tried_ms_{0};
 };
 
 boost::json::object to_json(const fill_stats& stats);

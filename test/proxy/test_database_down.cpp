@@ -132,3 +132,45 @@ TEST_CASE("a fill query past database.query_timeout is cancelled and the legacy 
               "AND pid <> pg_backend_pid()") == "0");
     std::filesystem::remove_all(dir);
 }
+
+// Issue 16: a fill falls back to the legacy only when the legacy can answer
+// before the fill's deadline. Here the legacy takes 2 s and a fill has 1 s:
+// the first fallback is tried (nothing is known yet) and times out; from
+// then on the route's fills fail at once (502, stale-if-error would apply)
+// instead of sending the legacy requests it cannot answer in time.
+TEST_CASE("with PostgreSQL down, a fill is not forwarded to a legacy too slow to answer before its deadline",
+          "[integration]") {
+    test_upstream legacy([](const recorded_request&) {
+        scripted_response res;
+        res.delay = std::chrono::milliseconds(2000);
+        res.headers = {{"Content-Type", "application/json; charset=utf-8"}};
+        res.body = R"({"success":true,"data":{"from":"legacy"}})";
+        return res;
+    });
+    auto cfg = overview_config(legacy.port(), "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1",
+                               std::string(SIDECACHE_SOURCE_DIR) + "/db/queries", "overview");
+    cfg.cache.routes[0].wait_timeout = 1s;
+    cfg.cache.routes[0].fill_timeout = 1s;
+    proxy::application app(cfg);
+    app.start();
+
+    auto get = [&](const char* user) {
+        test_client client(app.server().port());
+        client.send(get_request("/api/dashboard/overview",
+                                "Authorization: Bearer " + token_for(user, "s") + "\r\n"));
+        auto res = client.read_response();
+        REQUIRE(res);
+        return res->status;
+    };
+    CHECK(get("11111111-1111-1111-1111-111111111111") >= 500);  // tried: the legacy times out
+    CHECK(legacy.requests() == 1);
+    const auto t0 = steady_clock::now();
+    CHECK(get("22222222-2222-2222-2222-222222222222") >= 500);  // known too slow: not tried
+    CHECK(get("33333333-3333-3333-3333-333333333333") >= 500);
+    CHECK(steady_clock::now() - t0 < 1s);
+    CHECK(legacy.requests() == 1);
+
+    const auto fills = admin_stats(app.server().admin_port()).at("fills");
+    CHECK(fills.at("fallbacks").to_number<int>() == 1);
+    CHECK(fills.at("fallbacks_skipped").to_number<int>() == 2);
+}
