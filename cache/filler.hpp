@@ -19,7 +19,7 @@ struct fill_request {
     std::string path;                                // route path, "/api/dashboard/overview"
     std::string user_id;                             // verified `sub`
     std::string query;                               // normalized query (only the parameters in the key)
-    header_list headers;                             // the client's request headers (first requester)
+    header_list headers;                             // the first requester's identity and tracing headers
     std::chrono::steady_clock::time_point deadline;  // answer by then (advisory)
     bool background = false;                         // a stale-while-revalidate refresh: nobody waits
 };

@@ -35,8 +35,10 @@ bool is_failure(const fill_result& result) {
 bool is_storable(const fill_result& result, bool store_non_2xx) {
     if (is_failure(result)) return false;
     if (!store_non_2xx && (result.status < 200 || result.status > 299)) return false;
+    if (result.status == 206) return false;  // a part is not the answer
     for (const auto& [name, value] : result.headers) {
         if (iequals(name, "set-cookie")) return false;
+        if (iequals(name, "content-encoding") && !iequals(value, "identity")) return false;
         if (iequals(name, "cache-control") && has_directive(value, "no-store")) return false;
     }
     return true;

@@ -11,8 +11,8 @@ namespace sidecache::cache {
 // A fill that gives the client no usable answer: stale-if-error applies.
 bool is_failure(const fill_result& result);
 
-// May this answer be stored? Never a failure, never with Set-Cookie or
-// Cache-Control: no-store; non-2xx only
+// May this answer be stored? Never a failure, a 206, a Content-Encoding
+// other than identity, Set-Cookie or Cache-Control: no-store; non-2xx only
 // when `store_non_2xx`.
 bool is_storable(const fill_result& result, bool store_non_2xx = false);
 

@@ -6,6 +6,8 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/fields.hpp>
 
+#include <string_view>
+
 namespace sidecache::proxy {
 
 namespace net = boost::asio;
@@ -19,6 +21,19 @@ bool wants_keep_alive(const request_view& request) {
     if (request.version < 11) return false;
     const auto connection = request.headers[http::field::connection];
     return connection.find("close") == std::string_view::npos;
+}
+
+// The client's headers a fill sends to the legacy. A fill's answer goes to
+// every request coalesced onto it and into the cache, so it must not depend
+// on one client's conditional, range, content-negotiation or cookie headers
+// (If-None-Match would get a 304 with no body for all of them, Range a 206,
+// Accept-Encoding a body others cannot read): only identity and tracing.
+bool forwarded_to_fill(std::string_view name) {
+    using boost::beast::iequals;
+    for (std::string_view allowed : {"authorization", "user-agent", "x-request-id", "x-forwarded-for",
+                                     "x-forwarded-proto", "x-real-ip", "traceparent", "tracestate"})
+        if (iequals(name, allowed)) return true;
+    return false;
 }
 
 response_buffers to_response(cache::cache_answer answer, bool head) {
@@ -58,7 +73,8 @@ net::awaitable<std::optional<response_buffers>> cached_routes::handle(request_vi
 
     cache::header_list client_headers;
     for (const auto& field : request.headers)
-        client_headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+        if (forwarded_to_fill(field.name_string()))
+            client_headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     auto answer = co_await cache_.serve(key, std::move(client_headers), *fillers_[*route]);
     co_return to_response(std::move(answer), head);
 }

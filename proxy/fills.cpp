@@ -6,6 +6,7 @@
 #include "upstream/pool.hpp"
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/json/object.hpp>
 
 #include <algorithm>
@@ -33,6 +34,16 @@ net::awaitable<cache::fill_result> upstream_fill::fill(cache::fill_request reque
     cache::fill_result result;
     auto answer = co_await pool_.fetch(std::move(head), deadline);
     if (!answer) {
+        result.failed = true;
+        co_return result;
+    }
+    // A fill asks without conditions, ranges or encodings (cached_routes):
+    // a 304, a 206 or an encoded body is the legacy misbehaving, and no
+    // answer for the requests waiting on it or for the cache.
+    if (answer->status == 304 || answer->status == 206 ||
+        answer->headers.count(http::field::content_range) != 0 ||
+        (answer->headers.count(http::field::content_encoding) != 0 &&
+         !boost::beast::iequals(answer->headers[http::field::content_encoding], "identity"))) {
         result.failed = true;
         co_return result;
     }

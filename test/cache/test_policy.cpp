@@ -49,6 +49,15 @@ TEST_CASE("policy: what may be stored", "[unit]") {
     CHECK(cache::is_storable(r));
     r.headers = {{"Cache-Control", "x-no-store-ish"}};
     CHECK(cache::is_storable(r));
+    // A part, or a body some clients cannot read, is not the answer.
+    r.headers = {{"Content-Encoding", "gzip"}};
+    CHECK_FALSE(cache::is_storable(r));
+    r.headers = {{"content-encoding", "Identity"}};
+    CHECK(cache::is_storable(r));
+    r.headers.clear();
+    r.status = 206;
+    CHECK_FALSE(cache::is_storable(r));
+    CHECK_FALSE(cache::is_storable(r, true));
 }
 
 TEST_CASE("policy: freshness, windows and UTC midnight", "[unit]") {

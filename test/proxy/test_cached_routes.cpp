@@ -12,15 +12,19 @@
 #include "support/test_config.hpp"
 #include "support/test_upstream.hpp"
 
+#include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <fmt/core.h>
+#include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -486,4 +490,82 @@ TEST_CASE("the normalized query stops at the end of the view, not at the next NU
     REQUIRE(normalized);
     CHECK(*normalized == "days=30&tz=UTC");
     CHECK(cache::normalize_query(std::string_view(buffer).substr(0, 7), {"days"}) == "days=30");
+}
+
+// Issue 14: a fill's answer goes to every request coalesced onto it and into
+// the cache, so the legacy must not see one client's conditional, range,
+// encoding or cookie headers, and an answer shaped by them is neither stored
+// nor handed on.
+TEST_CASE("fills send no conditional, range, encoding or cookie header, and never keep a 304, 206 or encoded answer",
+          "[integration]") {
+    harness h;
+    const auto token = token_for("alice");
+    const std::string personal =
+        "If-None-Match: \"v1\"\r\nIf-Modified-Since: Wed, 21 Oct 2015 07:28:00 GMT\r\nRange: bytes=0-9\r\n"
+        "If-Range: \"v1\"\r\nAccept-Encoding: gzip, br\r\nAccept: text/html\r\nCookie: session=secret\r\n"
+        "Cache-Control: no-cache\r\nX-Request-Id: req-42\r\n";
+    test_client client(h.port());
+
+    SECTION("the legacy sees the identity and tracing headers only, and the answer is shared") {
+        std::mutex mutex;
+        std::vector<std::string> seen;
+        h.handler = [&](const recorded_request& req) {
+            std::lock_guard lock(mutex);
+            for (const auto& [name, value] : req.headers) seen.push_back(name);
+            return per_user(req);
+        };
+        client.send(get_request(overview, bearer(token) + personal));
+        auto miss = client.read_response();
+        REQUIRE(miss);
+        CHECK(miss->status == 200);
+        CHECK(miss->body == body_for("alice", overview));
+        CHECK(miss->header("X-Cache") == "MISS");
+        {
+            std::lock_guard lock(mutex);
+            INFO("headers the legacy saw: " << fmt::format("{}", fmt::join(seen, ", ")));
+            for (const auto& name : seen) {
+                for (std::string_view banned : {"if-none-match", "if-modified-since", "range", "if-range",
+                                                "accept-encoding", "accept", "cookie", "cache-control"})
+                    CHECK_FALSE(boost::beast::iequals(name, banned));
+            }
+            CHECK(std::count_if(seen.begin(), seen.end(), [](const std::string& n) {
+                      return boost::beast::iequals(n, "x-request-id");
+                  }) == 1);
+        }
+        // Another client of the same user gets the whole answer from the cache.
+        test_client other(h.port());
+        other.send(get_request(overview, bearer(token)));
+        auto hit = other.read_response();
+        REQUIRE(hit);
+        CHECK(hit->status == 200);
+        CHECK(hit->body == body_for("alice", overview));
+        CHECK(hit->header("X-Cache") == "HIT");
+        CHECK(h.up.requests() == 1);
+    }
+    for (const char* shape : {"304", "206", "gzip"}) {
+        DYNAMIC_SECTION("a legacy answering " << shape << " to a fill: 502, nothing stored") {
+            h.handler = [shape = std::string(shape)](const recorded_request& req) {
+                auto r = per_user(req);
+                if (shape == "304") {
+                    r.status = 304;
+                    r.body.clear();
+                } else if (shape == "206") {
+                    r.status = 206;
+                    r.headers.emplace_back("Content-Range", "bytes 0-9/100");
+                    r.body = r.body.substr(0, 10);
+                } else {
+                    r.headers.emplace_back("Content-Encoding", "gzip");
+                }
+                return r;
+            };
+            for (int i = 1; i <= 2; ++i) {
+                client.send(get_request(overview, bearer(token)));
+                auto res = client.read_response();
+                REQUIRE(res);
+                CHECK(res->status == 502);
+                CHECK(res->header("X-Cache") != "HIT");
+            }
+            CHECK(h.app->cache()->entries().entries() == 0);
+        }
+    }
 }
