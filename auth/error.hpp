@@ -17,7 +17,7 @@ enum class error {
     bad_alg,        // alg is not HS256 (none, RS256, ...)
     bad_signature,  // the HMAC does not match
     no_exp,         // exp missing or not a number
-    expired,        // now >= exp + leeway
+    expired,        // now >= exp (no leeway: the legacy's rule)
     not_yet_valid,  // nbf in the future
     no_sub,         // sub missing, empty or not a string
     disabled,       // no secret configured: nothing is verified

@@ -137,7 +137,7 @@ boost::system::result<std::shared_ptr<const verified_user>> verifier::verify(
         std::lock_guard lock(mutex_);
         auto it = tokens_.find(token);
         if (it != tokens_.end()) {
-            if (now < it->second->expires + config_.leeway) return it->second;
+            if (now < it->second->expires) return it->second;
             tokens_.erase(it);
             return make_error_code(error::expired);
         }
@@ -149,7 +149,7 @@ boost::system::result<std::shared_ptr<const verified_user>> verifier::verify(
     std::lock_guard lock(mutex_);
     if (tokens_.size() >= config_.token_cache_entries) {
         // Drop the expired ones; if none, an arbitrary one (bounded, cheap).
-        std::erase_if(tokens_, [&](const auto& kv) { return now >= kv.second->expires + config_.leeway; });
+        std::erase_if(tokens_, [&](const auto& kv) { return now >= kv.second->expires; });
         if (tokens_.size() >= config_.token_cache_entries) tokens_.erase(tokens_.begin());
     }
     tokens_.emplace(std::string(token), *verified);
@@ -192,7 +192,9 @@ boost::system::result<std::shared_ptr<const verified_user>> verifier::verify_tok
     auto exp = numeric_date(obj.if_contains("exp"));
     if (!exp) return make_error_code(error::no_exp);
     auto expires = from_seconds(*exp);
-    if (now >= expires + config_.leeway) return make_error_code(error::expired);
+    // No leeway on exp: the legacy rejects a token at its exp, so a cached
+    // answer for it a second later would be one the legacy refuses.
+    if (now >= expires) return make_error_code(error::expired);
     if (auto* nbf_value = obj.if_contains("nbf")) {
         auto nbf = numeric_date(nbf_value);
         if (!nbf || now + config_.leeway < from_seconds(*nbf)) return make_error_code(error::not_yet_valid);

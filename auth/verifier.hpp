@@ -31,7 +31,7 @@ public:
     verifier(const conf::auth_config& config, const sync::time_source& clock);
 
     // `authorization` is the header's value. A token verified before is
-    // answered from a bounded cache, never past its exp (+ leeway).
+    // answered from a bounded cache, never past its exp.
     boost::system::result<std::shared_ptr<const verified_user>> verify(std::string_view authorization) const;
 
     std::size_t cached_tokens() const;

@@ -57,7 +57,7 @@ struct upstream_config {
 
 struct auth_config {
     std::string jwt_secret;  // empty: no request is verified, so nothing is cached
-    duration leeway{0};      // tolerance on exp
+    duration leeway{0};      // clock skew tolerated on nbf (never on exp: the legacy has none)
     std::size_t token_cache_entries = 10'000;
 };
 

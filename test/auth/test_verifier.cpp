@@ -108,11 +108,26 @@ TEST_CASE("verifier: rejections", "[unit]") {
     }
 }
 
-TEST_CASE("verifier: leeway on exp", "[unit]") {
+// Issue 14: the legacy rejects a token at its exp with no tolerance, so a
+// leeway on exp would serve cached dashboards to tokens the legacy refuses.
+// The leeway covers clock skew on nbf only.
+TEST_CASE("verifier: leeway tolerates nbf skew, never an expired token", "[unit]") {
     fixture f;
     f.config.leeway = 5s;
-    CHECK(f.verifier.verify(f.bearer(f.claims("u1", -3))));
-    CHECK(f.error_of(f.bearer(f.claims("u1", -6))) == error::expired);
+    CHECK(f.error_of(f.bearer(f.claims("u1", -3))) == error::expired);
+    CHECK(f.error_of(f.bearer(f.claims("u1", 0))) == error::expired);
+    CHECK(f.verifier.verify(f.bearer(f.claims("u1", 1))));
+    auto with_nbf = [&](std::int64_t nbf_in) {
+        return R"({"sub":"u2","exp":)" + std::to_string(f.now_s + 60) + R"(,"nbf":)" +
+               std::to_string(f.now_s + nbf_in) + "}";
+    };
+    CHECK(f.verifier.verify(f.bearer(with_nbf(3))));
+    CHECK(f.error_of(f.bearer(with_nbf(6))) == error::not_yet_valid);
+    // A token verified (and cached) while valid stops at its exp exactly.
+    auto t = f.bearer(f.claims("u3", 10));
+    REQUIRE(f.verifier.verify(t));
+    f.clock.advance(10s);
+    CHECK(f.error_of(t) == error::expired);
 }
 
 TEST_CASE("verifier: strict base64url", "[unit]") {
