@@ -140,6 +140,7 @@ struct external_config {
     breaker_config breaker;
     duration config_ttl{600'000};   // per-agent configuration cache
     duration max_stale{3'600'000};  // last good configuration served as "stale"
+    std::size_t config_cache_entries = 100'000;  // agents remembered (bounded memory)
 };
 
 struct log_config {

@@ -529,6 +529,7 @@ external_config read_external(const section& s) {
     c.breaker = s.read("breaker", read_breaker);
     s.time("config_ttl", c.config_ttl, 0ms, one_week);
     s.time("max_stale", c.max_stale, 0ms, 30 * one_day);
+    s.count<std::size_t>("config_cache_entries", c.config_cache_entries, 1, 10'000'000);
     return c;
 }
 

@@ -4,8 +4,8 @@
 
 namespace sidecache::external {
 
-agent_config_cache::agent_config_cache(conf::duration ttl, conf::duration max_stale)
-    : ttl_(ttl), max_stale_(std::max(ttl, max_stale)) {}
+agent_config_cache::agent_config_cache(conf::duration ttl, conf::duration max_stale, std::size_t max_entries)
+    : ttl_(ttl), max_stale_(std::max(ttl, max_stale)), max_entries_(std::max<std::size_t>(1, max_entries)) {}
 
 std::optional<agent_config_cache::fresh_entry> agent_config_cache::fresh(std::string_view agent_id,
                                                                          time_point now) const {
@@ -29,6 +29,7 @@ std::optional<boost::json::object> agent_config_cache::last_good(std::string_vie
 
 void agent_config_cache::store_found(std::string_view agent_id, boost::json::object config, time_point now) {
     std::lock_guard lock(mutex_);
+    make_room(agent_id, now);
     auto& e = entries_[std::string(agent_id)];
     e.fetched_at = now;
     e.found = true;
@@ -40,6 +41,7 @@ void agent_config_cache::store_found(std::string_view agent_id, boost::json::obj
 
 void agent_config_cache::store_missing(std::string_view agent_id, time_point now) {
     std::lock_guard lock(mutex_);
+    make_room(agent_id, now);
     auto& e = entries_[std::string(agent_id)];
     // The agent is gone: its old configuration must not come back as "stale".
     e = entry{now, false, false, std::nullopt, {}};
@@ -70,11 +72,21 @@ std::size_t agent_config_cache::size() const {
     return entries_.size();
 }
 
+void agent_config_cache::make_room(std::string_view agent_id, time_point now) {
+    if (entries_.size() < max_entries_ || entries_.count(std::string(agent_id)) != 0) return;
+    drop_useless(now);
+    if (entries_.size() >= max_entries_) entries_.erase(entries_.begin());
+}
+
 void agent_config_cache::prune(time_point now) {
     // Every 1024 stores, drop what is neither fresh nor servable as stale,
     // so ids seen once do not accumulate forever.
     if (++stores_since_prune_ < 1024) return;
     stores_since_prune_ = 0;
+    drop_useless(now);
+}
+
+void agent_config_cache::drop_useless(time_point now) {
     std::erase_if(entries_, [&](const auto& kv) {
         const entry& e = kv.second;
         const bool fresh = !e.invalidated && now - e.fetched_at < ttl_;

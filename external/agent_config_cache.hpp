@@ -30,7 +30,9 @@ public:
         boost::json::object config;  // the mapped `elevenLabs` object when found
     };
 
-    agent_config_cache(conf::duration ttl, conf::duration max_stale);
+    // At most `max_entries` agents are remembered: a new one past it first
+    // drops every useless entry, then, if none was, an arbitrary one.
+    agent_config_cache(conf::duration ttl, conf::duration max_stale, std::size_t max_entries = 100'000);
 
     // The entry if fetched less than ttl ago and not invalidated since.
     std::optional<fresh_entry> fresh(std::string_view agent_id, time_point now) const;
@@ -59,9 +61,12 @@ private:
         time_point config_fetched_at{};
     };
     void prune(time_point now);
+    void make_room(std::string_view agent_id, time_point now);  // before an insert
+    void drop_useless(time_point now);
 
     conf::duration ttl_;
     conf::duration max_stale_;
+    std::size_t max_entries_;
     mutable std::mutex mutex_;
     std::unordered_map<std::string, entry> entries_;
     std::size_t stores_since_prune_ = 0;

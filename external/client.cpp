@@ -84,7 +84,7 @@ struct client::impl {
         : config(std::move(c)),
           rng(std::move(r)),
           http(config),
-          cache(config.config_ttl, config.max_stale),
+          cache(config.config_ttl, config.max_stale, config.config_cache_entries),
           breaker(config.breaker) {}
 
     // Reports to the breaker exactly once: failure if the coroutine ends (or

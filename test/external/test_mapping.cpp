@@ -103,6 +103,29 @@ TEST_CASE("apply_outcomes fills elevenLabs and configStatus in place", "[unit]")
     }
 }
 
+// Issue 14: every cache in the process has a bound.
+TEST_CASE("agent_config_cache: at most max_entries agents, useless ones dropped first", "[unit]") {
+    agent_config_cache cache(ms{1'000}, ms{10'000}, 3);
+    const auto t0 = agent_config_cache::time_point{} + std::chrono::hours{1};
+    cache.store_found("old", json::object{{"name", "O"}}, t0);
+    cache.store_missing("gone", t0 + ms{5'000});
+    cache.store_found("live", json::object{{"name", "L"}}, t0 + ms{9'000});
+    CHECK(cache.size() == 3);
+    // At t0 + 10.5 s "old" is past max_stale and "gone" past its ttl: both go.
+    const auto t1 = t0 + ms{10'500};
+    cache.store_found("new", json::object{{"name", "N"}}, t1);
+    CHECK(cache.size() == 2);
+    CHECK(cache.fresh("new", t1));
+    CHECK(cache.last_good("live", t1));
+    // Every entry useful: one is forgotten per new agent, never more than 3 kept.
+    for (int i = 0; i < 100; ++i) cache.store_found("a" + std::to_string(i), json::object{}, t1);
+    CHECK(cache.size() == 3);
+    CHECK(cache.fresh("a99", t1));
+    // Storing a known agent at the bound forgets nobody.
+    cache.store_found("a99", json::object{{"name", "again"}}, t1);
+    CHECK(cache.size() == 3);
+}
+
 TEST_CASE("agent_config_cache: ttl, last good up to max_stale, invalidation", "[unit]") {
     agent_config_cache cache(ms{1'000}, ms{10'000});
     const auto t0 = agent_config_cache::time_point{} + std::chrono::hours{1};
