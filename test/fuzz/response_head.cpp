@@ -12,7 +12,7 @@
 // as a response head with the same status, carries no hop-by-hop field but
 // the Connection and Transfer-Encoding that end_response_head() adds, and
 // the streamed copy writes the same head as the reparsed one (up to the
-// order of fields of different names).
+// order of fields of different names and the reason phrase).
 #include "upstream/head_rules.hpp"
 #include "upstream/streamed_head.hpp"
 
@@ -127,8 +127,12 @@ std::vector<std::string> canonical(std::string_view head) {
         for (auto& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         return n;
     };
-    if (!lines.empty())
-        std::stable_sort(lines.begin() + 1, lines.end(),
+    if (lines.empty()) return lines;
+    // The reason phrase aside: Beast's fields give an empty one as the
+    // status's usual phrase ("502 " becomes "502 Bad Gateway"); both are
+    // valid and clients ignore it (RFC 9112 §4).
+    lines.front().resize(std::min<std::size_t>(lines.front().size(), 12));  // "HTTP/1.1 NNN"
+    std::stable_sort(lines.begin() + 1, lines.end(),
                          [&](const std::string& a, const std::string& b) { return name(a) < name(b); });
     return lines;
 }
