@@ -51,8 +51,12 @@ std::optional<double> numeric_date(const boost::json::value* v) {
 }
 
 std::chrono::system_clock::time_point from_seconds(double s) {
-    // Clamp far-future values instead of overflowing the clock's range.
-    s = std::min(s, 1e11);
+    // Clamp far values into the clock's range (int64 nanoseconds: about
+    // ±292 years from 1970) instead of overflowing it, which is undefined
+    // behaviour and made a year-2286 exp read as the far past (found by
+    // test/fuzz/jwt.cpp). ±9e9 s (years 1685..2255) keeps room for the
+    // leeway added to it.
+    s = std::clamp(s, -9e9, 9e9);
     return std::chrono::system_clock::time_point{
         std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::duration<double>(s))};
 }

@@ -39,6 +39,11 @@ std::optional<std::string> normalize_query(std::string_view raw_query,
     return out;
 }
 
+std::string key_query(std::string_view raw_query, const std::vector<std::string>& params) {
+    if (auto q = normalize_query(raw_query, params)) return std::move(*q);
+    return "!" + std::string(raw_query);
+}
+
 std::string make_key(std::string_view route, std::string_view user_id, std::string_view normalized_query) {
     std::string key;
     key.reserve(route.size() + user_id.size() + normalized_query.size() + 2);

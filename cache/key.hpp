@@ -16,6 +16,11 @@ namespace sidecache::cache {
 std::optional<std::string> normalize_query(std::string_view raw_query,
                                            const std::vector<std::string>& params);
 
+// The query's part of the key: normalize_query(), or "!" + the raw query
+// when it cannot be parsed (keyed verbatim: such requests still share an
+// entry only when byte-identical; "!" is never percent-encoded output).
+std::string key_query(std::string_view raw_query, const std::vector<std::string>& params);
+
 // Appends route '\n' user '\n' query to `out` (the query, being
 // percent-encoded, has no '\n', so the key is unambiguous).
 template <class Buffer>

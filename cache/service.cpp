@@ -64,10 +64,7 @@ struct service_access {
     // The key of a request, in a stack buffer for keys of usual length.
     static void build_key(const service& svc, const cache_request& r, key_buffer& out, std::string& query) {
         const auto& rc = svc.config_.routes[r.route];
-        if (auto q = normalize_query(r.raw_query, rc.query_params))
-            query = std::move(*q);
-        else
-            query = "!" + std::string(r.raw_query);  // unparsable: keyed verbatim
+        query = key_query(r.raw_query, rc.query_params);
         append_key(out, rc.name, r.user_id, query);
     }
 

@@ -3,6 +3,7 @@
 #include "conf/values.hpp"
 
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -545,17 +546,73 @@ log_config read_log(const section& s) {
     return c;
 }
 
+// Where each document of a YAML stream starts and where its first node is,
+// from the parser's events (no nodes built).
+class document_marks final : public YAML::EventHandler {
+public:
+    struct document {
+        YAML::Mark start;
+        std::optional<YAML::Mark> node;
+    };
+    std::vector<document> documents;
+
+    void OnDocumentStart(const YAML::Mark& mark) override { documents.push_back({mark, std::nullopt}); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+    void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override {
+        node(mark);
+    }
+    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {
+        node(mark);
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+        node(mark);
+    }
+    void OnMapEnd() override {}
+
+private:
+    void node(const YAML::Mark& mark) {
+        if (!documents.empty() && !documents.back().node) documents.back().node = mark;
+    }
+};
+
+// The file's one document (null when it has none). Not YAML::LoadAll():
+// yaml-cpp 0.7 reads a token that no rule consumes (a ',' outside a flow
+// collection: ",", "a:\n  ,") as an empty document without consuming it,
+// and LoadAll() then loops for ever, allocating (jbeder/yaml-cpp#1040,
+// fixed after 0.7; found by test/fuzz/conf_loader.cpp). The documents are
+// counted from the parser's events first, at most three: a document that
+// starts where the previous one did is that stuck token.
+YAML::Node read_document(const context& ctx, const std::string& text) {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    document_marks marks;
+    while (marks.documents.size() < 3 && parser.HandleNextDocument(marks)) {
+        const auto& docs = marks.documents;
+        if (docs.size() >= 2 && docs[docs.size() - 1].start.pos == docs[docs.size() - 2].start.pos) {
+            const auto& at = docs.back().start;
+            const char c = at.pos >= 0 && static_cast<std::size_t>(at.pos) < text.size() ? text[at.pos] : '?';
+            ctx.fail(at, "", fmt::format("invalid YAML: unexpected '{}'", c));
+        }
+    }
+    // A second document would be silently ignored: refuse it.
+    if (marks.documents.size() > 1) {
+        const auto& second = marks.documents[1];
+        ctx.fail(second.node.value_or(second.start), "", "the file must hold one YAML document, not several");
+    }
+    return YAML::Load(text);
+}
+
 }  // namespace
 
 config load_string(std::string_view yaml, std::string_view file_name, const env_lookup& env) {
     context ctx{std::string(file_name), env};
     YAML::Node root;
     try {
-        std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
-        // A second document would be silently ignored: refuse it.
-        if (documents.size() > 1)
-            ctx.fail(documents[1].Mark(), "", "the file must hold one YAML document, not several");
-        if (!documents.empty()) root = documents.front();
+        root = read_document(ctx, std::string(yaml));
     } catch (const YAML::Exception& e) {
         ctx.fail(e.mark, "", fmt::format("invalid YAML: {}", e.msg));
     }

@@ -231,6 +231,7 @@ net::awaitable<error_code> reparse_head(const exchange& x, connection& up, respo
         auto [ec, n] = co_await http::async_read_header(up.stream, up.buffer, *r.parser, use_tuple);
         if (ec) co_return ec;
         const auto status = r.parser->get().result_int();
+        if (!valid_status(status)) co_return http::error::bad_status;  // a bad upstream answer: 502
         if (status / 100 != 1 || status == 101) break;
     }
     auto& res = r.parser->get();

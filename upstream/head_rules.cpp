@@ -143,6 +143,8 @@ response_framing frame_response(bool head_request, unsigned status, bool chunked
     return r;
 }
 
+bool valid_status(unsigned status) { return status >= 100 && status <= 599; }
+
 void write_status_line(unsigned status, std::string_view reason, head_writer& w) {
     char digits[16];
     const auto end = std::to_chars(digits, digits + sizeof digits, status).ptr;

@@ -82,6 +82,12 @@ response_framing frame_response(bool head_request, unsigned status, bool chunked
                                 std::optional<std::uint64_t> content_length, bool client_http11,
                                 bool keep_alive);
 
+// Whether an upstream's status may be relayed: 100..599 (RFC 9110 §15).
+// Beast's parser takes any three digits; "000" or "099" went out as
+// "HTTP/1.1 0", a status line no client parses (found by
+// test/fuzz/response_head.cpp). Others are a bad upstream answer (502).
+bool valid_status(unsigned status);
+
 // "HTTP/1.1 <status> <reason>\r\n".
 void write_status_line(unsigned status, std::string_view reason, head_writer& w);
 

@@ -5,8 +5,12 @@ namespace sidecache::upstream {
 namespace http = boost::beast::http;
 
 void streamed_head::on_response_impl(int code, boost::beast::string_view reason, int,
-                                     boost::system::error_code&) {
+                                     boost::system::error_code& ec) {
     status_ = static_cast<unsigned>(code);
+    if (!valid_status(status_)) {
+        ec = http::error::bad_status;  // a bad upstream answer: 502
+        return;
+    }
     write_status_line(status_, reason, out_);
 }
 

@@ -108,6 +108,21 @@ TEST_CASE("verifier: rejections", "[unit]") {
     }
 }
 
+// Found by test/fuzz/jwt.cpp: an exp past the clock's range (int64
+// nanoseconds, year 2262) overflowed the conversion, undefined behaviour that
+// read a year-2286 exp as the far past: a valid token was refused as expired.
+TEST_CASE("verifier: an exp or nbf beyond the clock's range is clamped, not overflowed", "[unit]") {
+    fixture f;
+    f.config.leeway = 1h;
+    auto far = f.verifier.verify(f.bearer(R"({"sub":"u1","exp":10000000000})"));  // year 2286
+    REQUIRE(far);
+    CHECK((*far)->user_id == "u1");
+    CHECK(f.verifier.verify(f.bearer(R"({"sub":"u2","exp":41024448064320000})")));
+    CHECK(f.verifier.verify(f.bearer(R"({"sub":"u3","exp":1e300,"nbf":-1e300})")));
+    CHECK(f.error_of(f.bearer(R"({"sub":"u4","exp":-1e300})")) == error::expired);
+    CHECK(f.error_of(f.bearer(R"({"sub":"u5","exp":1e300,"nbf":1e300})")) == error::not_yet_valid);
+}
+
 // Issue 14: the legacy rejects a token at its exp with no tolerance, so a
 // leeway on exp would serve cached dashboards to tokens the legacy refuses.
 // The leeway covers clock skew on nbf only.

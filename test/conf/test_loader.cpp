@@ -357,6 +357,18 @@ TEST_CASE("errors about a file's shape", "[unit]") {
           "test.yaml:4:1: the file must hold one YAML document, not several");
 }
 
+// Found by test/fuzz/conf_loader.cpp: yaml-cpp 0.7's LoadAll() looped for
+// ever, allocating, on a ',' outside a flow collection (on the old code this
+// case hangs until CTest's timeout).
+TEST_CASE("a stray ',' is a YAML error, not a hang", "[unit]") {
+    const std::string url = "upstream:\n  url: http://legacy\n";
+    CHECK(error_of(",\n") == "test.yaml:1:1: invalid YAML: unexpected ','");
+    CHECK(error_of("# a comment\n  ,\n") == "test.yaml:2:3: invalid YAML: unexpected ','");
+    CHECK(error_of("log:\n  ,\n") == "test.yaml:2:3: invalid YAML: unexpected ','");
+    CHECK(error_of("[a]\n,\n") == "test.yaml:2:1: invalid YAML: unexpected ','");
+    CHECK(error_of(url + "cache:\n  routes: [\n    ]\n") == "loaded");  // a flow list over lines
+}
+
 TEST_CASE("cross-field and enum checks", "[unit]") {
     const std::string url = "upstream:\n  url: http://legacy\n";
     CHECK(error_of(url + "external:\n  foreground:\n    base: 1s\n    max: 100ms\n") ==

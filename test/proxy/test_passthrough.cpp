@@ -215,6 +215,26 @@ TEST_CASE("interim 1xx answers of the upstream are skipped; the final one is rel
     CHECK(up.accepted() == 1);  // the answer was read whole: the connection was reused
 }
 
+// Found by test/fuzz/response_head.cpp: a status of "000" (any three digits
+// parse) reached the client as "HTTP/1.1 0 ...", which no client parses.
+TEST_CASE("an upstream status outside 100..599 is answered 502", "[integration]") {
+    const std::string raw = GENERATE(std::string("HTTP/1.1 000 OK\r\nContent-Length: 2\r\n\r\nok"),
+                                     std::string("HTTP/1.1 099 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+                                     std::string("HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 000 Continue\r\n\r\n"));
+    test_upstream up([&](const test::recorded_request&) {
+        scripted_response r;
+        r.raw = raw;
+        return r;
+    });
+    auto srv = start_proxy(up.port());
+    test_client client(srv->port());
+    client.send(get_request("/bad-status"));
+    auto res = client.read_response();
+    REQUIRE(res);
+    CHECK(res->status == 502);
+    CHECK(res->header("Content-Type") == "application/json; charset=utf-8");
+}
+
 TEST_CASE("a response head larger than the copy buffer is relayed whole", "[integration]") {
     const std::string big(40 * 1024, 'v');  // past the 16 KiB head copy, within the 64 KiB limit
     test_upstream up([&](const test::recorded_request&) {
