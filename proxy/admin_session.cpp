@@ -171,6 +171,23 @@ response answer(server_state& state, const request& req, bool body_too_large) {
     return res;
 }
 
+// After an answer to a request whose body was not read: closing a socket
+// with unread bytes sends a reset, which can destroy the answer in the
+// client's receive queue before it is read. So: our side's FIN, then what
+// the client still sends is read and dropped (bounded) until it closes.
+net::awaitable<void> linger(beast::tcp_stream& stream, std::chrono::milliseconds timeout) {
+    boost::system::error_code ignored;
+    stream.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+    std::array<char, 4096> sink{};
+    std::size_t dropped = 0;
+    stream.expires_after(timeout);
+    while (dropped < 1024 * 1024) {
+        auto [ec, n] = co_await stream.async_read_some(net::buffer(sink), use_tuple);
+        if (ec) break;
+        dropped += n;
+    }
+}
+
 }  // namespace
 
 net::awaitable<void> run_admin_session(std::shared_ptr<server_state> state, net::ip::tcp::socket socket) {
@@ -183,12 +200,13 @@ net::awaitable<void> run_admin_session(std::shared_ptr<server_state> state, net:
         stream.expires_after(cfg.header_timeout);
         auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
         // A body over the limit gets its 400 (the head was read), then the
-        // connection closes: the rest of the body is not read.
+        // connection closes without reading the request further.
         const bool too_large = ec == http::error::body_limit;
         if (ec && !too_large) co_return;
         auto res = answer(*state, parser.get(), too_large);
         if (too_large) res.keep_alive(false);
         auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
+        if (!wec && too_large) co_await linger(stream, cfg.header_timeout);
         if (wec || !res.keep_alive() || state->draining) co_return;
     }
 }
