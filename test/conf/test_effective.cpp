@@ -95,7 +95,7 @@ TEST_CASE("an admin listener reachable from other hosts without admin.token is w
         {"0.0.0.0:9901", "t0ken", false},
     }));
     CAPTURE(listen, token);
-    auto cfg = load_string("admin:\n  listen: " + listen + "\n  token: \"" + token +
+    auto cfg = load_string("admin:\n  listen: \"" + listen + "\"\n  token: \"" + token +
                                "\"\nupstream:\n  url: http://legacy:3000\n",
                            "w.yaml", env_of({}));
     auto w = warnings(cfg);

@@ -317,6 +317,7 @@ TEST_CASE("GET /config shows the effective configuration with its secrets redact
     cfg.external.api_key = "xi-api-key-value-9012";
     cfg.database.url = "postgresql://app:db-password-3456@db.internal:5432/app?sslmode=require";
     cfg.database.connect_timeout = 250ms;
+    cfg.database.queries_dir = SIDECACHE_SOURCE_DIR "/db/queries";
     cfg.cache.enabled = true;
     cfg.cache.routes = {route("overview", overview)};
     cfg.server.max_pipelined = 7;
