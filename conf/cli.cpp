@@ -1,5 +1,6 @@
 #include "conf/cli.hpp"
 
+#include "conf/effective.hpp"
 #include "conf/loader.hpp"
 
 #include <exception>
@@ -58,12 +59,15 @@ int run_cli(int argc, char** argv, const cli_actions& actions, std::ostream& out
     }
     if (args[0] == "--check-config") {
         if (args.size() != 2) return usage_error(err, "--check-config takes exactly one FILE");
+        config checked;
         try {
-            load_file(args[1]);
+            checked = load_file(args[1]);
         } catch (const error& e) {
             err << e.what() << "\n";
             return 2;
         }
+        // Valid but risky: said on stderr, the exit stays 0.
+        for (const auto& w : warnings(checked)) err << "sidecache: warning: " << w << "\n";
         out << args[1] << ": configuration OK\n";
         return 0;
     }

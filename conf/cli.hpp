@@ -3,7 +3,8 @@
 //
 //   sidecache --config FILE              run the server
 //   sidecache --check-config FILE        load FILE, print "FILE: configuration OK" (exit 0)
-//                                        or the error (exit 2)
+//                                        or the error (exit 2); warnings (conf/effective.hpp)
+//                                        go to stderr and keep the exit 0
 //   sidecache migrate [--down] --config FILE
 //   sidecache refresh --config FILE
 //   sidecache --version | --help

@@ -44,6 +44,9 @@ struct server_config {
 struct admin_config {
     endpoint listen{"127.0.0.1", 9901};
     bool enabled = true;
+    // Non-empty: every admin request but /live and /healthz needs
+    // "Authorization: Bearer <token>", else 401.
+    std::string token;
 };
 
 struct upstream_config {
@@ -53,6 +56,7 @@ struct upstream_config {
     duration connect_timeout{2'000};
     duration response_timeout{30'000};  // until the response head arrives: 504
     duration idle_timeout{60'000};      // pooled idle connection closed after
+    duration health_check_interval{5'000};  // a TCP connect for /readyz this often; 0: never
 };
 
 struct auth_config {

@@ -344,6 +344,7 @@ admin_config read_admin(const section& s) {
     admin_config c;
     s.address("listen", c.listen);
     s.boolean("enabled", c.enabled);
+    s.string("token", c.token);
     return c;
 }
 
@@ -363,6 +364,7 @@ upstream_config read_upstream(const section& s) {
     s.time("connect_timeout", c.connect_timeout, 1ms, 1h);
     s.time("response_timeout", c.response_timeout, 1ms, one_day);
     s.time("idle_timeout", c.idle_timeout, 1ms, one_day);
+    s.time("health_check_interval", c.health_check_interval, 0ms, 1h);
     return c;
 }
 

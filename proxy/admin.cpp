@@ -41,4 +41,29 @@ std::string admin_registry::not_ready_reason() const {
     return {};
 }
 
+std::vector<admin_registry::check_result> admin_registry::checks() const {
+    std::lock_guard lock(mutex_);
+    std::vector<check_result> out;
+    for (const auto& [name, check] : readiness_) out.push_back({name, check(), false});
+    for (const auto& [name, check] : degradations_) out.push_back({name, check(), true});
+    return out;
+}
+
+void admin_registry::set_purge(purge_handler handler) {
+    std::lock_guard lock(mutex_);
+    purge_ = std::move(handler);
+}
+
+std::optional<std::size_t> admin_registry::purge(const purge_request& request) const {
+    purge_handler handler;
+    {
+        std::lock_guard lock(mutex_);
+        handler = purge_;
+    }
+    // Outside the lock: invalidating a large cache takes a while, and
+    // /ready and /stats must not wait for it.
+    if (!handler) return std::nullopt;
+    return handler(request);
+}
+
 }  // namespace sidecache::proxy

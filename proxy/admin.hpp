@@ -1,11 +1,16 @@
 #pragma once
 // What the admin listener reports: GET /live, GET /ready, GET /stats.
-// Other modules register their readiness checks and stats sections here.
+// Other modules register their readiness checks and stats sections here,
+// and the application the handler of POST /purge.
+
+#include "proxy/purge.hpp"
 
 #include <boost/json/object.hpp>
 
+#include <cstddef>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,11 +35,27 @@ public:
     std::string not_ready_reason() const;           // "name: reason", empty when ready
     std::vector<std::string> degradations() const;  // "name: reason" each
 
+    // Every readiness check (degraded false) and degradation (true) with its
+    // reason now, empty when fine; for GET /readyz.
+    struct check_result {
+        std::string name;
+        std::string reason;
+        bool degraded = false;
+    };
+    std::vector<check_result> checks() const;
+
+    // POST /purge: carries out a parsed request, returns the entries hit.
+    // Without a handler (no cache) purge() answers nullopt.
+    using purge_handler = std::function<std::size_t(const purge_request&)>;
+    void set_purge(purge_handler handler);
+    std::optional<std::size_t> purge(const purge_request& request) const;
+
 private:
     mutable std::mutex mutex_;
     std::vector<std::pair<std::string, stats_provider>> stats_;
     std::vector<std::pair<std::string, readiness_check>> readiness_;
     std::vector<std::pair<std::string, readiness_check>> degradations_;
+    purge_handler purge_;
 };
 
 }  // namespace sidecache::proxy

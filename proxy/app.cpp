@@ -1,5 +1,6 @@
 #include "proxy/app.hpp"
 
+#include "conf/effective.hpp"
 #include "proxy/application.hpp"
 #include "proxy/server.hpp"
 
@@ -11,6 +12,7 @@ namespace sidecache::proxy {
 
 int run(const conf::config& cfg) {
     try {
+        for (const auto& w : conf::warnings(cfg)) fmt::print(stderr, "sidecache: warning: {}\n", w);
         application app(cfg);
         app.start();
         auto& s = app.server();

@@ -112,11 +112,37 @@ struct application::impl {
         return hit;
     }
 
+    // POST /purge (proxy/purge.hpp), on the admin io thread. The tags and
+    // the reach are a NOTIFY's (invalidate() above): fills in flight that
+    // began before are neither stored nor joined. An agent's purge has no
+    // owner's "user:<id>" with it, so it uses invalidate(), which covers
+    // every fill in flight, and drops the agent's external configuration.
+    std::size_t purge(const purge_request& p) {
+        switch (p.what) {
+        case purge_selector::user:
+            return cache->invalidate("user:" + p.value, p.mode);
+        case purge_selector::route:
+            return cache->invalidate("route:" + p.value, p.mode);
+        case purge_selector::agent:
+            if (external) external->invalidate(p.value);
+            return cache->invalidate("agent:" + p.value, p.mode);
+        case purge_selector::tag:
+            return cache->invalidate(p.value, p.mode);
+        case purge_selector::all:
+            break;
+        }
+        if (external) external->invalidate_all();
+        std::size_t hit = 0;
+        for (const auto& route : cfg.cache.routes) hit += cache->invalidate("route:" + route.name, p.mode);
+        return hit;
+    }
+
     void register_admin() {
         auto& admin = server->admin();
         if (cache) {
             admin.add_stats("cache", [this] { return cache->stats(); });
             admin.add_stats("fills", [this] { return to_json(fills); });
+            admin.set_purge([this](const purge_request& p) { return purge(p); });
         }
         if (external) admin.add_stats("external", [this] { return to_json(external->stats()); });
         if (database) {

@@ -200,6 +200,11 @@ void server::start() {
         net::co_spawn(m.first(), accept_loop(m.state, *m.admin_acceptor, m.workers, true),
                       [](std::exception_ptr e) { log_exception("admin listener", e); });
     }
+    if (cfg.upstream.health_check_interval.count() > 0) {
+        net::co_spawn(m.first(), probe_legacy(m.state),
+                      [](std::exception_ptr e) { log_exception("legacy probe", e); });
+    }
+    m.state->listening = true;
     for (auto& w : m.workers) m.threads.emplace_back([&ioc = w->ioc] { ioc.run(); });
 }
 
@@ -218,6 +223,7 @@ bool server::drain(std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
 
     m.state->draining = true;
+    m.state->listening = false;
     for (auto* a : {&m.acceptor, &m.admin_acceptor}) {
         if (*a) run_on((*a)->get_executor(), [a] { (*a)->close(); });
     }

@@ -5,6 +5,7 @@
 #include "conf/config.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/interceptor.hpp"
+#include "proxy/legacy_probe.hpp"
 #include "upstream/pool.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -63,6 +64,8 @@ struct server_state {
     admin_registry admin;
     proxy_stats stats;
     std::atomic<bool> draining{false};
+    std::atomic<bool> listening{false};  // the client listener accepts (start() to drain())
+    legacy_health legacy;                // probed while upstream.health_check_interval > 0
 
     // Live sessions, so drain() can reach them.
     std::mutex mutex;
@@ -78,5 +81,9 @@ boost::asio::awaitable<void> run_session(std::shared_ptr<server_state> state,
 // One admin connection: /live, /ready, /stats.
 boost::asio::awaitable<void> run_admin_session(std::shared_ptr<server_state> state,
                                                boost::asio::ip::tcp::socket socket);
+
+// Probes the legacy backend into state->legacy every
+// upstream.health_check_interval until draining (proxy/legacy_probe.hpp).
+boost::asio::awaitable<void> probe_legacy(std::shared_ptr<server_state> state);
 
 }  // namespace sidecache::proxy

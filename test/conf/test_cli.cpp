@@ -108,6 +108,23 @@ TEST_CASE("sidecache --check-config FILE: OK with exit 0, or the error with exit
     CHECK(c.log.empty());  // checking runs nothing
 }
 
+TEST_CASE("sidecache --check-config warns about an open admin listener without a token, exit 0", "[integration]") {
+    calls c;
+    temp_file open(good_yaml + "admin:\n  listen: 0.0.0.0:9901\n");
+    auto warned = run({"--check-config", open.path()}, recording(c));
+    CHECK(warned.code == 0);
+    CHECK(warned.out == open.path() + ": configuration OK\n");
+    CHECK(warned.err.starts_with("sidecache: warning: " + open.path() + ": admin.listen 0.0.0.0:9901 is "
+                                 "reachable from other hosts and admin.token is empty"));
+
+    temp_file with_token(good_yaml + "admin:\n  listen: 0.0.0.0:9901\n  token: t0ken\n");
+    auto quiet = run({"--check-config", with_token.path()}, recording(c));
+    CHECK(quiet.code == 0);
+    CHECK(quiet.err.empty());
+    temp_file loopback(good_yaml + "admin:\n  listen: 127.0.0.1:9901\n");
+    CHECK(run({"--check-config", loopback.path()}, recording(c)).err.empty());
+}
+
 TEST_CASE("sidecache --config FILE: a bad file exits 2 before anything runs", "[integration]") {
     calls c;
     temp_file bad(bad_yaml);

@@ -164,6 +164,18 @@ TEST_CASE("errors name the file, line, column and key path", "[unit]") {
         CHECK(error_of(with_line(3, "  max_header_bytes: 2MiB")) ==
               "test.yaml:3:21: server.max_header_bytes: 2MiB is out of range: must be from 1KiB to 1MiB");
     }
+    SECTION("upstream.health_check_interval out of range, 0 turns the probe off") {
+        CHECK(error_of(with_line(5, "  url: http://127.0.0.1:3000\n  health_check_interval: 2h")) ==
+              "test.yaml:6:26: upstream.health_check_interval: 2h is out of range: must be from 0 to 1h");
+        auto cfg = load_string(with_line(5, "  url: http://127.0.0.1:3000\n  health_check_interval: 0"),
+                               "test.yaml", fake_env());
+        CHECK(cfg.upstream.health_check_interval.count() == 0);
+    }
+    SECTION("admin.token") {
+        auto cfg = load_string(good + "admin:\n  token: ${TOKEN:-}\n", "test.yaml", fake_env({{"TOKEN", "t"}}));
+        CHECK(cfg.admin.token == "t");
+        CHECK(load_string(good + "admin:\n  token: ${TOKEN:-}\n", "test.yaml", fake_env()).admin.token.empty());
+    }
     SECTION("bad endpoint") {
         CHECK(error_of(with_line(2, "  listen: 127.0.0.1")) ==
               "test.yaml:2:11: server.listen: \"127.0.0.1\" is not an endpoint (write host:port, e.g. "
@@ -479,6 +491,8 @@ void check_defaults(const config& cfg) {
     CHECK(cfg.server.max_pipelined == d.server.max_pipelined);
     CHECK(cfg.server.max_connections == d.server.max_connections);
     CHECK(cfg.admin.enabled == d.admin.enabled);
+    CHECK(cfg.upstream.health_check_interval == d.upstream.health_check_interval);
+    CHECK(d.upstream.health_check_interval == 5s);
     CHECK(cfg.upstream.max_connections == d.upstream.max_connections);
     CHECK(cfg.upstream.max_idle_connections == d.upstream.max_idle_connections);
     CHECK(cfg.upstream.connect_timeout == d.upstream.connect_timeout);
@@ -565,6 +579,7 @@ TEST_CASE("the example file loads with no environment variable set", "[unit]") {
     CHECK(cfg.upstream.url.port == 3000);
     CHECK(cfg.database.url.empty());
     CHECK(cfg.auth.jwt_secret.empty());
+    CHECK(cfg.admin.token.empty());
     CHECK(cfg.external.url.scheme == "https");
     CHECK(cfg.external.url.host == "api.elevenlabs.io");
     CHECK(cfg.external.url.port == 443);
@@ -581,6 +596,7 @@ TEST_CASE("the example file takes its deployment values from the environment", "
                                         {"JWT_SECRET", "s3cr$t"},
                                         {"ELEVENLABS_URL", "http://127.0.0.1:18000"},
                                         {"ELEVENLABS_API_KEY", "xi-key"},
+                                        {"SIDECACHE_ADMIN_TOKEN", "adm-t0ken"},
                                     }));
     CHECK(cfg.server.listen.host == "0.0.0.0");
     CHECK(cfg.server.listen.port == 18080);
@@ -594,5 +610,6 @@ TEST_CASE("the example file takes its deployment values from the environment", "
     CHECK(cfg.external.url.scheme == "http");
     CHECK(cfg.external.url.port == 18000);
     CHECK(cfg.external.api_key == "xi-key");
+    CHECK(cfg.admin.token == "adm-t0ken");
     check_defaults(cfg);
 }

@@ -355,3 +355,37 @@ TEST_CASE(
     CHECK(fetched() == 2);
     s.app->drain(1s);
 }
+
+TEST_CASE("POST /purge of an agent: its owner's answers and its external configuration are fetched again [pg]",
+          "[pg]") {
+    setup s;
+    if (!s.start(true)) return;
+    test_client client(s.port());
+    const auto t1 = token_for(u1, s.secret);
+    auto fetched = [&] {
+        auto by_agent = mock_call(s.mock_port, "GET", "/__mock/stats").at("byAgent").as_object();
+        return by_agent.contains("agent_z") ? by_agent.at("agent_z").to_number<int>() : 0;
+    };
+    auto purge = [&](const std::string& body) {
+        test_client admin(s.admin());
+        admin.send("POST /purge HTTP/1.1\r\nHost: admin\r\nContent-Type: application/json\r\nContent-Length: " +
+                   std::to_string(body.size()) + "\r\n\r\n" + body);
+        auto r = admin.read_response();
+        REQUIRE(r);
+        INFO(r->body);
+        REQUIRE(r->status == 200);
+        return json::parse(r->body).at("entries").to_number<int>();
+    };
+    REQUIRE(authorized_get(client, "/api/agents", t1).x_cache == "MISS");
+    REQUIRE(authorized_get(client, "/api/dashboard/overview", t1).x_cache == "MISS");
+    REQUIRE(authorized_get(client, "/api/agents", t1).x_cache == "HIT");
+    REQUIRE(fetched() == 1);
+
+    CHECK(purge(R"({"agent": "agent_z"})") == 1);  // the one answer naming it
+    CHECK(authorized_get(client, "/api/agents", t1).x_cache == "MISS");
+    CHECK(fetched() == 2);  // its configuration was dropped too
+    CHECK(authorized_get(client, "/api/dashboard/overview", t1).x_cache == "HIT");
+    CHECK(purge(R"({"agent": "agent_unknown"})") == 0);
+    CHECK(authorized_get(client, "/api/agents", t1).x_cache == "HIT");
+    s.app->drain(1s);
+}
