@@ -9,6 +9,7 @@
 
 #include "cache/filler.hpp"
 #include "conf/config.hpp"
+#include "metrics/registry.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -38,12 +39,18 @@ private:
     upstream::pool& pool_;
 };
 
+// The fills' counters and times, declared in the metrics registry
+// (rendered under "fills" in /stats).
 struct fill_stats {
-    std::atomic<std::uint64_t> postgres{0};   // answers computed from PostgreSQL
-    std::atomic<std::uint64_t> fallbacks{0};  // forwarded to the legacy instead
-    std::atomic<std::uint64_t> no_user{0};    // of which: no active user (legacy says 403)
-    std::atomic<std::uint64_t> enriched{0};   // answers completed by the external API
-    std::atomic<std::uint64_t> degraded{0};   // of which some agent degraded
+    explicit fill_stats(metrics::registry& r);
+
+    metrics::counter postgres;   // answers computed from PostgreSQL
+    metrics::counter fallbacks;  // forwarded to the legacy instead
+    metrics::counter no_user;    // of which: no active user (legacy says 403)
+    metrics::counter enriched;   // answers completed by the external API
+    metrics::counter degraded;   // of which some agent degraded
+    // Time per fill source: the PostgreSQL query, the legacy fetch, the external enrichment.
+    metrics::histogram postgres_duration, legacy_duration, external_duration;
 };
 
 class route_fill final : public cache::filler {
@@ -61,8 +68,8 @@ private:
     external::client* external_;
     upstream_fill& fallback_;
     fill_stats& stats_;
-};
 
-boost::json::object to_json(const fill_stats& stats);
+    boost::asio::awaitable<cache::fill_result> legacy(cache::fill_request request);
+};
 
 }  // namespace sidecache::proxy
