@@ -95,6 +95,9 @@ public:
 
     std::size_t fills_in_flight() const { return fills_in_flight_.load(); }
     store& entries() { return store_; }
+    const store& entries() const { return store_; }
+    // The per route counters, for the metrics registry.
+    const stats_table& counters() const { return stats_; }
 
     struct flight_table;
 

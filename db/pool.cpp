@@ -79,6 +79,8 @@ struct pool::impl {
     std::atomic<bool> is_ready{false};
     std::atomic<unsigned long> refresh_count{0};
     std::atomic<bool> is_leader{false};
+    std::atomic<std::size_t> connected{0}, in_use{0};
+    std::atomic<std::uint64_t> waits{0}, query_errors{0}, refresh_ms_total{0};
     mutable std::mutex stats_mutex;
     refresher_stats stats;  // all but leader and refreshes
     mutable std::mutex reason_mutex;
@@ -91,7 +93,10 @@ struct pool::impl {
 
     void update_ready() {
         bool any = false;
-        for (auto& s : slots) any = any || s.conn != nullptr;
+        std::size_t count = 0;
+        for (auto& s : slots) count += s.conn != nullptr;
+        any = count > 0;
+        connected.store(count, std::memory_order_relaxed);
         is_ready = any;
         if (any) {
             set_reason("");
@@ -153,6 +158,7 @@ struct pool::impl {
         }
         if (!is_ready) co_return error::not_ready;
         auto& queue = priority == query_priority::foreground ? waiters : background_waiters;
+        waits.fetch_add(1, std::memory_order_relaxed);
         auto ticket = queue.enqueue(ioc.get_executor(), deadline);
         if (co_await ticket.wait() == sync::wake::woken && ticket.value() > 0)
             co_return static_cast<int>(ticket.value() - 1);
@@ -205,13 +211,19 @@ struct pool::impl {
         if (stopping) co_return error::shutting_down;
         if (!queries.contains(name)) co_return error::unknown_query;
         auto slot = co_await acquire(deadline, priority);
-        if (!slot) co_return slot.error();
+        if (!slot) {
+            query_errors.fetch_add(1, std::memory_order_relaxed);
+            co_return slot.error();
+        }
         auto& conn = *slots[*slot].conn;
+        in_use.fetch_add(1, std::memory_order_relaxed);
         std::string params[] = {std::move(user)};
         // The statement gets database.query_timeout from now, within the
         // caller's deadline; past it, it is cancelled and the caller falls back.
         auto query_deadline = std::min(deadline, steady_clock::now() + cfg.query_timeout);
         auto r = co_await conn.query_prepared(name, params, query_deadline);
+        in_use.fetch_sub(1, std::memory_order_relaxed);
+        if (!r) query_errors.fetch_add(1, std::memory_order_relaxed);
         bool broken = !conn.usable();
         if (broken) set_reason_if_down(fmt::format("postgresql: {}", conn.last_error()));
         release(*slot, broken);
@@ -348,6 +360,7 @@ struct pool::impl {
         stats.last_reason = std::string(to_string(reason));
         stats.last_duration_ms = static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - started).count());
+        refresh_ms_total.fetch_add(stats.last_duration_ms, std::memory_order_relaxed);
         stats.last_error.clear();
     }
 
@@ -482,6 +495,17 @@ refresher_stats pool::refresher() const {
     auto s = m.stats;
     s.leader = m.is_leader;
     s.refreshes = m.refresh_count;
+    return s;
+}
+
+pool_stats pool::stats() const {
+    const auto& m = *impl_;
+    pool_stats s;
+    s.connections = m.connected.load(std::memory_order_relaxed);
+    s.in_use = m.in_use.load(std::memory_order_relaxed);
+    s.waits = m.waits.load(std::memory_order_relaxed);
+    s.errors = m.query_errors.load(std::memory_order_relaxed);
+    s.refresh_ms_total = m.refresh_ms_total.load(std::memory_order_relaxed);
     return s;
 }
 

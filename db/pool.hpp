@@ -34,6 +34,15 @@ struct refresher_stats {
     std::string last_error;          // of the last failure, "" when none
 };
 
+// The query pool's figures (metrics); safe from any thread.
+struct pool_stats {
+    std::size_t connections = 0;        // connected now, statements prepared
+    std::size_t in_use = 0;             // of which running a query now
+    std::uint64_t waits = 0;            // queries that waited for a connection
+    std::uint64_t errors = 0;           // queries that failed: not ready, timeout, connection or SQL error
+    std::uint64_t refresh_ms_total = 0;  // time this pool's completed refreshes took, added up
+};
+
 class pool {
 public:
     using time_point = std::chrono::steady_clock::time_point;
@@ -92,6 +101,7 @@ public:
     unsigned long refreshes() const noexcept;
     // The refresher's state and counters; safe from any thread.
     refresher_stats refresher() const;
+    pool_stats stats() const;
 
     // Invalidation by LISTEN/NOTIFY: when cfg.listen_notify, start() also
     // runs a db::listener on the db thread whose changes go to `handler`

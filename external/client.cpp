@@ -78,7 +78,8 @@ struct client::impl {
     fetch_flights flights{sync::real_time()};
     std::unordered_map<std::string, std::string> known_ids;  // agent id -> ElevenLabs agent id
 
-    std::atomic<std::uint64_t> tries{0}, fetches{0}, coalesced{0}, cache_hits{0}, rejected{0}, degraded{0};
+    std::atomic<std::uint64_t> tries{0}, retries{0}, fetches{0}, coalesced{0}, cache_hits{0}, rejected{0},
+        degraded{0};
 
     impl(conf::external_config c, unit_rng r)
         : config(std::move(c)),
@@ -135,6 +136,7 @@ struct client::impl {
                 fetch_report.emplace(this, false);
 
             http_answer answer = co_await http.get(target, std::min(now + config.try_timeout, deadline));
+            if (tries > 0) ++retries;
             ++tries;
             ++this->tries;
             last = make_result(answer.outcome);
@@ -340,6 +342,7 @@ std::size_t client::invalidate_all() {
 client_stats client::stats() const {
     client_stats s;
     s.tries = impl_->tries;
+    s.retries = impl_->retries;
     s.fetches = impl_->fetches;
     s.coalesced = impl_->coalesced;
     s.cache_hits = impl_->cache_hits;

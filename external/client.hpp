@@ -48,6 +48,7 @@ struct enrich_result {
 
 struct client_stats {
     std::uint64_t tries = 0;            // HTTP requests made to the external API
+    std::uint64_t retries = 0;          // of which not the first of their fetch
     std::uint64_t fetches = 0;          // single flights led (each one or more tries)
     std::uint64_t coalesced = 0;        // lookups that joined a flight in progress
     std::uint64_t cache_hits = 0;       // lookups answered by the per-agent cache

@@ -149,19 +149,18 @@ response answer(server_state& state, const request& req, bool body_too_large) {
             res.body() = reason + "\n";
         }
     } else if (path == "/stats") {
-        auto stats = state.admin.stats();
-        stats["proxy"] = state.stats.to_json();
-        const auto p = state.pool.stats();
-        stats["upstream"] =
-            boost::json::object{{"connects", p.connects}, {"connect_failures", p.connect_failures},
-                                {"reuses", p.reuses},     {"stale_retries", p.stale_retries},
-                                {"open", p.open},         {"idle", p.idle}};
+        // The registry's series with a JSON path, then sections added to the admin registry.
+        auto stats = state.metrics.json();
+        for (auto& section : state.admin.stats()) stats[section.key()] = std::move(section.value());
         res.set(http::field::content_type, "application/json; charset=utf-8");
         res.body() = boost::json::serialize(stats);
     } else if (path == "/readyz") {
         answer_readyz(state, res);
     } else if (path == "/config") {
         set_json(res, http::status::ok, conf::to_json(state.cfg));
+    } else if (path == "/metrics") {
+        res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+        res.body() = state.metrics.prometheus_text();
     } else {
         res.result(http::status::not_found);
         res.body() = "not found\n";

@@ -7,34 +7,16 @@
 #include "proxy/admin.hpp"
 #include "proxy/cached_routes.hpp"
 #include "proxy/fills.hpp"
+#include "proxy/module_metrics.hpp"
 #include "proxy/server.hpp"
 #include "sync/time_source.hpp"
 
 #include <boost/asio/io_context.hpp>
-#include <boost/json.hpp>
 #include <fmt/core.h>
 
 #include <optional>
 
 namespace sidecache::proxy {
-
-namespace {
-
-boost::json::object to_json(const external::client_stats& s) {
-    boost::json::object o;
-    o["tries"] = s.tries;
-    o["fetches"] = s.fetches;
-    o["coalesced"] = s.coalesced;
-    o["cache_hits"] = s.cache_hits;
-    o["rejected"] = s.rejected;
-    o["degraded_agents"] = s.degraded_agents;
-    o["breaker"] = std::string(external::to_string(s.breaker));
-    o["breaker_opened"] = s.breaker_opened;
-    o["open_connections"] = s.open_connections;
-    return o;
-}
-
-}  // namespace
 
 // Members are destroyed in reverse order: the server (its io_context, and
 // with it every coroutine frame, fills included) goes before the cache and
@@ -47,7 +29,7 @@ struct application::impl {
     std::unique_ptr<auth::verifier> identity;
     std::unique_ptr<cache::service> cache;
     std::unique_ptr<upstream_fill> fallback;
-    fill_stats fills;
+    std::unique_ptr<fill_stats> fills;
     std::vector<std::unique_ptr<route_fill>> route_fills;
     std::unique_ptr<proxy::server> server;
     std::unique_ptr<external::client> external;
@@ -73,13 +55,15 @@ struct application::impl {
         identity = std::make_unique<auth::verifier>(cfg.auth, clock);
         cache = std::make_unique<cache::service>(cfg.cache, clock);
         fallback = std::make_unique<upstream_fill>(server->upstream_pool());
+        fills = std::make_unique<fill_stats>(server->metrics());
         std::vector<cache::filler*> fillers;
         for (const auto& route : cfg.cache.routes) {
             route_fills.push_back(
-                std::make_unique<route_fill>(route, database.get(), external.get(), *fallback, fills));
+                std::make_unique<route_fill>(route, database.get(), external.get(), *fallback, *fills));
             fillers.push_back(route_fills.back().get());
         }
-        server->set_interceptor(std::make_shared<cached_routes>(*cache, *identity, std::move(fillers)));
+        server->set_interceptor(
+            std::make_shared<cached_routes>(*cache, *identity, std::move(fillers), server->metrics()));
         // An overdue heartbeat: no entry is fresh until the channel is back.
         if (database)
             database->on_change([this](const db::change& c) { return invalidate(c); },
@@ -137,37 +121,24 @@ struct application::impl {
         return hit;
     }
 
+    // /ready's checks, and each module's series in the metrics registry
+    // (/stats and /metrics).
     void register_admin() {
         auto& admin = server->admin();
+        auto& metrics = server->metrics();
+        declare_build_info(metrics);
         if (cache) {
-            admin.add_stats("cache", [this] { return cache->stats(); });
-            admin.add_stats("fills", [this] { return to_json(fills); });
+            declare_cache_metrics(metrics, *cache, cfg.cache);
             admin.set_purge([this](const purge_request& p) { return purge(p); });
         }
-        if (external) admin.add_stats("external", [this] { return to_json(external->stats()); });
+        if (external) declare_external_metrics(metrics, *external);
         if (database) {
             // PostgreSQL down is not unready: the routes fall back to the legacy.
             admin.add_degradation("database", [this] {
                 return database->ready() ? std::string()
                                          : database->reason() + " (fills forwarded to the legacy)";
             });
-            admin.add_stats("database", [this] {
-                boost::json::object o;
-                o["ready"] = database->ready();
-                o["reason"] = database->reason();
-                o["refreshes"] = database->refreshes();
-                auto r = database->refresher();
-                boost::json::object refresher;
-                refresher["leader"] = r.leader;
-                refresher["refreshes"] = r.refreshes;
-                refresher["skipped"] = r.skipped;
-                refresher["failures"] = r.failures;
-                refresher["last_reason"] = r.last_reason;
-                refresher["last_duration_ms"] = r.last_duration_ms;
-                refresher["last_error"] = r.last_error;
-                o["refresher"] = std::move(refresher);
-                return o;
-            });
+            declare_database_metrics(metrics, *database);
         }
         if (database && database->notify_stats()) {
             // Listener down: still serving, but changes are seen only at expiry.
@@ -180,32 +151,7 @@ struct application::impl {
                 auto why = database->heartbeat_reason();
                 return database->ready() ? why : std::string();
             });
-            admin.add_stats("invalidation", [this] {
-                auto s = *database->notify_stats();
-                boost::json::object o;
-                o["listening"] = s.up;
-                o["channel"] = cfg.database.notify_channel;
-                o["notifications"] = s.notifications;
-                o["user_changes"] = s.user_changes;
-                o["agent_changes"] = s.agent_changes;
-                o["all_changes"] = s.all_changes;
-                o["garbled"] = s.garbled;
-                o["entries_invalidated"] = s.entries_invalidated;
-                o["connects"] = s.connects;
-                o["reconnects"] = s.reconnects;
-                o["connect_failures"] = s.connect_failures;
-                o["backend_pid"] = s.backend_pid;
-                boost::json::object heartbeat;
-                heartbeat["interval_ms"] = cfg.database.heartbeat_interval.count();
-                heartbeat["sent"] = s.heartbeats_sent;
-                heartbeat["received"] = s.heartbeats_received;
-                heartbeat["foreign"] = s.foreign_heartbeats;
-                heartbeat["last_age_ms"] = s.heartbeat_age_ms;
-                heartbeat["overdue"] = s.heartbeat_overdue;
-                o["heartbeat"] = std::move(heartbeat);
-                o["reason"] = database->notify_reason();
-                return o;
-            });
+            declare_listener_metrics(metrics, *database, cfg.database);
         }
     }
 };

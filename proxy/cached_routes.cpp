@@ -2,6 +2,9 @@
 
 #include "auth/verifier.hpp"
 #include "cache/service.hpp"
+#include "proxy/metric_help.hpp"
+
+#include <string>
 
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/fields.hpp>
@@ -46,20 +49,45 @@ response_buffers to_response(cache::cache_answer answer, bool head) {
 }  // namespace
 
 cached_routes::cached_routes(cache::service& cache, const auth::verifier& identity,
-                             std::vector<cache::filler*> fillers)
-    : cache_(cache), identity_(identity), fillers_(std::move(fillers)) {}
+                             std::vector<cache::filler*> fillers, metrics::registry& metrics)
+    : cache_(cache), identity_(identity), fillers_(std::move(fillers)), metrics_(fillers_.size()) {
+    for (std::size_t i = 0; i < metrics_.size(); ++i) {
+        const auto& name = cache_.route(i).name;
+        auto& m = metrics_[i];
+        for (unsigned c = 1; c <= 5; ++c) {
+            m.by_class[c] = metrics.add_counter("sidecache_requests_total", help::requests,
+                                                {{"route", name}, {"code", std::to_string(c) + "xx"}});
+        }
+        m.duration = metrics.add_histogram("sidecache_request_duration_seconds", help::request_duration,
+                                           {{"route", name}});
+        m.bypass = metrics.add_counter("sidecache_cache_results_total", help::cache_results,
+                                       {{"route", name}, {"result", "bypass"}}, {"cache", "routes", name, "bypass"});
+    }
+}
+
+void cached_routes::count(std::size_t route, unsigned status, std::chrono::steady_clock::time_point started) const {
+    auto& m = metrics_[route];
+    unsigned status_class = status / 100;
+    if (status_class < 1 || status_class > 5) status_class = 5;
+    m.by_class[status_class].inc();
+    m.duration.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+}
 
 net::awaitable<std::optional<response_buffers>> cached_routes::handle(request_view request) {
     const auto question = request.target.find('?');
     const auto path = request.target.substr(0, question);
     const auto route = cache_.route_index(path);
     if (!route) co_return std::nullopt;
+    const auto started = std::chrono::steady_clock::now();
 
     const auto authorization = request.headers[http::field::authorization];
     auto user = identity_.verify(authorization);
     // Not verified: never served from nor stored in the cache; the legacy
     // answers it (401/403) exactly as it does without sidecache.
-    if (!user) co_return std::nullopt;
+    if (!user) {
+        metrics_[*route].bypass.inc();
+        co_return std::nullopt;
+    }
 
     cache::cache_request key;
     key.route = *route;
@@ -69,13 +97,17 @@ net::awaitable<std::optional<response_buffers>> cached_routes::handle(request_vi
     key.keep_alive = wants_keep_alive(request);
     const bool head = request.method == http::verb::head;
 
-    if (auto hit = cache_.try_hit(key)) co_return to_response(std::move(*hit), head);
+    if (auto hit = cache_.try_hit(key)) {
+        count(*route, hit->status, started);
+        co_return to_response(std::move(*hit), head);
+    }
 
     cache::header_list client_headers;
     for (const auto& field : request.headers)
         if (forwarded_to_fill(field.name_string()))
             client_headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     auto answer = co_await cache_.serve(key, std::move(client_headers), *fillers_[*route]);
+    count(*route, answer.status, started);
     co_return to_response(std::move(answer), head);
 }
 

@@ -7,7 +7,10 @@
 
 #include "proxy/fills.hpp"
 #include "proxy/interceptor.hpp"
+#include "metrics/registry.hpp"
 
+#include <array>
+#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -25,7 +28,9 @@ class cached_routes final : public interceptor {
 public:
     // One filler per route, in the order of cache.routes. Everything must
     // outlive the interceptor and every fill it started.
-    cached_routes(cache::service& cache, const auth::verifier& identity, std::vector<cache::filler*> fillers);
+    // Its series (requests, times and bypasses per route) are declared in `metrics`.
+    cached_routes(cache::service& cache, const auth::verifier& identity, std::vector<cache::filler*> fillers,
+                  metrics::registry& metrics);
 
     boost::asio::awaitable<std::optional<response_buffers>> handle(request_view request) override;
 
@@ -36,6 +41,16 @@ private:
     cache::service& cache_;
     const auth::verifier& identity_;
     std::vector<cache::filler*> fillers_;
+
+    // Handles resolved at start-up, by route index: a request costs no look-up.
+    struct route_metrics {
+        std::array<metrics::counter, 6> by_class;  // index: status / 100, 1-5
+        metrics::histogram duration;
+        metrics::counter bypass;  // token not verified: forwarded, neither served nor stored
+    };
+    std::vector<route_metrics> metrics_;
+
+    void count(std::size_t route, unsigned status, std::chrono::steady_clock::time_point started) const;
 };
 
 }  // namespace sidecache::proxy

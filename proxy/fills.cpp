@@ -56,15 +56,32 @@ net::awaitable<cache::fill_result> upstream_fill::fill(cache::fill_request reque
     co_return result;
 }
 
+namespace {
+
+double seconds_since(steady::time_point started) {
+    return std::chrono::duration<double>(steady::now() - started).count();
+}
+
+}  // namespace
+
+net::awaitable<cache::fill_result> route_fill::legacy(cache::fill_request request) {
+    const auto started = steady::now();
+    auto result = co_await fallback_.fill(std::move(request));
+    stats_.legacy_duration.observe(seconds_since(started));
+    co_return result;
+}
+
 net::awaitable<cache::fill_result> route_fill::fill(cache::fill_request request) {
     if (route_.fill != conf::fill_kind::postgres || db_ == nullptr) {
-        co_return co_await fallback_.fill(std::move(request));
+        co_return co_await legacy(std::move(request));
     }
+    const auto started = steady::now();
     auto body = co_await db_->query_json(
         route_.query, request.user_id, request.deadline,
         request.background ? db::query_priority::background : db::query_priority::foreground);
+    stats_.postgres_duration.observe(seconds_since(started));
     if (!body) co_return co_await fall_back(std::move(request), body.error() == db::error::no_such_user);
-    ++stats_.postgres;
+    stats_.postgres.inc();
 
     cache::fill_result result;
     result.status = 200;
@@ -78,12 +95,14 @@ net::awaitable<cache::fill_result> route_fill::fill(cache::fill_request request)
         // waiters' one: unfinished agents degrade rather than fail the answer.
         auto deadline = external_->deadline_for(mode);
         if (!request.background) deadline = std::min(deadline, request.deadline);
+        const auto enrich_started = steady::now();
         auto enriched = co_await external_->enrich(std::move(result.body), deadline, mode);
-        ++stats_.enriched;
+        stats_.external_duration.observe(seconds_since(enrich_started));
+        stats_.enriched.inc();
         result.body = std::move(enriched.body);
         for (auto& id : enriched.agent_ids) result.tags.push_back("agent:" + id);
         if (enriched.degraded) {
-            ++stats_.degraded;
+            stats_.degraded.inc();
             // Cached briefly; the next request after it refreshes it in the background.
             result.ttl = route_.degraded_ttl;
         }
@@ -123,32 +142,40 @@ net::awaitable<cache::fill_result> route_fill::fall_back(cache::fill_request req
     // always in time, and says nothing of how long a dashboard takes. A
     // background refill has the whole response timeout, nobody waiting.
     if (!no_user && !request.background && !legacy_in_time(request.deadline)) {
-        ++stats_.fallbacks_skipped;
+        stats_.fallbacks_skipped.inc();
         cache::fill_result failed;
         failed.failed = true;
         co_return failed;
     }
-    ++stats_.fallbacks;
+    stats_.fallbacks.inc();
     if (no_user) {
-        ++stats_.no_user;
-        co_return co_await fallback_.fill(std::move(request));
+        stats_.no_user.inc();
+        co_return co_await legacy(std::move(request));
     }
     const auto t0 = clock::now();
     legacy_tried_ms_.store(ms_since_epoch(t0), std::memory_order_relaxed);
-    auto result = co_await fallback_.fill(std::move(request));
+    auto result = co_await legacy(std::move(request));
     learn_legacy(clock::now() - t0);
     co_return result;
 }
 
-boost::json::object to_json(const fill_stats& stats) {
-    boost::json::object o;
-    o["postgres"] = stats.postgres.load();
-    o["fallbacks"] = stats.fallbacks.load();
-    o["fallbacks_skipped"] = stats.fallbacks_skipped.load();
-    o["no_user"] = stats.no_user.load();
-    o["enriched"] = stats.enriched.load();
-    o["degraded"] = stats.degraded.load();
-    return o;
+fill_stats::fill_stats(metrics::registry& r)
+    : postgres(r.add_counter("sidecache_fills_postgres_total", "Fill answers computed from PostgreSQL.", {},
+                             {"fills", "postgres"})),
+      fallbacks(r.add_counter("sidecache_fills_fallback_total",
+                              "Fills forwarded to the legacy backend because PostgreSQL could not answer.",
+                              {}, {"fills", "fallbacks"})),
+      no_user(r.add_counter("sidecache_fills_no_user_total",
+                            "Fallbacks because PostgreSQL found no active user.", {}, {"fills", "no_user"})),
+      enriched(r.add_counter("sidecache_fills_enriched_total",
+                             "Fill answers completed by the external agent API.", {}, {"fills", "enriched"})),
+      degraded(r.add_counter("sidecache_fills_degraded_total",
+                             "Enriched answers with some agent stale or unavailable.", {},
+                             {"fills", "degraded"})) {
+    const std::string help = "Time a fill spent in each source.";
+    postgres_duration = r.add_histogram("sidecache_fill_duration_seconds", help, {{"source", "postgres"}});
+    legacy_duration = r.add_histogram("sidecache_fill_duration_seconds", help, {{"source", "legacy"}});
+    external_duration = r.add_histogram("sidecache_fill_duration_seconds", help, {{"source", "external"}});
 }
 
 }  // namespace sidecache::proxy

@@ -13,6 +13,7 @@
 
 #include "cache/filler.hpp"
 #include "conf/config.hpp"
+#include "metrics/registry.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -43,13 +44,19 @@ private:
     upstream::pool& pool_;
 };
 
+// The fills' counters and times, declared in the metrics registry
+// (rendered under "fills" in /stats).
 struct fill_stats {
-    std::atomic<std::uint64_t> postgres{0};   // answers computed from PostgreSQL
-    std::atomic<std::uint64_t> fallbacks{0};  // forwarded to the legacy instead
-    std::atomic<std::uint64_t> fallbacks_skipped{0};  // not forwarded: the legacy could not answer in time
-    std::atomic<std::uint64_t> no_user{0};    // of which: no active user (legacy says 403)
-    std::atomic<std::uint64_t> enriched{0};   // answers completed by the external API
-    std::atomic<std::uint64_t> degraded{0};   // of which some agent degraded
+    explicit fill_stats(metrics::registry& r);
+
+    metrics::counter postgres;   // answers computed from PostgreSQL
+    metrics::counter fallbacks;  // forwarded to the legacy instead
+    metrics::counter fallbacks_skipped;  // not forwarded: the legacy could not answer in time
+    metrics::counter no_user;    // of which: no active user (legacy says 403)
+    metrics::counter enriched;   // answers completed by the external API
+    metrics::counter degraded;   // of which some agent degraded
+    // Time per fill source: the PostgreSQL query, the legacy fetch, the external enrichment.
+    metrics::histogram postgres_duration, legacy_duration, external_duration;
 };
 
 class route_fill final : public cache::filler {
@@ -79,8 +86,8 @@ private:
     // fallbacks (ms, 0 until the first), and when it was last tried.
     std::atomic<std::int64_t> legacy_ms_{0};
     std::atomic<std::int64_t> legacy_tried_ms_{0};
-};
 
-boost::json::object to_json(const fill_stats& stats);
+    boost::asio::awaitable<cache::fill_result> legacy(cache::fill_request request);
+};
 
 }  // namespace sidecache::proxy

@@ -97,11 +97,11 @@ net::awaitable<void> accept_loop(std::shared_ptr<server_state> state, tcp::accep
                           [](std::exception_ptr e) { log_exception("admin session", e); });
             continue;
         }
-        ++state->stats.connections_accepted;
+        state->stats.connections_accepted.inc();
         {
             std::lock_guard lock(state->mutex);
             if (state->sessions.size() >= state->cfg.server.max_connections) {
-                ++state->stats.connections_rejected;
+                state->stats.connections_rejected.inc();
                 continue;  // the socket closes here
             }
         }
@@ -262,6 +262,9 @@ upstream::pool& server::upstream_pool() {
 }
 admin_registry& server::admin() {
     return impl_->state->admin;
+}
+metrics::registry& server::metrics() {
+    return impl_->state->metrics;
 }
 const conf::config& server::config() const {
     return impl_->state->cfg;

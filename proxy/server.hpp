@@ -16,6 +16,10 @@ namespace sidecache::upstream {
 class pool;
 }
 
+namespace sidecache::metrics {
+class registry;
+}  // namespace sidecache::metrics
+
 namespace sidecache::proxy {
 
 class admin_registry;
@@ -51,6 +55,8 @@ public:
     boost::asio::io_context& context();
     upstream::pool& upstream_pool();
     admin_registry& admin();
+    // The counters every module declares, rendered by /stats and /metrics.
+    metrics::registry& metrics();
     const conf::config& config() const;
 
 private:

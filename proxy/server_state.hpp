@@ -3,6 +3,7 @@
 // proxy/: it pulls in Asio and Beast.
 
 #include "conf/config.hpp"
+#include "metrics/registry.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/interceptor.hpp"
 #include "proxy/legacy_probe.hpp"
@@ -14,6 +15,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/json/object.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -42,26 +44,38 @@ struct session_handle {
     bool idle_timer_pending = false;
 };
 
+// The proxy's own counters, declared in the server's metrics registry
+// (rendered under "proxy" in /stats). Sharded relaxed counters: the io
+// threads never share a cache line for them.
 struct proxy_stats {
-    std::atomic<std::uint64_t> connections_accepted{0};
-    std::atomic<std::uint64_t> connections_rejected{0};  // over server.max_connections
-    std::atomic<std::uint64_t> requests{0};
-    std::atomic<std::uint64_t> intercepted{0};  // answered by the interceptor (the cache)
-    std::atomic<std::uint64_t> forwarded{0};
-    std::atomic<std::uint64_t> rejected_400{0}, rejected_408{0}, rejected_413{0}, rejected_431{0};
-    std::atomic<std::uint64_t> upstream_502{0}, upstream_504{0};
-    std::atomic<std::uint64_t> write_invalidations{0};  // verified writes answered 2xx: their user evicted
+    explicit proxy_stats(metrics::registry& r);
 
-    boost::json::object to_json() const;
+    metrics::counter connections_accepted;
+    metrics::counter connections_rejected;  // over server.max_connections
+    metrics::counter requests;
+    metrics::counter intercepted;  // answered by the interceptor (the cache)
+    metrics::counter forwarded;
+    metrics::counter rejected_400, rejected_408, rejected_413, rejected_431;
+    metrics::counter upstream_502, upstream_504;
+    metrics::counter write_invalidations;  // verified writes answered 2xx: their user evicted
+    // Forwarded requests by the status class of their answer (index 1-5), and their time.
+    std::array<metrics::counter, 6> passthrough_by_class;
+    metrics::histogram passthrough_duration;
 };
 
+// The upstream pool's figures (rendered under "upstream" in /stats).
+void declare_upstream_metrics(metrics::registry& r, const upstream::pool& pool);
+
 struct server_state {
-    explicit server_state(conf::config c) : cfg(std::move(c)), pool(cfg.upstream) {}
+    explicit server_state(conf::config c) : cfg(std::move(c)), pool(cfg.upstream), stats(metrics) {
+        declare_upstream_metrics(metrics, pool);
+    }
 
     const conf::config cfg;
     upstream::pool pool;
     std::shared_ptr<interceptor> intercept;
     admin_registry admin;
+    metrics::registry metrics;  // before every module's handles into it
     proxy_stats stats;
     std::atomic<bool> draining{false};
     std::atomic<bool> listening{false};  // the client listener accepts (start() to drain())
@@ -78,7 +92,7 @@ struct server_state {
 boost::asio::awaitable<void> run_session(std::shared_ptr<server_state> state,
                                          boost::asio::ip::tcp::socket socket);
 
-// One admin connection: /live, /ready, /stats.
+// One admin connection: /live, /ready, /stats, /metrics.
 boost::asio::awaitable<void> run_admin_session(std::shared_ptr<server_state> state,
                                                boost::asio::ip::tcp::socket socket);
 

@@ -81,23 +81,23 @@ error_answer answer_for(error e) {
 void count(proxy_stats& s, error e) {
     switch (e) {
     case error::header_too_large:
-        ++s.rejected_431;
+        s.rejected_431.inc();
         break;
     case error::body_too_large:
-        ++s.rejected_413;
+        s.rejected_413.inc();
         break;
     case error::header_timeout:
-        ++s.rejected_408;
+        s.rejected_408.inc();
         break;
     case error::bad_request:
     case error::ambiguous_framing:
-        ++s.rejected_400;
+        s.rejected_400.inc();
         break;
     case error::upstream_unavailable:
-        ++s.upstream_502;
+        s.upstream_502.inc();
         break;
     case error::upstream_timeout:
-        ++s.upstream_504;
+        s.upstream_504.inc();
         break;
     }
 }
@@ -299,7 +299,7 @@ std::function<void(unsigned)> evict_on_success(client_connection& c, const reque
     return [&stats = c.state.stats, evict = std::move(evict)](unsigned status) {
         if (status / 100 != 2) return;
         evict();
-        ++stats.write_invalidations;
+        stats.write_invalidations.inc();
     };
 }
 
@@ -315,7 +315,7 @@ struct delivery {
 // A cache answer, written at once where the socket takes it. Synchronous, so
 // that a hit costs no coroutine frame beyond the interceptor's.
 delivery deliver(client_connection& c, response_buffers& answer, bool keep_alive, unsigned version) {
-    ++c.state.stats.intercepted;
+    c.state.stats.intercepted.inc();
     const bool last = !(keep_alive && answer.keep_alive && version >= 11);
     const step next = last ? step::finish : step::next_request;
     const bool hold = !last && c.pending.size() + 1 < c.cfg.max_pipelined && holds_head(c.buffer);
@@ -371,6 +371,18 @@ net::awaitable<step> answer_failure(client_connection& c, const request_parser& 
     co_return step::next_request;
 }
 
+// A forwarded request by the status class it was answered with: the
+// upstream's, else the 502/504 (upstream failure) or 4xx (the client's
+// request) sidecache answered in its place.
+void count_forwarded(server_state& state, const upstream::forward_result& result,
+                     std::chrono::steady_clock::time_point started) {
+    unsigned status_class = result.status / 100;
+    if (status_class < 1 || status_class > 5) status_class = result.upstream_fault ? 5 : 4;
+    state.stats.passthrough_by_class[status_class].inc();
+    state.stats.passthrough_duration.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+}
+
 }  // namespace
 
 net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::tcp::socket socket) {
@@ -423,7 +435,7 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         }
         if (ec) co_return;  // the client closed, reset, or we are draining
 
-        ++state->stats.requests;
+        state->stats.requests.inc();
         const bool keep_alive = parser.get().keep_alive() && !state->draining;
         auto next = step::not_mine;
         if (for_cache(c, parser)) {  // the cache's turn, inline: a hit costs no frame of ours
@@ -437,7 +449,8 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
             }
         }
         if (next == step::not_mine) {
-            ++state->stats.forwarded;
+            state->stats.forwarded.inc();
+            const auto forward_started = std::chrono::steady_clock::now();
             if (!c.pending.empty() && co_await flush(stream, c.pending, cfg.body_timeout)) co_return;
             if (c.scratch.empty()) c.scratch.resize(16 * 1024);
             const auto on_status = evict_on_success(c, parser);
@@ -448,6 +461,7 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
             next = !result.ec && result.keep_alive ? step::next_request : step::finish;
             if (result.ec && !result.response_started)
                 next = co_await answer_failure(c, parser, result, keep_alive);
+            count_forwarded(*state, result, forward_started);
         }
         if (next == step::close) co_return;
         if (next == step::finish) break;
@@ -455,23 +469,6 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
     // Keep-alive ends here: send FIN, and let the peer see all we wrote.
     if (!c.pending.empty() && co_await flush(stream, c.pending, cfg.body_timeout)) co_return;
     stream.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
-}
-
-boost::json::object proxy_stats::to_json() const {
-    return {
-        {"connections_accepted", connections_accepted.load()},
-        {"connections_rejected", connections_rejected.load()},
-        {"requests", requests.load()},
-        {"intercepted", intercepted.load()},
-        {"forwarded", forwarded.load()},
-        {"rejected_400", rejected_400.load()},
-        {"rejected_408", rejected_408.load()},
-        {"rejected_413", rejected_413.load()},
-        {"rejected_431", rejected_431.load()},
-        {"upstream_502", upstream_502.load()},
-        {"upstream_504", upstream_504.load()},
-        {"write_invalidations", write_invalidations.load()},
-    };
 }
 
 }  // namespace sidecache::proxy

@@ -1,0 +1,34 @@
+#pragma once
+// The series of the modules that keep their own counters (the cache's per
+// route table, the PostgreSQL pool and its listener, the external client),
+// declared once in the metrics registry: /stats and /metrics render them.
+// Each one reads its module's counters when rendered; nothing is added to
+// the modules' hot paths.
+
+#include "conf/config.hpp"
+#include "metrics/registry.hpp"
+
+namespace sidecache::cache {
+class service;
+}  // namespace sidecache::cache
+namespace sidecache::db {
+class pool;
+}  // namespace sidecache::db
+namespace sidecache::external {
+class client;
+}  // namespace sidecache::external
+
+namespace sidecache::proxy {
+
+// sidecache_build_info{version="..."} 1
+void declare_build_info(metrics::registry& r);
+// "cache" in /stats: per route results, fills, entries, bytes; max_bytes.
+void declare_cache_metrics(metrics::registry& r, const cache::service& cache, const conf::cache_config& cfg);
+// "external" in /stats.
+void declare_external_metrics(metrics::registry& r, const external::client& client);
+// "database" in /stats: the query pool and the view refresher.
+void declare_database_metrics(metrics::registry& r, const db::pool& database);
+// "invalidation" in /stats: the LISTEN/NOTIFY listener and its heartbeat.
+void declare_listener_metrics(metrics::registry& r, const db::pool& database, const conf::database_config& cfg);
+
+}  // namespace sidecache::proxy
