@@ -3,6 +3,7 @@
 // proxy/: it pulls in Asio and Beast.
 
 #include "conf/config.hpp"
+#include "log/access_log.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/interceptor.hpp"
 #include "upstream/pool.hpp"
@@ -55,10 +56,16 @@ struct proxy_stats {
 };
 
 struct server_state {
-    explicit server_state(conf::config c) : cfg(std::move(c)), pool(cfg.upstream) {}
+    explicit server_state(conf::config c) : cfg(std::move(c)), pool(cfg.upstream) {
+        if (cfg.log.access_log)
+            access = std::make_unique<log::access_log>(log::access_log_options{.user_hash_key = cfg.log.user_hash_key});
+    }
 
     const conf::config cfg;
     upstream::pool pool;
+    // log.access_log: one line per request; null when off. Written out at
+    // the end of drain() and when the state goes.
+    std::unique_ptr<log::access_log> access;
     std::shared_ptr<interceptor> intercept;
     admin_registry admin;
     proxy_stats stats;
