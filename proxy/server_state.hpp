@@ -57,8 +57,11 @@ struct proxy_stats {
 
 struct server_state {
     explicit server_state(conf::config c) : cfg(std::move(c)), pool(cfg.upstream) {
-        if (cfg.log.access_log)
-            access = std::make_unique<log::access_log>(log::access_log_options{.user_hash_key = cfg.log.user_hash_key});
+        if (cfg.log.access_log) {
+            log::access_log_options options;
+            options.user_hash_key = cfg.log.user_hash_key;
+            access = std::make_unique<log::access_log>(std::move(options));
+        }
     }
 
     const conf::config cfg;

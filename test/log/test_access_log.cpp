@@ -39,6 +39,13 @@ struct log_file {
 
 constexpr std::string_view key = "0123456789abcdef";
 
+log::access_log_options writing_to(int fd, std::string_view hash_key = {}) {
+    log::access_log_options o;
+    o.fd = fd;
+    o.user_hash_key = std::string(hash_key);
+    return o;
+}
+
 log::access_entry sample() {
     log::access_entry e;
     e.time = std::chrono::system_clock::time_point(std::chrono::milliseconds(1'796'397'601'123));
@@ -57,7 +64,7 @@ log::access_entry sample() {
 TEST_CASE("an access log line: fields, query names without values, the user as a keyed hash", "[unit]") {
     log_file out;
     {
-        log::access_log access({.fd = out.fd(), .user_hash_key = std::string(key)});
+        log::access_log access(writing_to(out.fd(), key));
         auto miss = sample();
         miss.cache = "miss_stored";
         miss.fill = 12ms;
@@ -95,11 +102,11 @@ TEST_CASE("an access log line: fields, query names without values, the user as a
 }
 
 TEST_CASE("without a configured key the user hash is random per process, stable within it", "[unit]") {
-    log::access_log a({.fd = -1}), b({.fd = -1});
+    log::access_log a(writing_to(-1)), b(writing_to(-1));
     CHECK(a.user_hash("user-1") == a.user_hash("user-1"));
     CHECK(a.user_hash("user-1") != b.user_hash("user-1"));
     CHECK(a.user_hash("user-1").size() == 16);
-    log::access_log keyed({.fd = -1, .user_hash_key = std::string(key)});
+    log::access_log keyed(writing_to(-1, key));
     CHECK(keyed.user_hash("user-1") == "9671a70114c638ee");
 }
 
@@ -118,7 +125,9 @@ TEST_CASE("the query's values are dropped, its names kept", "[unit]") {
 
 TEST_CASE("the writer flushes on its interval without being asked", "[unit]") {
     log_file out;
-    log::access_log access({.fd = out.fd(), .flush_interval = 20ms});
+    auto options = writing_to(out.fd());
+    options.flush_interval = 20ms;
+    log::access_log access(options);
     access.record(sample());
     const auto until = std::chrono::steady_clock::now() + 10s;
     while (out.lines().empty()) {
@@ -131,7 +140,11 @@ TEST_CASE("the writer flushes on its interval without being asked", "[unit]") {
 TEST_CASE("a full buffer drops lines and counts them, never blocks", "[unit]") {
     log_file out;
     // An interval long enough that nothing is written during the test.
-    log::access_log access({.fd = out.fd(), .flush_interval = 1h, .flush_bytes = 1 << 20, .max_bytes = 1000});
+    auto options = writing_to(out.fd());
+    options.flush_interval = 1h;
+    options.flush_bytes = 1 << 20;
+    options.max_bytes = 1000;
+    log::access_log access(options);
     for (int i = 0; i < 100; ++i) access.record(sample());
     CHECK(access.dropped() > 0);
     CHECK(access.recorded() + access.dropped() == 100);

@@ -111,5 +111,5 @@ TEST_CASE("lines from many threads never interleave", "[unit]") {
     for (auto& w : writers) w.join();
     const auto lines = out.lines();
     REQUIRE(lines.size() == threads * per_thread);
-    for (const auto& line : lines) CHECK(parse_line(line).at("message") == padding);
+    for (const auto& line : lines) CHECK(parse_line(line).at("message").as_string() == padding);
 }
