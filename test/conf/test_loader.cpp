@@ -511,6 +511,7 @@ void check_defaults(const config& cfg) {
     CHECK(cfg.external.max_stale == d.external.max_stale);
     CHECK(cfg.log.level == d.log.level);
     CHECK(cfg.log.access_log == d.log.access_log);
+    CHECK(cfg.log.user_hash_key == d.log.user_hash_key);
 
     const route_config r;
     REQUIRE(cfg.cache.routes.size() == 3);

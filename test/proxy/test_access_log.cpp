@@ -7,6 +7,7 @@
 #include "proxy/application.hpp"
 #include "proxy/server.hpp"
 #include "support/admin_stats.hpp"
+#include "support/output_capture.hpp"
 #include "support/test_client.hpp"
 #include "support/test_config.hpp"
 #include "support/test_upstream.hpp"
@@ -59,12 +60,14 @@ struct stdout_to_file {
         ::close(saved);
         saved = -1;
     }
+    // Its lines; also copied for scripts/test's secret check.
     std::vector<std::string> lines() const {
         std::string all;
         char buf[4096];
         ::lseek(::fileno(file), 0, SEEK_SET);
         for (ssize_t n; (n = ::read(::fileno(file), buf, sizeof buf)) > 0;)
             all.append(buf, static_cast<std::size_t>(n));
+        test::keep_output("access-log", all);
         std::vector<std::string> out;
         std::istringstream in(all);
         for (std::string line; std::getline(in, line);) out.push_back(line);

@@ -112,7 +112,8 @@ TEST_CASE("fleet: a write committed by SQL is seen by the next request on every 
     const std::string environment =
         "SIDECACHE_LISTEN=127.0.0.1:0 SIDECACHE_ADMIN_LISTEN=127.0.0.1:0 LEGACY_URL=http://127.0.0.1:" +
         legacy_port + " DATABASE_URL='" + db->url() + "' JWT_SECRET=" + secret +
-        " ELEVENLABS_URL=http://127.0.0.1:" + mock_port + " ELEVENLABS_API_KEY=test-elevenlabs-key";
+        " ELEVENLABS_URL=http://127.0.0.1:" + mock_port +
+        " ELEVENLABS_API_KEY=test-elevenlabs-key SIDECACHE_ACCESS_LOG=true";
 
     const auto replicas = GENERATE(2, 3);
     std::vector<std::unique_ptr<replica>> fleet;

@@ -21,6 +21,9 @@ conf::config test_config(std::uint16_t upstream_port) {
     cfg.upstream.connect_timeout = conf::duration{1'000};
     cfg.upstream.response_timeout = conf::duration{2'000};
     cfg.cache.enabled = false;
+    // A line per request on stdout: scripts/test checks every line of the
+    // run for the tests' secrets (scripts/check-secrets).
+    cfg.log.access_log = true;
     return cfg;
 }
 
