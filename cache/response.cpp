@@ -122,6 +122,34 @@ response_bytes make_error_response(unsigned status, std::string_view code, std::
     return make_response_bytes({}, status, headers, body);
 }
 
+std::string_view to_string(answer_kind kind) {
+    switch (kind) {
+    case answer_kind::hit:
+        return "hit";
+    case answer_kind::stale:
+        return "stale";
+    case answer_kind::stale_if_error:
+        return "stale_if_error";
+    case answer_kind::stale_timeout:
+        return "stale_timeout";
+    case answer_kind::miss_stored:
+        return "miss_stored";
+    case answer_kind::miss:
+        return "miss";
+    case answer_kind::collapsed:
+        return "collapsed";
+    case answer_kind::timeout:
+        return "timeout";
+    case answer_kind::overloaded:
+        return "overloaded";
+    case answer_kind::fill_error:
+        return "fill_error";
+    case answer_kind::backed_off:
+        return "backed_off";
+    }
+    return "unknown";
+}
+
 std::string_view cache_status(answer_kind kind) {
     switch (kind) {
     case answer_kind::hit:

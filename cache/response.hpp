@@ -62,6 +62,7 @@ enum class answer_kind {
 
 std::string_view cache_status(answer_kind kind);  // "sidecache; hit"
 std::string_view x_cache(answer_kind kind);       // "HIT", "MISS", "STALE"
+std::string_view to_string(answer_kind kind);     // its name: "hit", "stale_if_error", ...
 
 // What the proxy writes: `buffers` stay valid while `owner` lives.
 struct cache_answer {

@@ -2,6 +2,7 @@
 
 #include "cache/key.hpp"
 #include "cache/policy.hpp"
+#include "log/logger.hpp"
 #include "sync/single_flight.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -9,7 +10,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <string>
 
 namespace sidecache::cache {
@@ -127,13 +127,14 @@ struct service_access {
                                   svc.config_.routes[i].name);
             svc.failures_unlogged_[i] = 0;
         }
-        std::fprintf(stderr,
-                     "sidecache: failed fills since the last report: %s (latest: %s, %s); a failing key "
-                     "is filled again after %lld ms, doubling per failure up to %lld ms\n",
-                     counts.c_str(), rc.name.c_str(),
-                     answer.status == 0 ? "no answer" : fmt::format("status {}", answer.status).c_str(),
-                     static_cast<long long>(wait.count()),
-                     static_cast<long long>(rc.failure_backoff_max.count()));
+        log::warn("cache",
+                  "failed fills since the last report; a failing key is filled again after backoff_ms, "
+                  "doubling per failure up to backoff_max_ms",
+                  {{"failures", counts},
+                   {"latest_route", rc.name},
+                   {"latest_status", answer.status},  // 0: no answer
+                   {"backoff_ms", wait.count()},
+                   {"backoff_max_ms", rc.failure_backoff_max.count()}});
         svc.failure_logged_at_ = now;
     }
 

@@ -150,6 +150,9 @@ struct external_config {
 struct log_config {
     std::string level = "info";  // debug, info, warn, error
     bool access_log = false;
+    // HMAC-SHA256 key of the access log's user field; "" (the default): a
+    // random key per process. Set, at least 16 characters.
+    std::string user_hash_key;
 };
 
 struct config {

@@ -545,6 +545,12 @@ log_config read_log(const section& s) {
         c.level = text;
     }
     s.boolean("access_log", c.access_log);
+    if (auto key = s.get("user_hash_key")) {
+        std::string text = key->text();
+        if (!text.empty() && text.size() < 16)
+            key->fail(fmt::format("must be empty (a random key) or at least 16 characters (got {})", text.size()));
+        c.user_hash_key = text;
+    }
     return c;
 }
 

@@ -1,6 +1,7 @@
 #include "db/listener.hpp"
 
 #include "db/pg_connection.hpp"
+#include "log/logger.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -8,7 +9,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
-#include <cstdio>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -170,7 +170,7 @@ struct listener::impl {
         }
     }
 
-    // One stderr line per garbled_log_interval at most, with a count and the
+    // One log line per garbled_log_interval at most, with a count and the
     // latest example: a flood of bad payloads cannot flood the log.
     void note_garbled(std::string_view payload) {
         ++garbled_unlogged;
@@ -182,11 +182,10 @@ struct listener::impl {
 
     void flush_garbled_log(steady_clock::time_point now) {
         if (garbled_unlogged == 0) return;
-        std::fprintf(stderr,
-                     "sidecache: %llu unreadable notification(s) on channel %s (latest '%s'): every "
-                     "cached answer invalidated; expected 'user:<uuid>', 'agent:<uuid>' or 'all'\n",
-                     static_cast<unsigned long long>(garbled_unlogged), cfg.notify_channel.c_str(),
-                     garbled_example.c_str());
+        log::warn("listener",
+                  "unreadable notification(s): every cached answer invalidated; expected 'user:<uuid>', "
+                  "'agent:<uuid>' or 'all'",
+                  {{"count", garbled_unlogged}, {"channel", cfg.notify_channel}, {"latest", garbled_example}});
         garbled_unlogged = 0;
         garbled_logged_at = now;
     }

@@ -1,4 +1,5 @@
 #include "conf/effective.hpp"
+#include "log/logger.hpp"
 #include "proxy/purge.hpp"
 #include "proxy/server_state.hpp"
 
@@ -109,8 +110,8 @@ void answer_purge(server_state& state, const request& req, response& res) {
         return;
     }
     const auto mode = p.mode == cache::invalidation::soft ? "soft" : "hard";
-    fmt::print(stderr, "sidecache: admin purge {}{}{} ({}): {} entries\n", to_string(p.what),
-               p.value.empty() ? "" : " ", p.value, mode, *hit);
+    log::info("admin", "purge",
+              {{"what", to_string(p.what)}, {"value", p.value}, {"mode", mode}, {"entries", *hit}});
     set_json(res, http::status::ok,
              boost::json::object{{"purged", to_string(p.what)}, {"value", p.value}, {"mode", mode}, {"entries", *hit}});
 }

@@ -1,6 +1,7 @@
 #include "proxy/app.hpp"
 
 #include "conf/effective.hpp"
+#include "log/logger.hpp"
 #include "proxy/application.hpp"
 #include "proxy/server.hpp"
 
@@ -11,21 +12,30 @@
 namespace sidecache::proxy {
 
 int run(const conf::config& cfg) {
+    // conf/ has checked the word: parse_level() cannot fail here.
+    log::global().set_level(log::parse_level(cfg.log.level).value_or(log::level::info));
     try {
-        for (const auto& w : conf::warnings(cfg)) fmt::print(stderr, "sidecache: warning: {}\n", w);
+        for (const auto& w : conf::warnings(cfg)) log::warn("proxy", w);
         application app(cfg);
         app.start();
         auto& s = app.server();
-        fmt::print(stderr, "sidecache: listening on {}:{}", cfg.server.listen.host, s.port());
-        if (s.admin_port()) fmt::print(stderr, ", admin on {}:{}", cfg.admin.listen.host, s.admin_port());
-        fmt::print(stderr, ", upstream {}\n", cfg.upstream.url.text);
+        // Tests and scripts read the ports from this message ("listening on
+        // HOST:PORT, admin on HOST:PORT"): keep its words, or change them too.
+        std::string listening = fmt::format("listening on {}:{}", cfg.server.listen.host, s.port());
+        if (s.admin_port()) listening += fmt::format(", admin on {}:{}", cfg.admin.listen.host, s.admin_port());
+        listening += fmt::format(", upstream {}", cfg.upstream.url.text);
+        boost::json::object fields{{"host", cfg.server.listen.host}, {"port", s.port()}};
+        if (s.admin_port()) fields["admin_port"] = s.admin_port();
+        fields["upstream"] = cfg.upstream.url.text;
+        fields["access_log"] = cfg.log.access_log;
+        log::info("proxy", listening, fields);
         s.wait_for_signal();
-        fmt::print(stderr, "sidecache: draining (up to {} ms)\n", cfg.server.drain_timeout.count());
+        log::info("proxy", "draining", {{"timeout_ms", cfg.server.drain_timeout.count()}});
         const bool clean = s.drain(cfg.server.drain_timeout);
-        if (!clean) fmt::print(stderr, "sidecache: drain timed out, connections cut\n");
+        if (!clean) log::warn("proxy", "drain timed out, connections cut");
         return 0;
     } catch (const std::exception& e) {
-        fmt::print(stderr, "sidecache: {}\n", e.what());
+        log::error("proxy", e.what());
         return 1;
     }
 }

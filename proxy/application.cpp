@@ -4,6 +4,7 @@
 #include "cache/service.hpp"
 #include "db/pool.hpp"
 #include "external/client.hpp"
+#include "log/logger.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/cached_routes.hpp"
 #include "proxy/fills.hpp"
@@ -40,9 +41,9 @@ struct application::impl {
 
         const bool caching = cfg.cache.enabled && !cfg.cache.routes.empty();
         if (caching && cfg.auth.jwt_secret.empty()) {
-            fmt::print(stderr,
-                       "sidecache: auth.jwt_secret is empty: no token can be verified, so nothing "
-                       "is cached and every request goes to the legacy backend\n");
+            log::warn("proxy",
+                      "auth.jwt_secret is empty: no token can be verified, so nothing is cached and every "
+                      "request goes to the legacy backend");
         }
         if (!caching || cfg.auth.jwt_secret.empty()) return;
 

@@ -39,11 +39,22 @@ bool forwarded_to_fill(std::string_view name) {
     return false;
 }
 
-response_buffers to_response(cache::cache_answer answer, bool head) {
+response_buffers to_response(cache::cache_answer answer, bool head,
+                             std::shared_ptr<const auth::verified_user> user) {
     // render() writes head, per-response fields, body: a HEAD answer is the
     // same without the body (Content-Length still says what a GET would get).
     if (head && answer.buffers.size() > 2) answer.buffers.resize(2);
-    return response_buffers{std::move(answer.buffers), std::move(answer.owner), answer.keep_alive};
+    std::uint64_t body_bytes = 0;
+    for (std::size_t i = 2; i < answer.buffers.size(); ++i) body_bytes += answer.buffers[i].size();
+    response_buffers out;
+    out.buffers = std::move(answer.buffers);
+    out.storage = std::move(answer.owner);
+    out.keep_alive = answer.keep_alive;
+    out.status = answer.status;
+    out.body_bytes = body_bytes;
+    out.cache_result = cache::to_string(answer.kind);
+    out.user = std::move(user);
+    return out;
 }
 
 }  // namespace
@@ -99,7 +110,7 @@ net::awaitable<std::optional<response_buffers>> cached_routes::handle(request_vi
 
     if (auto hit = cache_.try_hit(key)) {
         count(*route, hit->status, started);
-        co_return to_response(std::move(*hit), head);
+        co_return to_response(std::move(*hit), head, std::move(*user));
     }
 
     cache::header_list client_headers;
@@ -108,7 +119,9 @@ net::awaitable<std::optional<response_buffers>> cached_routes::handle(request_vi
             client_headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     auto answer = co_await cache_.serve(key, std::move(client_headers), *fillers_[*route]);
     count(*route, answer.status, started);
-    co_return to_response(std::move(answer), head);
+    auto out = to_response(std::move(answer), head, std::move(*user));
+    out.fill_wait = std::chrono::steady_clock::now() - started;
+    co_return out;
 }
 
 std::function<void()> cached_routes::on_write(const http::fields& headers) {

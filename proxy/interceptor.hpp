@@ -8,12 +8,17 @@
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/verb.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string_view>
 #include <vector>
+
+namespace sidecache::auth {
+struct verified_user;
+}  // namespace sidecache::auth
 
 namespace sidecache::proxy {
 
@@ -40,6 +45,15 @@ struct response_buffers {
     std::vector<boost::asio::const_buffer> buffers;
     std::shared_ptr<const void> storage;
     bool keep_alive = true;
+
+    // For the access log (log.access_log): the answer's status and body
+    // size, how the cache produced it ("hit", "miss", ...: static text),
+    // whom it was for, and how long it waited for a fill (none for a hit).
+    unsigned status = 0;
+    std::uint64_t body_bytes = 0;
+    std::string_view cache_result;
+    std::shared_ptr<const auth::verified_user> user;
+    std::optional<std::chrono::steady_clock::duration> fill_wait;
 };
 
 class interceptor {

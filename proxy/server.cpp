@@ -1,5 +1,6 @@
 #include "proxy/server.hpp"
 
+#include "log/logger.hpp"
 #include "proxy/server_state.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -34,9 +35,9 @@ void log_exception(const char* what, std::exception_ptr e) {
     try {
         std::rethrow_exception(e);
     } catch (const std::exception& ex) {
-        fmt::print(stderr, "sidecache: {} failed: {}\n", what, ex.what());
+        log::error("proxy", fmt::format("{} failed", what), {{"error", ex.what()}});
     } catch (...) {
-        fmt::print(stderr, "sidecache: {} failed\n", what);
+        log::error("proxy", fmt::format("{} failed", what));
     }
 }
 
@@ -174,7 +175,13 @@ struct server::impl {
     }
 };
 
-server::server(conf::config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {}
+server::server(conf::config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {
+    if (auto* access = impl_->state->access.get()) {
+        impl_->state->admin.add_stats("access_log", [access] {
+            return boost::json::object{{"lines", access->recorded()}, {"dropped", access->dropped()}};
+        });
+    }
+}
 
 server::~server() {
     stop();
@@ -242,6 +249,7 @@ bool server::drain(std::chrono::milliseconds timeout) {
     for (auto& w : m.workers) w->ioc.stop();
     for (auto& t : m.threads) t.join();
     m.threads.clear();
+    if (m.state->access) m.state->access->flush();  // the drained requests' lines
     return in_time;
 }
 

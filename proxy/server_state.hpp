@@ -3,6 +3,7 @@
 // proxy/: it pulls in Asio and Beast.
 
 #include "conf/config.hpp"
+#include "log/access_log.hpp"
 #include "metrics/registry.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/interceptor.hpp"
@@ -69,10 +70,18 @@ void declare_upstream_metrics(metrics::registry& r, const upstream::pool& pool);
 struct server_state {
     explicit server_state(conf::config c) : cfg(std::move(c)), pool(cfg.upstream), stats(metrics) {
         declare_upstream_metrics(metrics, pool);
+        if (cfg.log.access_log) {
+            log::access_log_options options;
+            options.user_hash_key = cfg.log.user_hash_key;
+            access = std::make_unique<log::access_log>(std::move(options));
+        }
     }
 
     const conf::config cfg;
     upstream::pool pool;
+    // log.access_log: one line per request; null when off. Written out at
+    // the end of drain() and when the state goes.
+    std::unique_ptr<log::access_log> access;
     std::shared_ptr<interceptor> intercept;
     admin_registry admin;
     metrics::registry metrics;  // before every module's handles into it

@@ -1,3 +1,4 @@
+#include "auth/verifier.hpp"
 #include "proxy/error.hpp"
 #include "proxy/server_state.hpp"
 #include "upstream/forward.hpp"
@@ -345,10 +346,62 @@ net::awaitable<step> finish_delivery(client_connection& c, const response_buffer
     co_return ec ? step::close : d.next;
 }
 
+// A request's access log line (log.access_log): started when its head is
+// read, recorded once its answer is written or handed to the socket. Does
+// nothing (reads no clock) when the access log is off.
+class access_record {
+public:
+    access_record(log::access_log* log, const request_parser& parser) : log_(log), parser_(parser) {
+        if (!log_) return;
+        time_ = std::chrono::system_clock::now();
+        start_ = std::chrono::steady_clock::now();
+    }
+
+    void cached(const response_buffers& answer) const {
+        if (!log_) return;
+        auto e = entry();
+        e.status = answer.status;
+        e.bytes = answer.body_bytes;
+        e.cache = answer.cache_result;
+        if (answer.user) e.user_id = answer.user->user_id;
+        e.fill = answer.fill_wait;
+        log_->record(e);
+    }
+
+    // `status`: the upstream's, or sidecache's own 502/504/413/400 (0: none).
+    void forwarded(unsigned status, std::uint64_t body_bytes,
+                   std::chrono::steady_clock::duration upstream) const {
+        if (!log_) return;
+        auto e = entry();
+        e.status = status;
+        e.bytes = body_bytes;
+        e.cache = "pass";
+        e.upstream = upstream;
+        log_->record(e);
+    }
+
+private:
+    log::access_entry entry() const {
+        log::access_entry e;
+        e.time = time_;
+        e.method = parser_.get().method_string();
+        e.target = parser_.get().target();
+        e.duration = std::chrono::steady_clock::now() - start_;
+        return e;
+    }
+
+    log::access_log* log_;
+    const request_parser& parser_;
+    std::chrono::system_clock::time_point time_;
+    std::chrono::steady_clock::time_point start_;
+};
+
 // A forwarded request failed before any byte of its answer: 502/504 for an
 // upstream failure, 413/400 for the client's body, or a quiet close.
+// `status` is set to the status written, if any.
 net::awaitable<step> answer_failure(client_connection& c, const request_parser& parser,
-                                    const upstream::forward_result& result, bool keep_alive) {
+                                    const upstream::forward_result& result, bool keep_alive,
+                                    unsigned& status) {
     std::optional<error> refusal;
     if (result.upstream_fault) {
         refusal = result.ec == upstream::error::response_timeout ? error::upstream_timeout
@@ -360,6 +413,7 @@ net::awaitable<step> answer_failure(client_connection& c, const request_parser& 
     }
     if (!refusal) co_return step::close;
     count(c.state.stats, *refusal);
+    status = static_cast<unsigned>(answer_for(*refusal).status);
     // The connection survives an upstream failure only if the request was
     // read whole (nothing of it is left in the stream).
     const bool survive = keep_alive && result.upstream_fault && parser.is_done();
@@ -436,6 +490,7 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         if (ec) co_return;  // the client closed, reset, or we are draining
 
         state->stats.requests.inc();
+        const access_record access(state->access.get(), parser);
         const bool keep_alive = parser.get().keep_alive() && !state->draining;
         auto next = step::not_mine;
         if (for_cache(c, parser)) {  // the cache's turn, inline: a hit costs no frame of ours
@@ -446,6 +501,7 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
                 const auto d = deliver(c, *answer, keep_alive, req.version());
                 next = d.next;
                 if (d.then != delivery::write::none) next = co_await finish_delivery(c, *answer, d);
+                access.cached(*answer);
             }
         }
         if (next == step::not_mine) {
@@ -458,10 +514,13 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
                 upstream::client_side{stream, c.buffer, parser, c.address, cfg.body_timeout, c.scratch,
                                       keep_alive, &state->draining, on_status ? &on_status : nullptr},
                 state->pool);
+            const auto upstream_time = std::chrono::steady_clock::now() - forward_started;
             next = !result.ec && result.keep_alive ? step::next_request : step::finish;
+            unsigned status = result.response_started ? result.status : 0;
             if (result.ec && !result.response_started)
-                next = co_await answer_failure(c, parser, result, keep_alive);
+                next = co_await answer_failure(c, parser, result, keep_alive, status);
             count_forwarded(*state, result, forward_started);
+            access.forwarded(status, result.body_bytes, upstream_time);
         }
         if (next == step::close) co_return;
         if (next == step::finish) break;

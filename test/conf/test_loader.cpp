@@ -350,7 +350,7 @@ TEST_CASE("a misspelt key suggests the key it is closest to", "[unit]") {
                                0) == 0);
     // Nothing close: no guess.
     CHECK(error_of(url + "log:\n  colour: true\n") ==
-          "test.yaml:4:3: log.colour: unknown key (expected one of: level, access_log)");
+          "test.yaml:4:3: log.colour: unknown key (expected one of: level, access_log, user_hash_key)");
 }
 
 TEST_CASE("errors about a file's shape", "[unit]") {
@@ -537,6 +537,7 @@ void check_defaults(const config& cfg) {
     CHECK(cfg.external.max_stale == d.external.max_stale);
     CHECK(cfg.log.level == d.log.level);
     CHECK(cfg.log.access_log == d.log.access_log);
+    CHECK(cfg.log.user_hash_key == d.log.user_hash_key);
 
     const route_config r;
     REQUIRE(cfg.cache.routes.size() == 3);
@@ -612,4 +613,15 @@ TEST_CASE("the example file takes its deployment values from the environment", "
     CHECK(cfg.external.api_key == "xi-key");
     CHECK(cfg.admin.token == "adm-t0ken");
     check_defaults(cfg);
+}
+
+TEST_CASE("log.user_hash_key: empty (a random key) or at least 16 characters", "[unit]") {
+    const std::string url = "upstream:\n  url: http://legacy\n";
+    CHECK(load_string(url, "test.yaml", fake_env()).log.user_hash_key.empty());
+    const auto from_env = load_string(url + "log:\n  user_hash_key: ${K:-}\n", "test.yaml",
+                                      fake_env({{"K", "0123456789abcdef"}}));
+    CHECK(from_env.log.user_hash_key == "0123456789abcdef");
+    CHECK(load_string(url + "log:\n  user_hash_key: ${K:-}\n", "test.yaml", fake_env()).log.user_hash_key.empty());
+    CHECK(error_of(url + "log:\n  user_hash_key: short\n") ==
+          "test.yaml:4:18: log.user_hash_key: must be empty (a random key) or at least 16 characters (got 5)");
 }

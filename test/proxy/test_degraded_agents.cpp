@@ -93,7 +93,7 @@ TEST_CASE("a degraded agents answer is cached briefly and completed in the backg
     REQUIRE(!user.empty());
 
     child_process mock("node " + src +
-                       "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key k");
+                       "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key test-elevenlabs-key");
     const auto mock_port = mock.listening_port();
     configure_mock(mock_port, R"({"down": true})");
 
@@ -117,7 +117,7 @@ TEST_CASE("a degraded agents answer is cached briefly and completed in the backg
     cfg.external.url.host = "127.0.0.1";
     cfg.external.url.port = mock_port;
     cfg.external.url.text = "http://127.0.0.1:" + std::to_string(mock_port);
-    cfg.external.api_key = "k";
+    cfg.external.api_key = "test-elevenlabs-key";
     cfg.external.breaker.cool_down = 200ms;
     cfg.external.background = {3, 50ms, 200ms, 2.0};
 

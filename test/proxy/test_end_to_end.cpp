@@ -41,11 +41,11 @@ TEST_CASE("sidecache answers every user of the small dataset as the legacy does 
 
     const std::string secret = "e2e-secret";
     child_process mock("node " + src +
-                       "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key k");
+                       "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key test-elevenlabs-key");
     const auto mock_port = mock.listening_port();
     child_process legacy(
         "node " + src + "/test/legacy/server.js --port 0 --database-url '" + db->url() + "' --jwt-secret " +
-        secret + " --elevenlabs-url http://127.0.0.1:" + std::to_string(mock_port) + " --elevenlabs-key k");
+        secret + " --elevenlabs-url http://127.0.0.1:" + std::to_string(mock_port) + " --elevenlabs-key test-elevenlabs-key");
     const auto legacy_port = legacy.listening_port();
 
     // The example configuration, with the deployment's environment.
@@ -56,7 +56,7 @@ TEST_CASE("sidecache answers every user of the small dataset as the legacy does 
         {"DATABASE_URL", db->url()},
         {"JWT_SECRET", secret},
         {"ELEVENLABS_URL", "http://127.0.0.1:" + std::to_string(mock_port)},
-        {"ELEVENLABS_API_KEY", "k"},
+        {"ELEVENLABS_API_KEY", "test-elevenlabs-key"},
     };
     auto cfg = conf::load_file(src + "/conf/sidecache.example.yaml",
                                [&](std::string_view name) -> std::optional<std::string> {

@@ -37,7 +37,8 @@ struct replica {
         process = std::make_unique<child_process>("cd " SIDECACHE_SOURCE_DIR " && " + environment +
                                                   " exec " SIDECACHE_BINARY_DIR
                                                   "/sidecache --config " SIDECACHE_SOURCE_DIR
-                                                  "/conf/sidecache.example.yaml");
+                                                  "/conf/sidecache.example.yaml",
+                                                  "sidecache");
         static const std::regex listening(R"(listening on [0-9.]+:([0-9]+), admin on [0-9.]+:([0-9]+))");
         std::string seen;
         for (int lines = 0; lines < 50 && port == 0; ++lines) {
@@ -102,16 +103,17 @@ TEST_CASE("fleet: a write committed by SQL is seen by the next request on every 
 
     const std::string secret = "fleet-secret";
     child_process mock("node " + src +
-                       "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key k");
+                       "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key test-elevenlabs-key");
     const auto mock_port = std::to_string(mock.listening_port());
     child_process legacy("node " + src + "/test/legacy/server.js --port 0 --database-url '" + db->url() +
                          "' --jwt-secret " + secret + " --elevenlabs-url http://127.0.0.1:" + mock_port +
-                         " --elevenlabs-key k");
+                         " --elevenlabs-key test-elevenlabs-key");
     const auto legacy_port = std::to_string(legacy.listening_port());
     const std::string environment =
         "SIDECACHE_LISTEN=127.0.0.1:0 SIDECACHE_ADMIN_LISTEN=127.0.0.1:0 LEGACY_URL=http://127.0.0.1:" +
         legacy_port + " DATABASE_URL='" + db->url() + "' JWT_SECRET=" + secret +
-        " ELEVENLABS_URL=http://127.0.0.1:" + mock_port + " ELEVENLABS_API_KEY=k";
+        " ELEVENLABS_URL=http://127.0.0.1:" + mock_port +
+        " ELEVENLABS_API_KEY=test-elevenlabs-key SIDECACHE_ACCESS_LOG=true";
 
     const auto replicas = GENERATE(2, 3);
     std::vector<std::unique_ptr<replica>> fleet;

@@ -81,12 +81,12 @@ struct setup {
         auto cfg = test_config(legacy_port);
         if (with_external) {
             mock.emplace("node " + src +
-                         "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key k");
+                         "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key test-elevenlabs-key");
             mock_port = mock->listening_port();
             cfg.external.url.host = "127.0.0.1";
             cfg.external.url.port = mock_port;
             cfg.external.url.text = "http://127.0.0.1:" + std::to_string(mock_port);
-            cfg.external.api_key = "k";
+            cfg.external.api_key = "test-elevenlabs-key";
             cfg.external.deadline = 60s;  // a held fetch is released by the test, never timed out
         }
         cfg.auth.jwt_secret = secret;

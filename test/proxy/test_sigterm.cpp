@@ -1,5 +1,6 @@
 // The real binary: SIGTERM lets an in-flight request finish, then exit 0.
 
+#include "support/output_capture.hpp"
 #include "support/test_client.hpp"
 #include "support/test_upstream.hpp"
 
@@ -20,10 +21,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// The sidecache binary running `config_file`, its stderr readable.
+// The sidecache binary running `config_file`, its stderr readable. All it
+// wrote goes to test::keep_output() at the end (scripts/test's secret check).
 struct child_process {
     pid_t pid = -1;
     FILE* err = nullptr;
+    std::string seen;  // the stderr lines read so far
 
     explicit child_process(const std::string& config_file) {
         int fds[2];
@@ -46,7 +49,13 @@ struct child_process {
             ::kill(pid, SIGKILL);
             ::waitpid(pid, nullptr, 0);
         }
-        if (err) ::fclose(err);
+        if (err) {
+            // The child is gone: the rest of its stderr ends at EOF.
+            char line[1024];
+            while (std::fgets(line, sizeof line, err)) seen += line;
+            ::fclose(err);
+        }
+        test::keep_output("sidecache-sigterm", seen);
     }
 
     // The port from "listening on host:port", reading stderr until it shows.
@@ -54,6 +63,7 @@ struct child_process {
         static const std::regex listening(R"(listening on [0-9.]+:([0-9]+))");
         char line[1024];
         while (std::fgets(line, sizeof line, err)) {
+            seen += line;
             std::cmatch m;
             if (std::regex_search(line, m, listening)) return static_cast<std::uint16_t>(std::stoi(m[1]));
         }

@@ -1,7 +1,11 @@
 #include "support/child_process.hpp"
 
-#include <catch2/catch.hpp>
+#include "support/output_capture.hpp"
 
+#include <catch2/catch.hpp>
+#include <fmt/core.h>
+
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <string>
@@ -12,9 +16,16 @@ namespace sidecache::test {
 
 using std::chrono::steady_clock;
 
-child_process::child_process(const std::string& command) {
+child_process::child_process(const std::string& command, const std::string& output_name) {
     // `exec 2>&1` merges stderr; the shell prints the child's pid first.
-    out_ = ::popen(("exec 2>&1; " + command + " & echo pid $!; wait").c_str(), "r");
+    std::string shell = "exec 2>&1; " + command + " & echo pid $!; wait";
+    if (!output_name.empty() && !output_dir().empty()) {
+        static std::atomic<int> started{0};
+        const auto file = fmt::format("{}/{}-{}-{}.log", output_dir(), output_name, ::getpid(), ++started);
+        // The same, through tee: $! is still the command's pid.
+        shell = "exec 2>&1; { " + command + " & echo pid $!; wait; } 2>&1 | tee -a '" + file + "'";
+    }
+    out_ = ::popen(shell.c_str(), "r");
     REQUIRE(out_ != nullptr);
     auto first = line(std::chrono::seconds(20));
     REQUIRE(first.rfind("pid ", 0) == 0);

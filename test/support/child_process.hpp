@@ -9,10 +9,12 @@
 namespace sidecache::test {
 
 // A child started through the shell, its stdout and stderr read line by line
-// with a deadline (poll), SIGTERMed when destroyed.
+// with a deadline (poll), SIGTERMed when destroyed. With `output_name` (for
+// the sidecache binary) and SIDECACHE_TEST_OUTPUT_DIR set, all it writes is
+// also copied (tee) to a file there: scripts/test checks it for secrets.
 class child_process {
 public:
-    explicit child_process(const std::string& command);
+    explicit child_process(const std::string& command, const std::string& output_name = "");
     ~child_process();
     child_process(const child_process&) = delete;
     child_process& operator=(const child_process&) = delete;

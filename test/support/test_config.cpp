@@ -24,6 +24,9 @@ conf::config test_config(std::uint16_t upstream_port) {
     // counts. Tests of /readyz turn it on.
     cfg.upstream.health_check_interval = conf::duration{0};
     cfg.cache.enabled = false;
+    // A line per request on stdout: scripts/test checks every line of the
+    // run for the tests' secrets (scripts/check-secrets).
+    cfg.log.access_log = true;
     return cfg;
 }
 
