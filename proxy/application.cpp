@@ -1,6 +1,7 @@
 #include "proxy/application.hpp"
 
 #include "auth/verifier.hpp"
+#include "cache/midnight_refill.hpp"
 #include "cache/service.hpp"
 #include "db/pool.hpp"
 #include "external/client.hpp"
@@ -49,6 +50,7 @@ struct application::impl {
     std::unique_ptr<upstream_fill> fallback;
     fill_stats fills;
     std::vector<std::unique_ptr<route_fill>> route_fills;
+    std::unique_ptr<cache::midnight_refill> midnight;
     std::unique_ptr<proxy::server> server;
     std::unique_ptr<external::client> external;
 
@@ -79,6 +81,10 @@ struct application::impl {
                 std::make_unique<route_fill>(route, database.get(), external.get(), *fallback, fills));
             fillers.push_back(route_fills.back().get());
         }
+        // Right after each UTC midnight, the day-bound entries read recently
+        // are refilled ahead of their readers (on the first io thread).
+        midnight = std::make_unique<cache::midnight_refill>(*cache, cfg.cache, clock, fillers);
+        midnight->start(server->context().get_executor());
         server->set_interceptor(std::make_shared<cached_routes>(*cache, *identity, std::move(fillers)));
         // An overdue heartbeat: no entry is fresh until the channel is back.
         if (database)
@@ -117,6 +123,7 @@ struct application::impl {
         if (cache) {
             admin.add_stats("cache", [this] { return cache->stats(); });
             admin.add_stats("fills", [this] { return to_json(fills); });
+            admin.add_stats("midnight_refill", [this] { return midnight->to_json(); });
         }
         if (external) admin.add_stats("external", [this] { return to_json(external->stats()); });
         if (database) {
