@@ -74,8 +74,10 @@ net::awaitable<void> midnight_refill::run(std::chrono::system_clock::time_point 
     counters_.selected.fetch_add(p->picked.size(), std::memory_order_relaxed);
 
     auto ex = co_await net::this_coro::executor;
-    p->running = std::min(config_.concurrency, p->picked.size());
-    for (std::size_t i = 0; i < p->running; ++i)
+    // A worker may run (and end) inside co_spawn: count them all first.
+    const auto workers = std::min(config_.concurrency, p->picked.size());
+    p->running = workers;
+    for (std::size_t i = 0; i < workers; ++i)
         net::co_spawn(ex, worker(p), [](std::exception_ptr) {});
     // Workers run on this executor too: none ends between the check and the wait.
     while (p->running > 0) co_await ended_.wait(steady::time_point::max());
