@@ -6,8 +6,8 @@
 //        --until-ms U --window-s W [--connections C] [--admin-port A]
 //
 // FILE: "user<TAB>token" lines. O: shifted minus real time. M: the midnight
-// (epoch ms, shifted). It reads until shifted time U, each connection going
-// reading a user's dashboard at random each time, and prints one JSON line: before
+// (epoch ms, shifted). It reads until shifted time U, each connection
+// reading one user's dashboard at random each time, and prints one JSON line: before
 // midnight (hit ratio), and the first W seconds after it: answers, hits,
 // p50/p99 latency, answers from yesterday (X-Cache STALE, an overview
 // calculatedAt before midnight, or an Age larger than the time since
