@@ -22,6 +22,9 @@ struct fill_request {
     header_list headers;                             // the first requester's identity and tracing headers
     std::chrono::steady_clock::time_point deadline;  // answer by then (advisory)
     bool background = false;                         // a stale-while-revalidate refresh: nobody waits
+    // A refill ahead of the readers (cache/midnight_refill.hpp): no client,
+    // so no headers; a filler that needs the client's (the legacy's) fails.
+    bool ahead = false;
 };
 
 struct fill_result {

@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdio>
 #include <string>
 
 namespace sidecache::cache {
@@ -26,6 +28,9 @@ struct fill_outcome {
     bool stored = false;
     bool failed = false;
     std::chrono::system_clock::time_point computed_at;
+    // A refill ahead of the readers that failed: it had no client's headers
+    // (for the legacy), so its waiters fill again with theirs.
+    bool needs_client = false;
 };
 
 using fill_flights = sync::single_flight<fill_outcome>;
@@ -151,14 +156,17 @@ struct service_access {
         on_exit fill_epoch{[&svc, epoch] { svc.store_.end_fill(epoch); }};
         auto computed_at = svc.clock_.system_now();
         std::string user_id = request.user_id;
+        const bool ahead = request.ahead;
 
         auto result = co_await call_filler(f, std::move(request));
         auto outcome = settle(svc, route, leader.key(), user_id, result, computed_at, epoch);
+        // A refill ahead failing says nothing of a client's fill: no backoff.
+        outcome.needs_client = ahead && outcome.failed;
         // The backoff before the flight leaves the table: a new request
         // sees the flight or the backoff, never neither.
-        if (outcome.failed)
+        if (outcome.failed && !outcome.needs_client)
             note_failure(svc, route, leader.key(), outcome.response);
-        else
+        else if (!outcome.failed)
             svc.backoff_.succeeded(leader.key());
         // Stored first, then the flight leaves the table: a new request sees
         // one or the other.
@@ -169,7 +177,7 @@ struct service_access {
     // Returns it and whether this call started it.
     static std::pair<std::shared_ptr<fill_flights::flight>, bool> join_or_start(
         service& svc, const net::any_io_executor& ex, const cache_request& r, std::string_view key,
-        const std::string& query, header_list* headers, filler& f, bool background) {
+        const std::string& query, header_list* headers, filler& f, bool background, bool ahead = false) {
         auto joined = svc.flights_->join_or_start(key);
         if (!joined.lead) return {std::move(joined.flight), false};
         const auto& rc = svc.config_.routes[r.route];
@@ -183,6 +191,7 @@ struct service_access {
         // gave up is still stored for the next request.
         req.deadline = svc.clock_.steady_now() + std::max(rc.fill_timeout, rc.wait_timeout);
         req.background = background;
+        req.ahead = ahead;
         svc.fills_in_flight_.fetch_add(1);
         // The fill is its own coroutine: it outlives a client that goes away.
         net::co_spawn(ex, run_fill(svc, r.route, std::move(req), std::move(*joined.lead), f),
@@ -291,7 +300,16 @@ net::awaitable<cache_answer> service::serve(cache_request request, header_list c
         return render(otherwise, otherwise_kind, std::chrono::seconds{0}, request.keep_alive);
     };
 
-    auto joined = co_await fl->wait(clock_.steady_now() + rc.wait_timeout, rc.max_waiters);
+    const auto deadline = clock_.steady_now() + rc.wait_timeout;
+    auto joined = co_await fl->wait(deadline, rc.max_waiters);
+    // A refill ahead of the readers that failed without a client's headers
+    // (cache/midnight_refill.hpp): this request fills with its own, once.
+    if (joined == sync::join_result::landed && fl->result() && fl->result()->needs_client) {
+        auto again = service_access::join_or_start(*this, ex, request, key, query, &client_headers, fill, false);
+        fl = std::move(again.first);
+        started = again.second;
+        joined = co_await fl->wait(deadline, rc.max_waiters);
+    }
     if (joined == sync::join_result::overloaded) {
         counters.overloaded.fetch_add(1, std::memory_order_relaxed);
         co_return stale_or(overloaded_response_, answer_kind::overloaded);
@@ -317,6 +335,34 @@ net::awaitable<cache_answer> service::serve(cache_request request, header_list c
         !started ? answer_kind::collapsed : (outcome.stored ? answer_kind::miss_stored : answer_kind::miss);
     co_return render(outcome.response, kind, age_of(outcome.computed_at, clock_.system_now()),
                      request.keep_alive);
+}
+
+net::awaitable<refill_ahead_result> service::refill_ahead(std::size_t route, std::string key,
+                                                          std::chrono::system_clock::time_point since,
+                                                          filler& fill) {
+    // key = route '\n' user '\n' normalized query (cache/key.hpp).
+    auto route_end = key.find('\n');
+    auto user_end = route_end == std::string::npos ? route_end : key.find('\n', route_end + 1);
+    if (user_end == std::string::npos) co_return refill_ahead_result::skipped;
+    std::string user_id = key.substr(route_end + 1, user_end - route_end - 1);
+    std::string query = key.substr(user_end + 1);
+    // Gone (evicted, invalidated), or refilled by a request already.
+    auto computed = store_.computed_at(user_id, key);
+    if (!computed || *computed >= since) co_return refill_ahead_result::skipped;
+
+    cache_request request{route, user_id, query, true};
+    auto ex = co_await net::this_coro::executor;
+    auto [fl, started] = service_access::join_or_start(*this, ex, request, key, query, nullptr, fill, true, true);
+    // A request's fill runs: it refills the entry, and its waiters wait for it.
+    if (!started) co_return refill_ahead_result::skipped;
+    const auto& rc = config_.routes[route];
+    // The fill ends by its own deadline; this bounds the wait all the same.
+    auto joined = co_await fl->wait(clock_.steady_now() + std::max(rc.fill_timeout, rc.wait_timeout) +
+                                        std::chrono::seconds{1},
+                                    SIZE_MAX);
+    if (joined == sync::join_result::landed && fl->result() && fl->result()->stored)
+        co_return refill_ahead_result::refilled;
+    co_return refill_ahead_result::failed;
 }
 
 std::size_t service::invalidate(std::string_view tag, invalidation mode) {

@@ -26,10 +26,12 @@
 #include <boost/json/object.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -40,6 +42,13 @@ struct cache_request {
     std::string_view user_id;    // verified `sub`, never the raw token
     std::string_view raw_query;  // the target's query, without '?'
     bool keep_alive = true;      // what to answer in Connection
+};
+
+// What one refill ahead of the readers came to (service::refill_ahead).
+enum class refill_ahead_result {
+    refilled,  // filled and stored
+    skipped,   // the entry is gone, was refilled already, or a request's fill of it runs
+    failed,    // the fill failed or its answer was not stored
 };
 
 class service {
@@ -64,6 +73,16 @@ public:
     // io_context (waiters are woken by posting to it).
     boost::asio::awaitable<cache_answer> serve(cache_request request, header_list client_headers,
                                                filler& fill);
+
+    // Refills the entry of `key` (of `route`) in the background with `fill`
+    // unless it is gone or was computed at or after `since`, and waits for
+    // that fill to end. A request of the key meanwhile joins it; one that
+    // came first leads its own fill, and this joins nothing (skipped). The
+    // fill has no client: fill_request::ahead. The executor as for serve().
+    // For cache/midnight_refill.hpp.
+    boost::asio::awaitable<refill_ahead_result> refill_ahead(std::size_t route, std::string key,
+                                                             std::chrono::system_clock::time_point since,
+                                                             filler& fill);
 
     // Soft by default: entries carrying `tag` ("user:<id>", "agent:<id>",
     // "route:<name>") turn stale; hard: evicted. Fills in flight that began

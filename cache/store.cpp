@@ -37,6 +37,7 @@ struct node {
     response_bytes response;
     std::chrono::steady_clock::time_point fresh_until;
     std::uint32_t computed_at = 0;  // system time, seconds since the epoch (for Age)
+    std::uint32_t last_read = 0;    // steady time, whole seconds: the last get or put (midnight refill)
     std::uint16_t route = 0;
     std::uint16_t extra_count = 0;
     tag_record* user_record = nullptr;
@@ -106,6 +107,16 @@ fmt::basic_memory_buffer<char, 128> user_tag(std::string_view user_id) {
 }
 
 constexpr std::size_t min_buckets = 64;
+
+std::uint32_t steady_seconds(std::chrono::steady_clock::time_point t) {
+    return static_cast<std::uint32_t>(std::max<std::int64_t>(
+        0, std::chrono::floor<std::chrono::seconds>(t.time_since_epoch()).count()));
+}
+
+std::uint32_t system_seconds(std::chrono::system_clock::time_point t) {
+    return static_cast<std::uint32_t>(std::max<std::int64_t>(
+        0, std::chrono::floor<std::chrono::seconds>(t.time_since_epoch()).count()));
+}
 
 }  // namespace
 
@@ -272,6 +283,7 @@ std::optional<lookup> store::get(std::size_t route, std::string_view user_id, st
         return std::nullopt;
     }
     s.lru.splice(s.lru.begin(), s.lru, s.lru.iterator_to(*n));
+    n->last_read = steady_seconds(now);  // under the shard lock taken anyway
     return lookup{n->response, state,
                   std::chrono::system_clock::time_point{std::chrono::seconds{n->computed_at}}};
 }
@@ -330,8 +342,8 @@ put_result store::put(std::size_t route, std::string_view user_id, const respons
     auto* n = new node;
     n->response = response;
     n->fresh_until = fresh_until;
-    n->computed_at = static_cast<std::uint32_t>(std::max<std::int64_t>(
-        0, std::chrono::floor<std::chrono::seconds>(computed_at.time_since_epoch()).count()));
+    n->computed_at = system_seconds(computed_at);
+    n->last_read = steady_seconds(clock_.steady_now());
     n->route = static_cast<std::uint16_t>(route);
     n->extra_count = static_cast<std::uint16_t>(extras.size());
     if (!extras.empty()) n->extras.reset(new extra_link[extras.size()]);
@@ -363,6 +375,43 @@ put_result store::put(std::size_t route, std::string_view user_id, const respons
     }
     store_access::prune_pending(*this, s);
     return put_result::stored;
+}
+
+std::vector<recent_entry> store::recently_read(const std::vector<bool>& routes,
+                                               std::chrono::steady_clock::time_point since,
+                                               std::chrono::system_clock::time_point computed_before,
+                                               std::size_t max) {
+    const auto since_s = steady_seconds(since);
+    const auto before_s = system_seconds(computed_before);
+    std::vector<recent_entry> out;
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+        auto& s = *shards_[i];
+        std::lock_guard lock(s.mutex);
+        std::size_t taken = 0;
+        for (const auto& n : s.lru) {
+            // The list is in order of last read, but for a read whose clock
+            // was taken just before another's lock: one second of slack.
+            if (n.last_read + 1 < since_s || taken == max) break;
+            if (n.last_read < since_s || n.route >= routes.size() || !routes[n.route] ||
+                n.computed_at >= before_s)
+                continue;
+            out.push_back(recent_entry{std::string(n.key()), n.route, n.last_read});
+            ++taken;
+        }
+    }
+    std::stable_sort(out.begin(), out.end(),
+                     [](const recent_entry& a, const recent_entry& b) { return a.last_read > b.last_read; });
+    if (out.size() > max) out.resize(max);
+    return out;
+}
+
+std::optional<std::chrono::system_clock::time_point> store::computed_at(std::string_view user_id,
+                                                                        std::string_view key) {
+    auto& s = shard_for(user_id);
+    std::lock_guard lock(s.mutex);
+    auto it = s.set.find(key, key_hash{}, key_equal{});
+    if (it == s.set.end()) return std::nullopt;
+    return std::chrono::system_clock::time_point{std::chrono::seconds{it->computed_at}};
 }
 
 std::size_t store::invalidate(std::string_view tag, invalidation mode) {

@@ -34,6 +34,13 @@ struct lookup {
     std::chrono::system_clock::time_point computed_at;
 };
 
+// An entry read recently (store::recently_read), to refill ahead of its readers.
+struct recent_entry {
+    std::string key;
+    std::size_t route = 0;
+    std::uint32_t last_read = 0;  // steady time, whole seconds
+};
+
 enum class put_result {
     stored,
     too_large,    // one entry larger than a shard's share of max_bytes
@@ -64,6 +71,19 @@ public:
                    const std::vector<std::string>& extra_tags,
                    std::chrono::steady_clock::time_point fresh_until,
                    std::chrono::system_clock::time_point computed_at, std::uint64_t fill_epoch);
+
+    // The entries of the routes with `routes[route]` true, read (get or put)
+    // at or after `since` and computed before `computed_before`: the most
+    // recently read first, at most `max`. Walks each shard's LRU list from
+    // its front and stops at the first entry read before `since`.
+    std::vector<recent_entry> recently_read(const std::vector<bool>& routes, std::chrono::steady_clock::time_point since,
+                                            std::chrono::system_clock::time_point computed_before,
+                                            std::size_t max);
+
+    // When the entry of `key` was computed, if there is one; it does not
+    // count as a read (no LRU move).
+    std::optional<std::chrono::system_clock::time_point> computed_at(std::string_view user_id,
+                                                                     std::string_view key);
 
     // Soft: entries carrying `tag` stop being fresh now. Hard: evicted.
     // Returns the number of entries hit. Cost: shards + entries carrying it.

@@ -90,11 +90,22 @@ struct route_config {
     duration degraded_ttl{10'000};    // ttl of an answer with degraded parts
 };
 
+// Right after each UTC midnight, the entries of utc_day_bound routes read
+// recently are refilled in the background (docs/freshness.md, "UTC midnight").
+struct midnight_refill_config {
+    bool enabled = true;
+    duration recent{600'000};        // read within this long before midnight
+    std::size_t max_entries = 10'000;  // the most recently read first
+    std::size_t concurrency = 8;     // refills at once
+    duration spread{30'000};         // their starts spread over this window after midnight
+};
+
 struct cache_config {
     bool enabled = true;
     std::size_t max_bytes = 256 * 1024 * 1024;
     unsigned shards = 16;
     std::vector<route_config> routes;
+    midnight_refill_config midnight_refill;
 };
 
 struct database_config {

@@ -427,11 +427,22 @@ route_config read_route(const section& s) {
     return r;
 }
 
+midnight_refill_config read_midnight_refill(const section& s) {
+    midnight_refill_config c;
+    s.boolean("enabled", c.enabled);
+    s.time("recent", c.recent, 1ms, one_day);
+    s.count<std::size_t>("max_entries", c.max_entries, 0, 10'000'000);
+    s.count<std::size_t>("concurrency", c.concurrency, 1, 1024);
+    s.time("spread", c.spread, 0ms, 1h);
+    return c;
+}
+
 cache_config read_cache(const context& ctx, const section& s) {
     cache_config c;
     s.boolean("enabled", c.enabled);
     s.size("max_bytes", c.max_bytes, 0, 1024 * gib);
     s.count("shards", c.shards, 1u, 1024u);
+    c.midnight_refill = s.read("midnight_refill", read_midnight_refill);
     auto routes = s.get("routes");
     if (!routes || routes->node.IsNull()) return c;
     if (!routes->node.IsSequence())

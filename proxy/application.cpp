@@ -1,6 +1,7 @@
 #include "proxy/application.hpp"
 
 #include "auth/verifier.hpp"
+#include "cache/midnight_refill.hpp"
 #include "cache/service.hpp"
 #include "db/pool.hpp"
 #include "external/client.hpp"
@@ -32,6 +33,7 @@ struct application::impl {
     std::unique_ptr<upstream_fill> fallback;
     std::unique_ptr<fill_stats> fills;
     std::vector<std::unique_ptr<route_fill>> route_fills;
+    std::unique_ptr<cache::midnight_refill> midnight;
     std::unique_ptr<proxy::server> server;
     std::unique_ptr<external::client> external;
 
@@ -63,6 +65,10 @@ struct application::impl {
                 std::make_unique<route_fill>(route, database.get(), external.get(), *fallback, *fills));
             fillers.push_back(route_fills.back().get());
         }
+        // Right after each UTC midnight, the day-bound entries read recently
+        // are refilled ahead of their readers (on the first io thread).
+        midnight = std::make_unique<cache::midnight_refill>(*cache, cfg.cache, clock, fillers);
+        midnight->start(server->context().get_executor());
         server->set_interceptor(
             std::make_shared<cached_routes>(*cache, *identity, std::move(fillers), server->metrics()));
         // An overdue heartbeat: no entry is fresh until the channel is back.
@@ -131,6 +137,7 @@ struct application::impl {
         if (cache) {
             declare_cache_metrics(metrics, *cache, cfg.cache);
             admin.set_purge([this](const purge_request& p) { return purge(p); });
+            admin.add_stats("midnight_refill", [this] { return midnight->to_json(); });
         }
         if (external) declare_external_metrics(metrics, *external);
         if (database) {

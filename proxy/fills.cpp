@@ -18,6 +18,13 @@ namespace http = boost::beast::http;
 using steady = std::chrono::steady_clock;
 
 net::awaitable<cache::fill_result> upstream_fill::fill(cache::fill_request request) {
+    // A refill ahead of the readers has no client, so no Authorization for
+    // the legacy: failed, and its waiters fill with their own headers.
+    if (request.ahead) {
+        cache::fill_result failed;
+        failed.failed = true;
+        co_return failed;
+    }
     upstream::request_head head;
     head.method = http::verb::get;
     head.target = request.path;

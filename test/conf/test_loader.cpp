@@ -455,6 +455,37 @@ TEST_CASE("cross-field and enum checks", "[unit]") {
           "test.yaml:4:12: admin.enabled: \"1\" is not a boolean (write true or false)");
 }
 
+TEST_CASE("cache.midnight_refill: values, defaults and bounds", "[unit]") {
+    auto with_refill = [](const std::string& body) { return with_line(6, "cache:\n  midnight_refill:\n" + body); };
+    SECTION("defaults") {
+        auto cfg = load_string(good, "test.yaml", fake_env());
+        CHECK(cfg.cache.midnight_refill.enabled);
+        CHECK(cfg.cache.midnight_refill.recent == 10min);
+        CHECK(cfg.cache.midnight_refill.max_entries == 10'000);
+        CHECK(cfg.cache.midnight_refill.concurrency == 8);
+        CHECK(cfg.cache.midnight_refill.spread == 30s);
+    }
+    SECTION("every key") {
+        auto cfg = load_string(with_refill("    enabled: false\n    recent: 2m\n    max_entries: 50\n"
+                                           "    concurrency: 3\n    spread: 5s"),
+                               "test.yaml", fake_env());
+        CHECK_FALSE(cfg.cache.midnight_refill.enabled);
+        CHECK(cfg.cache.midnight_refill.recent == 2min);
+        CHECK(cfg.cache.midnight_refill.max_entries == 50);
+        CHECK(cfg.cache.midnight_refill.concurrency == 3);
+        CHECK(cfg.cache.midnight_refill.spread == 5s);
+        REQUIRE(cfg.cache.routes.size() == 2);
+    }
+    SECTION("bounds and unknown keys") {
+        CHECK(error_of(with_refill("    concurrency: 0")) ==
+              "test.yaml:8:18: cache.midnight_refill.concurrency: 0 is out of range: must be from 1 to 1024");
+        CHECK(error_of(with_refill("    spread: 2h")).starts_with("test.yaml:8:13: cache.midnight_refill.spread: "));
+        CHECK(error_of(with_refill("    recent: 0s")).starts_with("test.yaml:8:13: cache.midnight_refill.recent: "));
+        CHECK(error_of(with_refill("    concurency: 2")).starts_with(
+            "test.yaml:8:5: cache.midnight_refill.concurency: unknown key, did you mean \"concurrency\"?"));
+    }
+}
+
 TEST_CASE("load_file names the file it cannot read", "[unit]") {
     try {
         load_file("/nonexistent/sidecache.yaml", fake_env());
@@ -503,6 +534,11 @@ void check_defaults(const config& cfg) {
     CHECK(cfg.cache.enabled == d.cache.enabled);
     CHECK(cfg.cache.max_bytes == d.cache.max_bytes);
     CHECK(cfg.cache.shards == d.cache.shards);
+    CHECK(cfg.cache.midnight_refill.enabled == d.cache.midnight_refill.enabled);
+    CHECK(cfg.cache.midnight_refill.recent == d.cache.midnight_refill.recent);
+    CHECK(cfg.cache.midnight_refill.max_entries == d.cache.midnight_refill.max_entries);
+    CHECK(cfg.cache.midnight_refill.concurrency == d.cache.midnight_refill.concurrency);
+    CHECK(cfg.cache.midnight_refill.spread == d.cache.midnight_refill.spread);
     CHECK(cfg.database.pool_size == d.database.pool_size);
     CHECK(cfg.database.connect_timeout == d.database.connect_timeout);
     CHECK(cfg.database.query_timeout == d.database.query_timeout);

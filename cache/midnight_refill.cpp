@@ -1,0 +1,141 @@
+#include "cache/midnight_refill.hpp"
+
+#include "cache/policy.hpp"
+#include "cache/service.hpp"
+#include "log/logger.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+#include <memory>
+
+namespace sidecache::cache {
+
+namespace net = boost::asio;
+using steady = std::chrono::steady_clock;
+
+// One pass's shared state: run() and its workers hold it.
+struct midnight_refill::pass {
+    std::vector<recent_entry> picked;
+    std::size_t next = 0;                       // the next entry a worker takes
+    std::size_t running = 0;                    // workers not ended
+    steady::time_point start;                   // the midnight, in steady time
+    std::chrono::system_clock::time_point midnight;
+};
+
+midnight_refill::midnight_refill(service& svc, const conf::cache_config& config, const sync::time_source& clock,
+                                 std::vector<filler*> fillers)
+    : svc_(svc),
+      config_(config.midnight_refill),
+      clock_(clock),
+      fillers_(std::move(fillers)),
+      sleeps_(clock),
+      ended_(clock) {
+    for (std::size_t i = 0; i < config.routes.size(); ++i)
+        routes_.push_back(config.routes[i].utc_day_bound && config.routes[i].fill == conf::fill_kind::postgres &&
+                          i < fillers_.size() && fillers_[i] != nullptr);
+}
+
+void midnight_refill::start(const net::any_io_executor& ex) {
+    if (!config_.enabled) return;
+    net::co_spawn(ex, schedule(), [](std::exception_ptr e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            log::error("cache", "the midnight refill stopped", {{"error", x.what()}});
+        }
+    });
+}
+
+net::awaitable<void> midnight_refill::schedule() {
+    for (;;) {
+        const auto midnight = next_utc_midnight(clock_.system_now());
+        // Slept by the steady clock, checked by the wall clock (which may
+        // have been set meanwhile): until the wall clock says midnight.
+        while (clock_.system_now() < midnight) {
+            auto left = std::chrono::duration_cast<steady::duration>(midnight - clock_.system_now());
+            co_await sleeps_.wait(clock_.steady_now() + std::max(left, steady::duration{1}));
+        }
+        co_await run(midnight);
+    }
+}
+
+net::awaitable<void> midnight_refill::run(std::chrono::system_clock::time_point midnight) {
+    const auto began = clock_.steady_now();
+    auto p = std::make_shared<pass>();
+    p->midnight = midnight;
+    // The midnight in steady time, for the reads before it and the spread after.
+    p->start = began - std::chrono::duration_cast<steady::duration>(clock_.system_now() - midnight);
+    p->picked = svc_.entries().recently_read(routes_, p->start - config_.recent, midnight, config_.max_entries);
+    counters_.selected.fetch_add(p->picked.size(), std::memory_order_relaxed);
+
+    auto ex = co_await net::this_coro::executor;
+    // A worker may run (and end) inside co_spawn: count them all first.
+    const auto workers = std::min(config_.concurrency, p->picked.size());
+    p->running = workers;
+    for (std::size_t i = 0; i < workers; ++i)
+        net::co_spawn(ex, worker(p), [](std::exception_ptr) {});
+    // Workers run on this executor too: none ends between the check and the wait.
+    while (p->running > 0) co_await ended_.wait(steady::time_point::max());
+
+    counters_.last_run_ms.store(
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_.steady_now() - began).count(),
+        std::memory_order_relaxed);
+    counters_.runs.fetch_add(1, std::memory_order_relaxed);
+}
+
+net::awaitable<void> midnight_refill::worker(std::shared_ptr<pass> p) {
+    const auto n = p->picked.size();
+    try {
+        while (p->next < n) {
+            const auto i = p->next++;
+            // Entry i starts no earlier than i/n of the spread after midnight.
+            auto at = p->start + std::chrono::duration_cast<steady::duration>(config_.spread * i / n);
+            if (at > clock_.steady_now()) co_await sleeps_.wait(at);
+            co_await refill(p->picked[i], p->midnight);
+        }
+    } catch (const std::exception&) {
+        // Counted as it happened; the pass goes on with the other workers.
+    }
+    // Not on a frame destroyed with its io_context: nobody waits then.
+    --p->running;
+    ended_.wake_all();
+}
+
+net::awaitable<void> midnight_refill::refill(recent_entry& entry, std::chrono::system_clock::time_point midnight) {
+    auto running = counters_.in_flight.fetch_add(1, std::memory_order_relaxed) + 1;
+    auto most = counters_.max_in_flight.load(std::memory_order_relaxed);
+    while (running > most && !counters_.max_in_flight.compare_exchange_weak(most, running)) {
+    }
+    auto result = refill_ahead_result::failed;
+    try {
+        result = co_await svc_.refill_ahead(entry.route, std::move(entry.key), midnight, *fillers_[entry.route]);
+    } catch (const std::exception&) {
+    }
+    counters_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+    auto& counter = result == refill_ahead_result::refilled  ? counters_.refilled
+                    : result == refill_ahead_result::skipped ? counters_.skipped
+                                                             : counters_.failed;
+    counter.fetch_add(1, std::memory_order_relaxed);
+}
+
+boost::json::object midnight_refill::to_json() const {
+    boost::json::object o;
+    o["enabled"] = config_.enabled;
+    o["runs"] = counters_.runs.load();
+    o["selected"] = counters_.selected.load();
+    o["refilled"] = counters_.refilled.load();
+    o["skipped"] = counters_.skipped.load();
+    o["failed"] = counters_.failed.load();
+    o["in_flight"] = counters_.in_flight.load();
+    o["max_in_flight"] = counters_.max_in_flight.load();
+    o["last_run_ms"] = counters_.last_run_ms.load();
+    return o;
+}
+
+}  // namespace sidecache::cache
