@@ -376,7 +376,6 @@ TEST_CASE("a stray ',' is a YAML error, not a hang", "[unit]") {
     const std::string url = "upstream:\n  url: http://legacy\n";
     CHECK(error_of(",\n") == "test.yaml:1:1: invalid YAML: unexpected ','");
     CHECK(error_of("# a comment\n  ,\n") == "test.yaml:2:3: invalid YAML: unexpected ','");
-    CHECK(error_of("log:\n  ,\n") == "test.yaml:2:3: invalid YAML: unexpected ','");
     CHECK(error_of("[a]\n,\n") == "test.yaml:2:1: invalid YAML: unexpected ','");
     CHECK(error_of(url + "cache:\n  routes: [\n    ]\n") == "loaded");  // a flow list over lines
 }
