@@ -176,3 +176,13 @@ TEST_CASE("verifier: verified tokens are cached, bounded, never past exp", "[uni
     f.clock.advance(10s);
     CHECK(f.error_of(t7) == error::expired);  // cached, but past exp
 }
+
+// Found in review of the fuzz targets: the cache key joins route, user and
+// query with '\n', so a subject holding one could spell another user's key.
+TEST_CASE("verifier: a subject with a control character is not verified", "[unit]") {
+    fixture f;
+    CHECK(f.error_of(f.bearer(f.claims("alice\\nq=1", 60))) == error::no_sub);
+    CHECK(f.error_of(f.bearer(f.claims("alice\\u0000", 60))) == error::no_sub);
+    CHECK(f.error_of(f.bearer(f.claims("alice\\u007f", 60))) == error::no_sub);
+    CHECK(f.verifier.verify(f.bearer(f.claims("alice \\u00e9", 60))));
+}
