@@ -40,6 +40,11 @@ midnight_refill::midnight_refill(service& svc, const conf::cache_config& config,
                           i < fillers_.size() && fillers_[i] != nullptr);
 }
 
+void midnight_refill::stop() {
+    sleeps_.shutdown();
+    ended_.shutdown();
+}
+
 void midnight_refill::start(const net::any_io_executor& ex) {
     if (!config_.enabled) return;
     net::co_spawn(ex, schedule(), [](std::exception_ptr e) {

@@ -47,6 +47,11 @@ public:
     // until its io_context stops: each UTC midnight, run(midnight). Nothing
     // when midnight_refill.enabled is false.
     void start(const boost::asio::any_io_executor& ex);
+    // Ends every wait of the schedule and its passes, and lets go of their
+    // timers. Call it once the io_context has stopped and before it is
+    // destroyed: a timer must not outlive its io_context (ASan found the
+    // queues' last waiters destroyed after it).
+    void stop();
 
     // One pass for the midnight `midnight` (the past one): the entries read
     // within `recent` before it and computed before it, refilled. Completes

@@ -174,6 +174,8 @@ application::application(conf::config cfg, const sync::time_source& clock)
 application::~application() {
     if (!impl_) return;
     impl_->server->stop();
+    // Its waits hold timers of the server's io_context, destroyed before it.
+    if (impl_->midnight) impl_->midnight->stop();
     // PostgreSQL answers are posted to the server's io_context: no more of
     // them once it is destroyed. The external client's connections live on
     // that io_context too.

@@ -160,9 +160,14 @@ net::awaitable<cache::fill_result> route_fill::fall_back(cache::fill_request req
         co_return co_await legacy(std::move(request));
     }
     const auto t0 = clock::now();
+    const auto deadline = request.deadline;
     legacy_tried_ms_.store(ms_since_epoch(t0), std::memory_order_relaxed);
     auto result = co_await legacy(std::move(request));
-    learn_legacy(clock::now() - t0);
+    auto took = clock::now() - t0;
+    // No answer by the deadline: the legacy takes longer than that, so it
+    // is learnt as half as long again (the next, longer try corrects it).
+    if (result.failed && result.status == 0 && clock::now() >= deadline) took += took / 2;
+    learn_legacy(took);
     co_return result;
 }
 

@@ -113,6 +113,9 @@ struct fixture {
     // Last: destroyed first, with the coroutine frames that refer to the above.
     net::io_context ioc;
 
+    // The refill's waits hold timers of ioc: let go of them while it exists.
+    ~fixture() { refill.stop(); }
+
     void spawn(std::string user, std::size_t route = 0) {
         net::co_spawn(
             ioc,

@@ -11,6 +11,7 @@
 #include "support/test_client.hpp"
 #include "support/test_config.hpp"
 #include "support/test_upstream.hpp"
+#include "support/within.hpp"
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -164,6 +165,12 @@ TEST_CASE("with PostgreSQL down, a fill is not forwarded to a legacy too slow to
     };
     CHECK(get("11111111-1111-1111-1111-111111111111") >= 500);  // tried: the legacy times out
     CHECK(legacy.requests() == 1);
+    // The waiter gives up at its deadline, the fill at the same one: wait
+    // for the fill's end, where the legacy's time is learnt.
+    REQUIRE(within(std::chrono::milliseconds(10'000), [&] {
+        return admin_stats(app.server().admin_port())
+                   .at("cache").at("routes").at("overview").at("failed_fills").to_number<int>() == 1;
+    }));
     const auto t0 = steady_clock::now();
     CHECK(get("22222222-2222-2222-2222-222222222222") >= 500);  // known too slow: not tried
     CHECK(get("33333333-3333-3333-3333-333333333333") >= 500);
