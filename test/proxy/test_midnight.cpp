@@ -130,6 +130,15 @@ std::int64_t age_of(const client_response& r) {
 }  // namespace
 
 TEST_CASE("UTC midnight on a shifted clock: no answer from before it, every answer the legacy's [pg]", "[pg]") {
+#if defined(__SANITIZE_THREAD__)
+    // Not under TSan: its runtime deadlocks in a process started with
+    // libfaketime's LD_PRELOAD (seen: sidecache's io threads waiting on
+    // TSan's internal mutex, requests never answered). The plain and ASan
+    // stages run this world; the refill's races are covered under TSan by
+    // cache_midnight_refill. A known gap, said in the session's note.
+    WARN("TSan build: the libfaketime world is not run (TSan deadlocks under its LD_PRELOAD)");
+    return;
+#endif
     if (const char* skip = std::getenv("SIDECACHE_SKIP_PG"); skip && std::string_view(skip) == "1") {
         WARN("SIDECACHE_SKIP_PG=1: [pg] test skipped");
         return;
