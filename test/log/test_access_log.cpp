@@ -3,6 +3,7 @@
 // flush and at destruction, and lines dropped (counted) when a buffer is full.
 
 #include "log/access_log.hpp"
+#include "support/log_file.hpp"
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -18,24 +19,9 @@ using namespace sidecache;
 using namespace std::chrono_literals;
 namespace json = boost::json;
 
+using test::log_file;
+
 namespace {
-
-struct log_file {
-    FILE* file = std::tmpfile();
-    int fd() const { return ::fileno(file); }
-
-    std::vector<std::string> lines() const {
-        std::string all;
-        char buf[4096];
-        ::lseek(fd(), 0, SEEK_SET);
-        for (ssize_t n; (n = ::read(fd(), buf, sizeof buf)) > 0;) all.append(buf, static_cast<std::size_t>(n));
-        std::vector<std::string> out;
-        std::istringstream in(all);
-        for (std::string line; std::getline(in, line);) out.push_back(line);
-        return out;
-    }
-    ~log_file() { std::fclose(file); }
-};
 
 constexpr std::string_view key = "0123456789abcdef";
 

@@ -2,6 +2,7 @@
 // lines whole under concurrent writers.
 
 #include "log/logger.hpp"
+#include "support/log_file.hpp"
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -16,25 +17,9 @@
 using namespace sidecache;
 namespace json = boost::json;
 
+using test::log_file;
+
 namespace {
-
-// A temporary file the logger writes to; its lines read back.
-struct log_file {
-    FILE* file = std::tmpfile();
-    int fd() const { return ::fileno(file); }
-
-    std::vector<std::string> lines() const {
-        std::vector<std::string> out;
-        std::string all;
-        char buf[4096];
-        ::lseek(fd(), 0, SEEK_SET);
-        for (ssize_t n; (n = ::read(fd(), buf, sizeof buf)) > 0;) all.append(buf, static_cast<std::size_t>(n));
-        std::istringstream in(all);
-        for (std::string line; std::getline(in, line);) out.push_back(line);
-        return out;
-    }
-    ~log_file() { std::fclose(file); }
-};
 
 json::object parse_line(const std::string& line) {
     INFO(line);
