@@ -437,6 +437,30 @@ void count_forwarded(server_state& state, const upstream::forward_result& result
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
 }
 
+// The request is not the cache's: sent to the legacy backend, its answer
+// relayed as it arrives. The time counted (metrics, access log) starts once
+// the answers still pending for this client are flushed.
+net::awaitable<step> pass_through(client_connection& c, request_parser& parser, bool keep_alive,
+                                  const access_record& access) {
+    auto& state = c.state;
+    state.stats.forwarded.inc();
+    if (!c.pending.empty() && co_await flush(c.stream(), c.pending, c.cfg.body_timeout)) co_return step::close;
+    const auto started = std::chrono::steady_clock::now();
+    if (c.scratch.empty()) c.scratch.resize(16 * 1024);
+    const auto on_status = evict_on_success(c, parser);
+    const auto result = co_await upstream::forward(
+        upstream::client_side{c.stream(), c.buffer, parser, c.address, c.cfg.body_timeout, c.scratch, keep_alive,
+                              &state.draining, on_status ? &on_status : nullptr},
+        state.pool);
+    const auto upstream_time = std::chrono::steady_clock::now() - started;
+    auto next = !result.ec && result.keep_alive ? step::next_request : step::finish;
+    unsigned status = result.response_started ? result.status : 0;
+    if (result.ec && !result.response_started) next = co_await answer_failure(c, parser, result, keep_alive, status);
+    count_forwarded(state, result, started);
+    access.forwarded(status, result.body_bytes, upstream_time);
+    co_return next;
+}
+
 }  // namespace
 
 net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::tcp::socket socket) {
@@ -504,24 +528,7 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
                 access.cached(*answer);
             }
         }
-        if (next == step::not_mine) {
-            state->stats.forwarded.inc();
-            const auto forward_started = std::chrono::steady_clock::now();
-            if (!c.pending.empty() && co_await flush(stream, c.pending, cfg.body_timeout)) co_return;
-            if (c.scratch.empty()) c.scratch.resize(16 * 1024);
-            const auto on_status = evict_on_success(c, parser);
-            const auto result = co_await upstream::forward(
-                upstream::client_side{stream, c.buffer, parser, c.address, cfg.body_timeout, c.scratch,
-                                      keep_alive, &state->draining, on_status ? &on_status : nullptr},
-                state->pool);
-            const auto upstream_time = std::chrono::steady_clock::now() - forward_started;
-            next = !result.ec && result.keep_alive ? step::next_request : step::finish;
-            unsigned status = result.response_started ? result.status : 0;
-            if (result.ec && !result.response_started)
-                next = co_await answer_failure(c, parser, result, keep_alive, status);
-            count_forwarded(*state, result, forward_started);
-            access.forwarded(status, result.body_bytes, upstream_time);
-        }
+        if (next == step::not_mine) next = co_await pass_through(c, parser, keep_alive, access);
         if (next == step::close) co_return;
         if (next == step::finish) break;
     }
