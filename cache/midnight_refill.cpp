@@ -129,18 +129,4 @@ net::awaitable<void> midnight_refill::refill(recent_entry& entry, std::chrono::s
     counter.fetch_add(1, std::memory_order_relaxed);
 }
 
-boost::json::object midnight_refill::to_json() const {
-    boost::json::object o;
-    o["enabled"] = config_.enabled;
-    o["runs"] = counters_.runs.load();
-    o["selected"] = counters_.selected.load();
-    o["refilled"] = counters_.refilled.load();
-    o["skipped"] = counters_.skipped.load();
-    o["failed"] = counters_.failed.load();
-    o["in_flight"] = counters_.in_flight.load();
-    o["max_in_flight"] = counters_.max_in_flight.load();
-    o["last_run_ms"] = counters_.last_run_ms.load();
-    return o;
-}
-
 }  // namespace sidecache::cache

@@ -22,7 +22,6 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/json/object.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -69,7 +68,7 @@ public:
         std::atomic<std::int64_t> last_run_ms{-1};    // how long the last pass took
     };
     const counters& stats() const { return counters_; }
-    boost::json::object to_json() const;
+    bool enabled() const { return config_.enabled; }
 
 private:
     struct pass;

@@ -137,7 +137,7 @@ struct application::impl {
         if (cache) {
             declare_cache_metrics(metrics, *cache, cfg.cache);
             admin.set_purge([this](const purge_request& p) { return purge(p); });
-            admin.add_stats("midnight_refill", [this] { return midnight->to_json(); });
+            declare_midnight_metrics(metrics, *midnight);
         }
         if (external) declare_external_metrics(metrics, *external);
         if (database) {

@@ -1,5 +1,6 @@
 #include "proxy/module_metrics.hpp"
 
+#include "cache/midnight_refill.hpp"
 #include "cache/service.hpp"
 #include "db/pool.hpp"
 #include "external/client.hpp"
@@ -30,6 +31,32 @@ double load(const std::atomic<T>& a) {
 void declare_build_info(metrics::registry& r) {
     r.add_gauge_fn("sidecache_build_info", "The running sidecache's version (always 1).",
                    {{"version", SIDECACHE_VERSION}}, [] { return 1.0; });
+}
+
+void declare_midnight_metrics(metrics::registry& r, const cache::midnight_refill& refill) {
+    const auto& c = refill.stats();
+    auto at = [](const char* key) { return json_path{"midnight_refill", key}; };
+    r.add_json(at("enabled"), [&refill] { return boost::json::value(refill.enabled()); });
+    r.add_counter_fn("sidecache_midnight_refill_runs_total", "Passes of the refill after a UTC midnight ended.", {},
+                     [&c] { return load(c.runs); }, at("runs"));
+    const std::pair<const char*, const std::atomic<std::uint64_t>*> entries[] = {
+        {"selected", &c.selected}, {"refilled", &c.refilled}, {"skipped", &c.skipped}, {"failed", &c.failed}};
+    for (const auto& [result, cell] : entries)
+        r.add_counter_fn("sidecache_midnight_refill_entries_total",
+                         "Entries the refill after midnight picked (selected), then refilled and stored, skipped "
+                         "(gone, or a request's fill came first) or failed.",
+                         {{"result", result}}, [cell] { return load(*cell); }, at(result));
+    r.add_gauge_fn("sidecache_midnight_refill_in_flight", "Refills after midnight running now.", {},
+                   [&c] { return load(c.in_flight); }, at("in_flight"));
+    r.add_gauge_fn("sidecache_midnight_refill_max_in_flight", "The most refills after midnight at once, ever.", {},
+                   [&c] { return load(c.max_in_flight); }, at("max_in_flight"));
+    r.add_json(at("last_run_ms"), [&c] { return boost::json::value(c.last_run_ms.load(std::memory_order_relaxed)); });
+    r.add_gauge_fn("sidecache_midnight_refill_last_run_seconds",
+                   "How long the last refill pass took (-1 before the first).", {},
+                   [&c] {
+                       const auto ms = c.last_run_ms.load(std::memory_order_relaxed);
+                       return ms < 0 ? -1.0 : static_cast<double>(ms) / 1000.0;
+                   });
 }
 
 void declare_cache_metrics(metrics::registry& r, const cache::service& cache, const conf::cache_config& cfg) {

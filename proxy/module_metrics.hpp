@@ -10,6 +10,7 @@
 
 namespace sidecache::cache {
 class service;
+class midnight_refill;
 }  // namespace sidecache::cache
 namespace sidecache::db {
 class pool;
@@ -24,6 +25,8 @@ namespace sidecache::proxy {
 void declare_build_info(metrics::registry& r);
 // "cache" in /stats: per route results, fills, entries, bytes; max_bytes.
 void declare_cache_metrics(metrics::registry& r, const cache::service& cache, const conf::cache_config& cfg);
+// "midnight_refill" in /stats: the refill of the day-bound entries after UTC midnight.
+void declare_midnight_metrics(metrics::registry& r, const cache::midnight_refill& refill);
 // "external" in /stats.
 void declare_external_metrics(metrics::registry& r, const external::client& client);
 // "database" in /stats: the query pool and the view refresher.

@@ -217,7 +217,8 @@ TEST_CASE("promtool check metrics accepts the whole /metrics of a sidecache with
     for (const char* family : {"sidecache_postgres_up", "sidecache_postgres_waits_total",
                                "sidecache_listener_up", "sidecache_listener_heartbeat_age_seconds",
                                "sidecache_external_tries_total", "sidecache_refresh_failures_total",
-                               "sidecache_upstream_connects_total", "sidecache_cache_max_bytes"}) {
+                               "sidecache_upstream_connects_total", "sidecache_cache_max_bytes",
+                               "sidecache_midnight_refill_entries_total", "sidecache_midnight_refill_runs_total"}) {
         INFO(family);
         CHECK(e.text.find(std::string("# TYPE ") + family + " ") != std::string::npos);
     }
