@@ -166,10 +166,12 @@ TEST_CASE("20 agents at 200 ms: one round trip, 20 requests, mapped as the mock 
 
     auto t = enrich_now(ioc, client, body);
     // One round trip: all 20 were at the mock at once. The time says so
-    // too, but not under a sanitizer's slowdown on a busy machine.
+    // too: one after another would take 20 x 200 ms; the bound leaves a busy
+    // machine room (370 ms seen at load 10 against 300 ms before), not a
+    // sanitizer's slowdown.
     CHECK(mock.max_in_flight() == 20);
 #ifndef SIDECACHE_SANITIZED
-    CHECK(t.elapsed <= ms{300});
+    CHECK(t.elapsed < ms{1000});
 #endif
     CHECK(mock.requests() == 20);
     CHECK_FALSE(t.result.degraded);

@@ -7,6 +7,8 @@
 #include "support/test_config.hpp"
 #include "support/test_upstream.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <catch2/catch.hpp>
 #include <fmt/core.h>
 
@@ -75,7 +77,7 @@ TEST_CASE("a keep-alive connection idle past server.idle_timeout is closed, a bu
         REQUIRE(res);
         CHECK(res->body == "answer for /one");
         const auto since = steady::now();
-        CHECK(client.closed_by_peer());  // waits at most the client's 10 s receive timeout
+        CHECK(client.closed_by_peer());  // waits at most the client's 30 s receive timeout
         const auto took = steady::now() - since;
         CHECK(took >= 250ms);
         CHECK(took < 5s);
@@ -173,4 +175,20 @@ TEST_CASE("pipelined hits and forwards mixed in one write: every answer, in orde
         REQUIRE(res);
         CHECK(res->body == "hit z");
     }
+}
+
+// The tests' own client must not hang a run: against a server that accepts
+// and never answers, a read gives up after its receive timeout.
+TEST_CASE("the test client gives up after its receive timeout when nothing is answered") {
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::acceptor silent(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    test_client client(silent.local_endpoint().port(), 300ms);
+    auto accepted = silent.accept();  // held open, never written to
+    client.send(get_request("/never"));
+    const auto since = steady::now();
+    CHECK_FALSE(client.read_response());
+    CHECK_FALSE(client.closed_by_peer());  // still open: timed out
+    const auto took = steady::now() - since;
+    CHECK(took >= 600ms);
+    CHECK(took < 20s);
 }

@@ -6,8 +6,6 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <sys/socket.h>
-#include <sys/time.h>
 
 namespace sidecache::test {
 
@@ -20,15 +18,35 @@ struct test_client::impl {
     net::io_context ioc;
     tcp::socket socket{ioc};
     beast::flat_buffer buffer;
+    std::chrono::milliseconds receive_timeout;
+
+    // Runs one read started by `start` (given its completion handler) until it
+    // completes or the receive timeout passes, then cancels it. A blocking
+    // read cannot be bounded: Asio waits in poll() without a timeout once
+    // SO_RCVTIMEO expires, so a test whose server never answers would hang
+    // until ctest's timeout.
+    template <typename Start>
+    boost::system::error_code bounded(Start start) {
+        boost::system::error_code result;
+        bool done = false;
+        ioc.restart();
+        start([&](boost::system::error_code ec, std::size_t) {
+            result = ec;
+            done = true;
+        });
+        ioc.run_for(receive_timeout);
+        if (done) return result;
+        socket.cancel();
+        ioc.restart();
+        ioc.run();  // the read completes, aborted
+        return net::error::timed_out;
+    }
 };
 
 test_client::test_client(std::uint16_t port, std::chrono::milliseconds receive_timeout)
     : impl_(std::make_unique<impl>()) {
+    impl_->receive_timeout = receive_timeout;
     impl_->socket.connect({net::ip::make_address("127.0.0.1"), port});
-    timeval tv{};
-    tv.tv_sec = receive_timeout.count() / 1000;
-    tv.tv_usec = (receive_timeout.count() % 1000) * 1000;
-    ::setsockopt(impl_->socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
 test_client::~test_client() = default;
@@ -42,8 +60,8 @@ std::optional<client_response> test_client::read_response(bool head) {
     parser.body_limit(256 * 1024 * 1024);
     parser.header_limit(1024 * 1024);  // tests relay heads past the 8 KiB default
     if (head) parser.skip(true);
-    boost::system::error_code ec;
-    http::read(impl_->socket, impl_->buffer, parser, ec);
+    const auto ec = impl_->bounded(
+        [&](auto handler) { http::async_read(impl_->socket, impl_->buffer, parser, std::move(handler)); });
     if (ec) return std::nullopt;
     client_response out;
     const auto& msg = parser.get();
@@ -58,8 +76,8 @@ std::optional<client_response> test_client::read_response(bool head) {
 bool test_client::closed_by_peer() {
     char sink[4096];
     for (;;) {
-        boost::system::error_code ec;
-        impl_->socket.read_some(net::buffer(sink), ec);
+        const auto ec =
+            impl_->bounded([&](auto handler) { impl_->socket.async_read_some(net::buffer(sink), std::move(handler)); });
         if (ec == net::error::eof || ec == net::error::connection_reset) return true;
         if (ec) return false;  // timed out: still open
     }

@@ -27,7 +27,7 @@ struct client_response {
 class test_client {
 public:
     explicit test_client(std::uint16_t port,
-                         std::chrono::milliseconds receive_timeout = std::chrono::seconds(10));
+                         std::chrono::milliseconds receive_timeout = std::chrono::seconds(30));
     ~test_client();
 
     void send(std::string_view bytes);
