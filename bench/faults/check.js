@@ -18,9 +18,11 @@
 //         their agents for /api/agents), so a fill
 //   pass  GET /api/billing/credits (passed through; its credits are checked)
 // Prints "ready" on stdout once the expected answers are learnt, then writes
-// one line per request to --out: "t_ms kind status latency_ms verdict", the
-// verdict ok, wrong (not this user's answer), cross (another user's answer)
-// or an error code (ECONNREFUSED, ECONNRESET, ...) with status 0.
+// one line per request to --out: "t_ms kind status latency_ms verdict
+// degraded", the verdict ok, wrong (not this user's answer), cross (another
+// user's answer) or an error code (ECONNREFUSED, ECONNRESET, ...) with status
+// 0; degraded 1 for an /api/agents answer with an agent's configuration
+// stale or unavailable.
 'use strict';
 
 const http = require('node:http');
@@ -125,8 +127,19 @@ async function learn_all() {
 
 let stopping = false;
 const lines = [];
-function record(kind, r, v) {
-  lines.push(`${Date.now()} ${kind} ${r.status} ${r.ms.toFixed(2)} ${v}\n`);
+// 1 when an /api/agents answer has an agent the external API could not give
+// (configStatus stale or unavailable): a degraded answer, not a wrong one.
+function degraded(path, r) {
+  if (path !== '/api/agents' || r.status !== 200) return 0;
+  try {
+    return JSON.parse(r.body).data.some((a) => a.configStatus === 'stale' || a.configStatus === 'unavailable') ? 1 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function record(kind, r, v, path) {
+  lines.push(`${Date.now()} ${kind} ${r.status} ${r.ms.toFixed(2)} ${v} ${degraded(path, r)}\n`);
   if (lines.length >= 256) fs.writeSync(out, lines.splice(0).join(''));
 }
 
@@ -136,12 +149,12 @@ async function worker(w) {
     if (kind === 'pass') {
       const t = cached[i % cached.length];
       const r = await request(side, 'GET', CREDITS, auth(t));
-      record(kind, r, verdict(t.user, CREDITS, r));
+      record(kind, r, verdict(t.user, CREDITS, r), CREDITS);
     } else if (kind === 'hit') {
       const t = cached[Math.floor(i / 4) % cached.length];
       const path = ROUTES[i % 3];
       const r = await request(side, 'GET', path, auth(t));
-      record(kind, r, verdict(t.user, path, r));
+      record(kind, r, verdict(t.user, path, r), path);
     } else {
       const t = fresh[Math.floor(i / 4) % fresh.length];
       const path = ROUTES[Math.floor(i / 4) % 3];
@@ -151,7 +164,7 @@ async function worker(w) {
       await purge({ user: t.user });
       if (path === '/api/agents') for (const id of agents_of.get(t.user) || []) await purge({ agent: id });
       const r = await request(side, 'GET', path, auth(t));
-      record(kind, r, verdict(t.user, path, r));
+      record(kind, r, verdict(t.user, path, r), path);
     }
   }
 }
