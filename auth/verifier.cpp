@@ -122,6 +122,33 @@ std::size_t verifier::cached_tokens() const {
     return tokens_.size();
 }
 
+std::size_t verifier::cache_sweeps() const {
+    std::lock_guard lock(mutex_);
+    return sweeps_;
+}
+
+// Frees one place in the full token cache, in constant time amortized: the
+// expired tokens are swept once per quarter of the capacity inserted, else
+// a token of a bucket picked at random goes. (Sweeping on every insertion
+// into a full cache cost a walk of all token_cache_entries per request once
+// more users than that were active, under the one mutex: bench/memory.)
+void verifier::make_room(std::chrono::system_clock::time_point now) const {
+    if (++inserted_since_sweep_ > config_.token_cache_entries / 4) {
+        inserted_since_sweep_ = 0;
+        ++sweeps_;
+        std::erase_if(tokens_, [&](const auto& kv) { return now >= kv.second->expires; });
+        if (tokens_.size() < config_.token_cache_entries) return;
+    }
+    for (;;) {  // the cache is not empty: some bucket holds a token
+        victim_seed_ = victim_seed_ * 6364136223846793005ULL + 1442695040888963407ULL;  // an LCG step
+        const auto bucket = static_cast<std::size_t>(victim_seed_ >> 33) % tokens_.bucket_count();
+        if (tokens_.bucket_size(bucket) == 0) continue;
+        const std::string victim = tokens_.begin(bucket)->first;
+        tokens_.erase(victim);
+        return;
+    }
+}
+
 boost::system::result<std::shared_ptr<const verified_user>> verifier::verify(
     std::string_view authorization) const {
     if (config_.jwt_secret.empty()) return make_error_code(error::disabled);
@@ -151,11 +178,7 @@ boost::system::result<std::shared_ptr<const verified_user>> verifier::verify(
     if (!verified || config_.token_cache_entries == 0) return verified;
 
     std::lock_guard lock(mutex_);
-    if (tokens_.size() >= config_.token_cache_entries) {
-        // Drop the expired ones; if none, an arbitrary one (bounded, cheap).
-        std::erase_if(tokens_, [&](const auto& kv) { return now >= kv.second->expires; });
-        if (tokens_.size() >= config_.token_cache_entries) tokens_.erase(tokens_.begin());
-    }
+    if (tokens_.size() >= config_.token_cache_entries) make_room(now);
     tokens_.emplace(std::string(token), *verified);
     return verified;
 }

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -35,9 +36,13 @@ public:
     boost::system::result<std::shared_ptr<const verified_user>> verify(std::string_view authorization) const;
 
     std::size_t cached_tokens() const;
+    // Sweeps of the whole cache for expired tokens so far (at most one per
+    // quarter of token_cache_entries inserted while full).
+    std::size_t cache_sweeps() const;
 
 private:
     boost::system::result<std::shared_ptr<const verified_user>> verify_token(std::string_view token) const;
+    void make_room(std::chrono::system_clock::time_point now) const;  // mutex_ held
 
     struct token_hash {
         using is_transparent = void;
@@ -49,6 +54,9 @@ private:
     mutable std::mutex mutex_;
     mutable std::unordered_map<std::string, std::shared_ptr<const verified_user>, token_hash, std::equal_to<>>
         tokens_;
+    mutable std::size_t inserted_since_sweep_ = 0;
+    mutable std::size_t sweeps_ = 0;
+    mutable std::uint64_t victim_seed_ = 0x9e3779b97f4a7c15ULL;  // picks the bucket a token is dropped from
 };
 
 // Strict base64url (RFC 4648 §5, no padding, unused bits zero).

@@ -177,6 +177,28 @@ TEST_CASE("verifier: verified tokens are cached, bounded, never past exp", "[uni
     CHECK(f.error_of(t7) == error::expired);  // cached, but past exp
 }
 
+// Found by bench/memory: with more users than token_cache_entries, every new
+// token swept the whole cache for expired ones under the verifier's mutex.
+TEST_CASE("verifier: a full token cache makes room in constant time, sweeping for expired tokens rarely",
+          "[unit]") {
+    fixture f;
+    f.config.token_cache_entries = 100;
+    for (int i = 0; i < 2'000; ++i)  // 20 times the capacity, none expired
+        REQUIRE(f.verifier.verify(f.bearer(f.claims("u" + std::to_string(i), 100))));
+    CHECK(f.verifier.cached_tokens() == 100);
+    // One sweep per 25 insertions into the full cache at most, not one each.
+    CHECK(f.verifier.cache_sweeps() <= (2'000 - 100) / 25 + 1);
+    // Expired tokens still go in a sweep: 100 short-lived ones (most of them
+    // stay, each evicting a random other), then past their exp, 30 more
+    // insertions, among which a sweep: the cache is no longer full.
+    for (int i = 0; i < 100; ++i) REQUIRE(f.verifier.verify(f.bearer(f.claims("s" + std::to_string(i), 10))));
+    f.clock.advance(10s);
+    const auto sweeps = f.verifier.cache_sweeps();
+    for (int i = 0; i < 30; ++i) REQUIRE(f.verifier.verify(f.bearer(f.claims("n" + std::to_string(i), 100))));
+    CHECK(f.verifier.cache_sweeps() > sweeps);
+    CHECK(f.verifier.cached_tokens() < 100);
+}
+
 // Found in review of the fuzz targets: the cache key joins route, user and
 // query with '\n', so a subject holding one could spell another user's key.
 TEST_CASE("verifier: a subject with a control character is not verified", "[unit]") {

@@ -83,6 +83,10 @@ bool test_client::closed_by_peer() {
     }
 }
 
+int test_client::native_handle() {
+    return impl_->socket.native_handle();
+}
+
 std::string get_request(std::string_view target, std::string_view extra) {
     std::string out = "GET ";
     out += target;

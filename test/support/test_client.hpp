@@ -37,6 +37,9 @@ public:
     // True if the server closed the connection (EOF or reset) before the
     // receive timeout, any bytes still unread being dropped.
     bool closed_by_peer();
+    // The socket, for a writer thread beside read_response() (::send on it;
+    // the reads stay with this object).
+    int native_handle();
 
 private:
     struct impl;
