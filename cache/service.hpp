@@ -61,7 +61,19 @@ public:
 
     // The cached route of an exact path, if any.
     std::optional<std::size_t> route_index(std::string_view path) const;
-    const conf::route_config& route(std::size_t index) const { return config_.routes[index]; }
+    const conf::route_config& route(std::size_t index) const { return config().routes[index]; }
+
+    // The routes' settings in effect: one acquire load, so requests read it
+    // without a lock. reconfigure() replaces them (a reload: conf/reload.hpp)
+    // with `next`, whose routes are the same ones in the same order (only
+    // their windows and limits differ) and which outlives the service (a
+    // conf::live_config keeps it). Fills and waits in progress keep what
+    // they read; the next request reads the new settings.
+    const conf::cache_config& config() const noexcept { return *config_.load(std::memory_order_acquire); }
+    void reconfigure(const conf::cache_config& next) {
+        store_.reconfigure(next);
+        config_.store(&next, std::memory_order_release);
+    }
 
     // The hit path without a coroutine: a fresh entry's answer, else nullopt
     // (then call serve). Counts a hit only when it answers.
@@ -121,7 +133,7 @@ public:
     struct flight_table;
 
 private:
-    const conf::cache_config& config_;
+    std::atomic<const conf::cache_config*> config_;
     const sync::time_source& clock_;
     stats_table stats_;
     store store_;

@@ -3,19 +3,24 @@
 #include "auth/verifier.hpp"
 #include "cache/midnight_refill.hpp"
 #include "cache/service.hpp"
+#include "conf/loader.hpp"
+#include "conf/reload.hpp"
 #include "db/pool.hpp"
 #include "external/client.hpp"
 #include "log/logger.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/cached_routes.hpp"
 #include "proxy/fills.hpp"
+#include "metrics/registry.hpp"
 #include "proxy/module_metrics.hpp"
 #include "proxy/server.hpp"
 #include "sync/time_source.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/json/array.hpp>
 #include <fmt/core.h>
 
+#include <mutex>
 #include <optional>
 
 namespace sidecache::proxy {
@@ -36,6 +41,8 @@ struct application::impl {
     std::unique_ptr<cache::midnight_refill> midnight;
     std::unique_ptr<proxy::server> server;
     std::unique_ptr<external::client> external;
+    std::mutex reload_mutex;  // one reload at a time (SIGHUP, POST /reload)
+    metrics::counter reloads_ok, reloads_error;
 
     impl(conf::config c, const sync::time_source& t) : cfg(std::move(c)), clock(t) {
         server = std::make_unique<proxy::server>(cfg);
@@ -128,12 +135,59 @@ struct application::impl {
         return hit;
     }
 
+    // The configuration file read again; what changes live is published in
+    // the server's conf::live_config (read there per request) and handed to
+    // the modules that keep their own pointer to it.
+    reload_outcome reload() {
+        std::lock_guard lock(reload_mutex);
+        auto& live = server->settings();
+        const conf::config& running = live.current();
+        conf::config loaded;
+        try {
+            loaded = conf::load_file(running.source_file);
+        } catch (const std::exception& e) {
+            reloads_error.inc();
+            log::error("config", "reload rejected: the configuration in effect stays", {{"error", e.what()}});
+            return reload_outcome{false, e.what(), {}, {}};
+        }
+        auto plan = conf::plan_reload(running, loaded);
+        apply(live.publish(std::move(plan.effective)));
+        reloads_ok.inc();
+        boost::json::array applied, restart;
+        for (const auto& k : plan.applied) applied.emplace_back(k);
+        for (const auto& k : plan.needs_restart) {
+            restart.emplace_back(k);
+            log::warn("config", "changed in the file, needs a restart: left as it is", {{"key", k}});
+        }
+        log::info("config", "reloaded",
+                  {{"file", running.source_file}, {"applied", std::move(applied)}, {"needs_restart", std::move(restart)}});
+        return reload_outcome{true, {}, std::move(plan.applied), std::move(plan.needs_restart)};
+    }
+
+    // `c` (kept by the live_config for the process's life) to the modules
+    // that hold their own pointer to their settings.
+    void apply(const conf::config& c) {
+        log::global().set_level(log::parse_level(c.log.level).value_or(log::level::info));
+        server->set_access_log(c.log.access_log);
+        if (cache) cache->reconfigure(c.cache);
+        // The same routes in the same order (conf::plan_reload keeps the running list otherwise).
+        for (std::size_t i = 0; i < route_fills.size() && i < c.cache.routes.size(); ++i)
+            route_fills[i]->reconfigure(c.cache.routes[i]);
+        if (external) external->reconfigure(c.external);
+    }
+
     // /ready's checks, and each module's series in the metrics registry
     // (/stats and /metrics).
     void register_admin() {
         auto& admin = server->admin();
         auto& metrics = server->metrics();
         declare_build_info(metrics);
+        const std::string reloads_help = "Reloads of the configuration file (SIGHUP, POST /reload) by result.";
+        reloads_ok = metrics.add_counter("sidecache_config_reloads_total", reloads_help, {{"result", "ok"}},
+                                         {"reload", "ok"});
+        reloads_error = metrics.add_counter("sidecache_config_reloads_total", reloads_help, {{"result", "error"}},
+                                            {"reload", "error"});
+        admin.set_reload([this] { return reload(); });
         if (cache) {
             declare_cache_metrics(metrics, *cache, cfg.cache);
             admin.set_purge([this](const purge_request& p) { return purge(p); });
@@ -190,6 +244,10 @@ void application::start() {
 
 bool application::drain(std::chrono::milliseconds timeout) {
     return impl_->server->drain(timeout);
+}
+
+reload_outcome application::reload() {
+    return impl_->reload();
 }
 
 server& application::server() {
