@@ -40,6 +40,14 @@ void copy_live(config& to, const config& from) {
     s.max_pipelined = f.max_pipelined;
     s.max_connections = f.max_connections;
 
+    auto& u = to.upstream;
+    const auto& v = from.upstream;
+    u.max_connections = v.max_connections;
+    u.max_idle_connections = v.max_idle_connections;
+    u.connect_timeout = v.connect_timeout;
+    u.response_timeout = v.response_timeout;
+    u.idle_timeout = v.idle_timeout;
+
     to.admin.token = from.admin.token;
     to.log.level = from.log.level;
     to.log.access_log = from.log.access_log;

@@ -5,6 +5,8 @@
 // its running value. Live (docs/operations.md, "Reload"):
 //   server: header_timeout, idle_timeout, body_timeout, drain_timeout,
 //           max_header_bytes, max_body_bytes, max_pipelined, max_connections
+//   upstream: max_connections, max_idle_connections, connect_timeout,
+//           response_timeout, idle_timeout
 //   admin.token; log.level, log.access_log
 //   cache.routes[i]: ttl, stale_while_revalidate, stale_if_error,
 //           utc_day_bound, max_waiters, wait_timeout, fill_timeout,

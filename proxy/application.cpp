@@ -169,6 +169,7 @@ struct application::impl {
     void apply(const conf::config& c) {
         log::global().set_level(log::parse_level(c.log.level).value_or(log::level::info));
         server->set_access_log(c.log.access_log);
+        server->upstream_pool().reconfigure(c.upstream);
         if (cache) cache->reconfigure(c.cache);
         // The same routes in the same order (conf::plan_reload keeps the running list otherwise).
         for (std::size_t i = 0; i < route_fills.size() && i < c.cache.routes.size(); ++i)

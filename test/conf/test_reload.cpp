@@ -75,6 +75,11 @@ TEST_CASE("reload: a live key is applied and shows in the effective configuratio
         CHECK(plan.applied == strings{"admin.token"});
         CHECK(plan.effective.admin.token == "new-admin-token");
     }
+    SECTION("an upstream timeout") {
+        const auto plan = plan_reload(running, changed("legacy:3000\n", "legacy:3000\n  response_timeout: 5s\n"));
+        CHECK(plan.applied == strings{"upstream.response_timeout"});
+        CHECK(plan.effective.upstream.response_timeout == 5s);
+    }
     SECTION("an external try timeout") {
         const auto plan = plan_reload(running, changed("try_timeout: 400ms", "try_timeout: 900ms"));
         CHECK(plan.applied == strings{"external.try_timeout"});
@@ -89,6 +94,11 @@ TEST_CASE("reload: a key that cannot change live needs a restart and keeps its r
         CHECK(plan.needs_restart == strings{"server.listen"});
         CHECK(plan.applied.empty());
         CHECK(plan.effective.server.listen.port == 8080);
+    }
+    SECTION("the legacy's URL") {
+        const auto plan = plan_reload(running, changed("legacy:3000", "legacy:3001"));
+        CHECK(plan.needs_restart == strings{"upstream.url"});
+        CHECK(plan.effective.upstream.url.port == 3000);
     }
     SECTION("the thread count") {
         const auto plan = plan_reload(running, changed("threads: 2", "threads: 4"));
