@@ -349,11 +349,27 @@ net::awaitable<refill_ahead_result> service::refill_ahead(std::size_t route, std
     // Gone (evicted, invalidated), or refilled by a request already.
     auto computed = store_.computed_at(user_id, key);
     if (!computed || *computed >= since) co_return refill_ahead_result::skipped;
+    co_return co_await lead_ahead(route, std::move(key), std::move(user_id), std::move(query), fill);
+}
 
+net::awaitable<refill_ahead_result> service::fill_ahead(std::size_t route, std::string user_id, filler& fill) {
+    // The key a request of the route without a query has.
+    cache_request request{route, user_id, {}, true};
+    key_buffer key_buf;
+    std::string query;
+    service_access::build_key(*this, request, key_buf, query);
+    std::string key(key_buf.data(), key_buf.size());
+    // Cached already (a request came first, or the last warm-up's entry stands).
+    if (store_.computed_at(user_id, key)) co_return refill_ahead_result::skipped;
+    co_return co_await lead_ahead(route, std::move(key), std::move(user_id), std::move(query), fill);
+}
+
+net::awaitable<refill_ahead_result> service::lead_ahead(std::size_t route, std::string key, std::string user_id,
+                                                        std::string query, filler& fill) {
     cache_request request{route, user_id, query, true};
     auto ex = co_await net::this_coro::executor;
     auto [fl, started] = service_access::join_or_start(*this, ex, request, key, query, nullptr, fill, true, true);
-    // A request's fill runs: it refills the entry, and its waiters wait for it.
+    // A request's fill runs: it fills the entry, and its waiters wait for it.
     if (!started) co_return refill_ahead_result::skipped;
     const auto& rc = config().routes[route];
     // The fill ends by its own deadline; this bounds the wait all the same.

@@ -96,6 +96,12 @@ public:
                                                              std::chrono::system_clock::time_point since,
                                                              filler& fill);
 
+    // Fills the entry of `user_id` on `route` (the key of a request without
+    // a query) in the background with `fill` unless it is cached already or
+    // a request's fill of it runs (skipped), and waits for that fill to end.
+    // The fill has no client: fill_request::ahead. For cache/warmup.hpp.
+    boost::asio::awaitable<refill_ahead_result> fill_ahead(std::size_t route, std::string user_id, filler& fill);
+
     // Soft by default: entries carrying `tag` ("user:<id>", "agent:<id>",
     // "route:<name>") turn stale; hard: evicted. Fills in flight that began
     // before for the keys it touches (any key for a tag other than user: or
@@ -133,6 +139,10 @@ public:
     struct flight_table;
 
 private:
+    // Leads the fill of `key` ahead of its readers unless one runs; its outcome.
+    boost::asio::awaitable<refill_ahead_result> lead_ahead(std::size_t route, std::string key, std::string user_id,
+                                                           std::string query, filler& fill);
+
     std::atomic<const conf::cache_config*> config_;
     const sync::time_source& clock_;
     stats_table stats_;

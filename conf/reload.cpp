@@ -98,6 +98,12 @@ json::object comparable(const config& c) {
                                                              {"max_entries", m.max_entries},
                                                              {"concurrency", m.concurrency},
                                                              {"spread", format_duration(m.spread)}};
+    const auto& w = c.cache.warmup;
+    j["cache"].as_object()["warmup"] = json::object{{"enabled", w.enabled},
+                                                    {"users", w.users},
+                                                    {"lookback", format_duration(w.lookback)},
+                                                    {"concurrency", w.concurrency},
+                                                    {"ready_timeout", format_duration(w.ready_timeout)}};
     return j;
 }
 

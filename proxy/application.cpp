@@ -14,6 +14,7 @@
 #include "metrics/registry.hpp"
 #include "proxy/module_metrics.hpp"
 #include "proxy/server.hpp"
+#include "proxy/warmup.hpp"
 #include "sync/time_source.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -39,6 +40,7 @@ struct application::impl {
     std::unique_ptr<fill_stats> fills;
     std::vector<std::unique_ptr<route_fill>> route_fills;
     std::unique_ptr<cache::midnight_refill> midnight;
+    std::unique_ptr<proxy::warmup> warm;  // cache.warmup on, with PostgreSQL
     std::unique_ptr<proxy::server> server;
     std::unique_ptr<external::client> external;
     std::mutex reload_mutex;  // one reload at a time (SIGHUP, POST /reload)
@@ -76,6 +78,11 @@ struct application::impl {
         // are refilled ahead of their readers (on the first io thread).
         midnight = std::make_unique<cache::midnight_refill>(*cache, cfg.cache, clock, fillers);
         midnight->start(server->context().get_executor());
+        // At start and after each flush, the recently active users' answers
+        // are filled in the background by the same passes, on the same thread.
+        if (cfg.cache.warmup.enabled && database)
+            warm = std::make_unique<proxy::warmup>(cfg.cache.warmup, *database, *midnight,
+                                                   server->context().get_executor());
         server->set_interceptor(
             std::make_shared<cached_routes>(*cache, *identity, std::move(fillers), server->metrics()));
         // An overdue heartbeat: no entry is fresh until the channel is back.
@@ -107,6 +114,7 @@ struct application::impl {
         std::size_t hit = 0;
         for (const auto& route : cfg.cache.routes)
             hit += cache->invalidate("route:" + route.name, cache::invalidation::hard);
+        if (warm) warm->trigger();  // a flush: warm up again
         return hit;
     }
 
@@ -132,6 +140,7 @@ struct application::impl {
         if (external) external->invalidate_all();
         std::size_t hit = 0;
         for (const auto& route : cfg.cache.routes) hit += cache->invalidate("route:" + route.name, p.mode);
+        if (warm) warm->trigger();  // a flush: warm up again
         return hit;
     }
 
@@ -193,6 +202,11 @@ struct application::impl {
             declare_cache_metrics(metrics, *cache, cfg.cache);
             admin.set_purge([this](const purge_request& p) { return purge(p); });
             admin.add_stats("midnight_refill", [this] { return midnight->to_json(); });
+            if (warm) {
+                admin.add_stats("warmup", [this] { return warm->to_json(); });
+                // Not ready while the start's warm-up runs, up to cache.warmup.ready_timeout.
+                admin.add_readiness("warmup", [this] { return warm->readiness(); });
+            }
         }
         if (external) declare_external_metrics(metrics, *external);
         if (database) {
@@ -241,6 +255,7 @@ application::~application() {
 void application::start() {
     if (impl_->database) impl_->database->start();
     impl_->server->start();
+    if (impl_->warm) impl_->warm->trigger();
 }
 
 bool application::drain(std::chrono::milliseconds timeout) {
