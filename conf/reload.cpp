@@ -1,7 +1,6 @@
 #include "conf/reload.hpp"
 
 #include "conf/effective.hpp"
-#include "conf/values.hpp"
 
 #include <boost/json/value.hpp>
 #include <fmt/format.h>
@@ -79,8 +78,8 @@ void copy_live(config& to, const config& from) {
     e.breaker = g.breaker;
 }
 
-// Every key, for comparing only: to_json() plus what it leaves out, and the
-// secrets by value (to_json() redacts them). Only the paths of differences
+// Every key, for comparing only: to_json() plus what it leaves out
+// (external.config_cache_entries, log.user_hash_key), and the secrets by value (to_json() redacts them). Only the paths of differences
 // leave this file, never a value.
 json::object comparable(const config& c) {
     auto j = to_json(c);
@@ -92,18 +91,6 @@ json::object comparable(const config& c) {
     ext["api_key"] = c.external.api_key;
     ext["config_cache_entries"] = c.external.config_cache_entries;
     j["log"].as_object()["user_hash_key"] = c.log.user_hash_key;
-    const auto& m = c.cache.midnight_refill;
-    j["cache"].as_object()["midnight_refill"] = json::object{{"enabled", m.enabled},
-                                                             {"recent", format_duration(m.recent)},
-                                                             {"max_entries", m.max_entries},
-                                                             {"concurrency", m.concurrency},
-                                                             {"spread", format_duration(m.spread)}};
-    const auto& w = c.cache.warmup;
-    j["cache"].as_object()["warmup"] = json::object{{"enabled", w.enabled},
-                                                    {"users", w.users},
-                                                    {"lookback", format_duration(w.lookback)},
-                                                    {"concurrency", w.concurrency},
-                                                    {"ready_timeout", format_duration(w.ready_timeout)}};
     return j;
 }
 
