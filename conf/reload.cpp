@@ -83,7 +83,7 @@ void copy_live(config& to, const config& from) {
 // leave this file, never a value.
 json::object comparable(const config& c) {
     auto j = to_json(c);
-    j.erase("source_file");
+    j["source_file"] = "";  // the same file (erase() would reorder the keys)
     j["admin"].as_object()["token"] = c.admin.token;
     j["auth"].as_object()["jwt_secret"] = c.auth.jwt_secret;
     j["database"].as_object()["url"] = c.database.url;

@@ -16,6 +16,7 @@
 #include "proxy/server.hpp"
 #include "proxy/warmup.hpp"
 #include "sync/time_source.hpp"
+#include "upstream/pool.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/json/array.hpp>

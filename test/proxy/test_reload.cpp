@@ -116,7 +116,8 @@ struct reloadable_sidecache {
         return "";
     }
 
-    answer get(test_client& c, const std::string& user) { return authorized_get(c, route_path, token_for(user, jwt_secret)); }
+    // A GET of the route with `token` (one per user, minted once: the legacy counts by token).
+    answer get(test_client& c, const std::string& token) { return authorized_get(c, route_path, token); }
 
     client_response admin(const std::string& method, const std::string& target,
                           const std::string& token = admin_token) {
@@ -188,8 +189,8 @@ TEST_CASE("SIGHUP under load: a new ttl applies to new entries, cached entries s
     reloadable_sidecache sc;
     test_client c(sc.port);
     const auto kept = token_for("kept", jwt_secret);
-    CHECK(sc.get(c, "kept").x_cache == "MISS");
-    CHECK(sc.get(c, "kept").x_cache == "HIT");
+    CHECK(sc.get(c, kept).x_cache == "MISS");
+    CHECK(sc.get(c, kept).x_cache == "HIT");
     steady_load load(sc.port, token_for("steady", jwt_secret));
     REQUIRE(within(20s, [&] { return load.answered > 20 || load.failed > 0; }));
 
@@ -206,16 +207,16 @@ TEST_CASE("SIGHUP under load: a new ttl applies to new entries, cached entries s
     // Still serving the load, and the entry cached before is a hit after.
     const int answered_at_reload = load.answered;
     REQUIRE(within(20s, [&] { return load.answered > answered_at_reload + 20 || load.failed > 0; }));
-    CHECK(sc.get(c, "kept").x_cache == "HIT");
+    CHECK(sc.get(c, kept).x_cache == "HIT");
     CHECK(sc.legacy.calls_for(kept) == 1);
 
     // A new entry lives 1 s now: it is refilled once that passed.
     const auto fresh = token_for("after", jwt_secret);
-    CHECK(sc.get(c, "after").x_cache == "MISS");
-    REQUIRE(within(20s, [&] { return sc.get(c, "after").x_cache == "MISS"; }));
+    CHECK(sc.get(c, fresh).x_cache == "MISS");
+    REQUIRE(within(20s, [&] { return sc.get(c, fresh).x_cache == "MISS"; }));
     CHECK(sc.legacy.calls_for(fresh) == 2);
     // ... while the one stored with the old ttl (10 min) is still a hit.
-    CHECK(sc.get(c, "kept").x_cache == "HIT");
+    CHECK(sc.get(c, kept).x_cache == "HIT");
     CHECK(sc.legacy.calls_for(kept) == 1);
 
     load.finish();
@@ -228,7 +229,7 @@ TEST_CASE("SIGHUP with a broken file changes nothing: same answers, its error lo
     reloadable_sidecache sc;
     test_client c(sc.port);
     const auto kept = token_for("kept", jwt_secret);
-    const auto first = sc.get(c, "kept");
+    const auto first = sc.get(c, kept);
     CHECK(first.x_cache == "MISS");
 
     sc.write(config_text(sc.legacy.upstream.port(), "soon"));
@@ -241,7 +242,7 @@ TEST_CASE("SIGHUP with a broken file changes nothing: same answers, its error lo
     CHECK(sc.reloads("error") == 1);
     CHECK(sc.reloads("ok") == 0);
     CHECK(sc.route_ttl() == "10m");
-    const auto after = sc.get(c, "kept");
+    const auto after = sc.get(c, kept);
     CHECK(after.x_cache == "HIT");
     CHECK(after.body == first.body);
     CHECK(sc.legacy.calls_for(kept) == 1);
@@ -251,7 +252,8 @@ TEST_CASE("POST /reload: applied and needs-restart keys listed, a broken file 42
           "[integration]") {
     reloadable_sidecache sc;
     test_client c(sc.port);
-    CHECK(sc.get(c, "kept").x_cache == "MISS");
+    const auto kept = token_for("kept", jwt_secret);
+    CHECK(sc.get(c, kept).x_cache == "MISS");
 
     SECTION("a live key and a restart-only key") {
         sc.write(config_text(sc.legacy.upstream.port(), "5s", "  max_pipelined: 4\n", admin_token, 3));
@@ -269,7 +271,7 @@ TEST_CASE("POST /reload: applied and needs-restart keys listed, a broken file 42
         CHECK(cfg.at("server").at("threads").to_number<int>() == 2);
         CHECK(cfg.at("server").at("max_pipelined").to_number<int>() == 4);
         CHECK(sc.route_ttl() == "5s");
-        CHECK(sc.get(c, "kept").x_cache == "HIT");
+        CHECK(sc.get(c, kept).x_cache == "HIT");
         CHECK(sc.reloads("ok") == 1);
     }
     SECTION("a new admin token: the old one is refused from then on") {
@@ -292,6 +294,6 @@ TEST_CASE("POST /reload: applied and needs-restart keys listed, a broken file 42
         CHECK(names_file_line_col(error, sc.path));
         CHECK(!sc.wait_log("reload rejected").empty());
         CHECK(sc.reloads("error") == 1);
-        CHECK(sc.get(c, "kept").x_cache == "HIT");
+        CHECK(sc.get(c, kept).x_cache == "HIT");
     }
 }
