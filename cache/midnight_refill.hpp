@@ -11,6 +11,9 @@
 // refill has not run yet does not get yesterday's answer: it waits for its
 // fill (its own, or the refill it joins). docs/freshness.md "UTC midnight".
 //
+// The same passes fill the warm-up (cache.warmup, warm()): the answers of
+// given users, not cached yet, with bounded concurrency and no spread.
+//
 // Time comes from the service's time_source: a manual clock drives the
 // schedule in tests.
 
@@ -27,6 +30,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace sidecache::cache {
@@ -57,6 +61,12 @@ public:
     // when every refill has ended.
     boost::asio::awaitable<void> run(std::chrono::system_clock::time_point midnight);
 
+    // A warm-up pass: the answer of each of `users` (the most important
+    // first) on every route filled from PostgreSQL, filled unless cached
+    // already, at most `concurrency` at once (cache::service::fill_ahead).
+    // Completes when every fill has ended. Counted in warm_stats().
+    boost::asio::awaitable<void> warm(std::vector<std::string> users, std::size_t concurrency);
+
     struct counters {
         std::atomic<std::uint64_t> runs{0};      // passes ended
         std::atomic<std::uint64_t> selected{0};  // entries picked (read recently, computed before midnight)
@@ -69,6 +79,8 @@ public:
     };
     const counters& stats() const { return counters_; }
     bool enabled() const { return config_.enabled; }
+    // The warm-up passes' counters: selected is users x routes.
+    const counters& warm_stats() const { return warm_counters_; }
 
 private:
     struct pass;
@@ -76,14 +88,18 @@ private:
     // Takes the pass's next entries until none is left.
     boost::asio::awaitable<void> worker(std::shared_ptr<pass> p);
     // One refill, counted.
-    boost::asio::awaitable<void> refill(recent_entry& entry, std::chrono::system_clock::time_point midnight);
+    boost::asio::awaitable<void> refill(pass& p, recent_entry& entry);
+    // Starts the pass's workers and waits for them.
+    boost::asio::awaitable<void> run_pass(std::shared_ptr<pass> p, std::size_t concurrency);
 
     service& svc_;
     const conf::midnight_refill_config& config_;
     const sync::time_source& clock_;
     std::vector<filler*> fillers_;
-    std::vector<bool> routes_;  // refilled: utc_day_bound
+    std::vector<bool> routes_;       // refilled: utc_day_bound
+    std::vector<bool> warm_routes_;  // warmed: filled from PostgreSQL
     counters counters_;
+    counters warm_counters_;
     sync::waiter_queue sleeps_;  // timed waits: until midnight, until a refill's start
     sync::waiter_queue ended_;   // a pass waits here for its workers
 };

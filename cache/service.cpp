@@ -68,7 +68,7 @@ struct service::flight_table : fill_flights {
 struct service_access {
     // The key of a request, in a stack buffer for keys of usual length.
     static void build_key(const service& svc, const cache_request& r, key_buffer& out, std::string& query) {
-        const auto& rc = svc.config_.routes[r.route];
+        const auto& rc = svc.config().routes[r.route];
         query = key_query(r.raw_query, rc.query_params);
         append_key(out, rc.name, r.user_id, query);
     }
@@ -88,7 +88,7 @@ struct service_access {
     static fill_outcome settle(service& svc, std::size_t route, std::string_view key,
                                const std::string& user_id, const fill_result& result,
                                std::chrono::system_clock::time_point computed_at, std::uint64_t epoch) {
-        const auto& rc = svc.config_.routes[route];
+        const auto& rc = svc.config().routes[route];
         auto& counters = svc.stats_[route];
         fill_outcome out;
         out.failed = is_failure(result);
@@ -116,7 +116,7 @@ struct service_access {
     // interval (a failing key must not write a line per request).
     static void note_failure(service& svc, std::size_t route, std::string_view key,
                              const response_bytes& answer) {
-        const auto& rc = svc.config_.routes[route];
+        const auto& rc = svc.config().routes[route];
         auto now = svc.clock_.steady_now();
         auto wait = svc.backoff_.failed(key, answer, now, rc.failure_backoff, rc.failure_backoff_max);
         std::lock_guard lock(svc.failure_log_mutex_);
@@ -129,7 +129,7 @@ struct service_access {
         for (std::size_t i = 0; i < svc.failures_unlogged_.size(); ++i) {
             if (svc.failures_unlogged_[i] == 0) continue;
             counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", svc.failures_unlogged_[i],
-                                  svc.config_.routes[i].name);
+                                  svc.config().routes[i].name);
             svc.failures_unlogged_[i] = 0;
         }
         log::warn("cache",
@@ -180,7 +180,7 @@ struct service_access {
         const std::string& query, header_list* headers, filler& f, bool background, bool ahead = false) {
         auto joined = svc.flights_->join_or_start(key);
         if (!joined.lead) return {std::move(joined.flight), false};
-        const auto& rc = svc.config_.routes[r.route];
+        const auto& rc = svc.config().routes[r.route];
         fill_request req;
         req.route = rc.name;
         req.path = rc.path;
@@ -201,7 +201,7 @@ struct service_access {
 };
 
 service::service(const conf::cache_config& config, const sync::time_source& clock)
-    : config_(config),
+    : config_(&config),
       clock_(clock),
       stats_([&] {
           std::vector<std::string> names;
@@ -221,8 +221,8 @@ service::service(const conf::cache_config& config, const sync::time_source& cloc
 service::~service() = default;
 
 std::optional<std::size_t> service::route_index(std::string_view path) const {
-    for (std::size_t i = 0; i < config_.routes.size(); ++i)
-        if (config_.routes[i].path == path) return i;
+    for (std::size_t i = 0; i < config().routes.size(); ++i)
+        if (config().routes[i].path == path) return i;
     return std::nullopt;
 }
 
@@ -239,7 +239,7 @@ std::optional<cache_answer> service::try_hit(const cache_request& request) {
 }
 
 net::awaitable<cache_answer> service::serve(cache_request request, header_list client_headers, filler& fill) {
-    const auto& rc = config_.routes[request.route];
+    const auto& rc = config().routes[request.route];
     auto& counters = stats_[request.route];
     key_buffer key_buf;
     std::string query;
@@ -349,13 +349,29 @@ net::awaitable<refill_ahead_result> service::refill_ahead(std::size_t route, std
     // Gone (evicted, invalidated), or refilled by a request already.
     auto computed = store_.computed_at(user_id, key);
     if (!computed || *computed >= since) co_return refill_ahead_result::skipped;
+    co_return co_await lead_ahead(route, std::move(key), std::move(user_id), std::move(query), fill);
+}
 
+net::awaitable<refill_ahead_result> service::fill_ahead(std::size_t route, std::string user_id, filler& fill) {
+    // The key a request of the route without a query has.
+    cache_request request{route, user_id, {}, true};
+    key_buffer key_buf;
+    std::string query;
+    service_access::build_key(*this, request, key_buf, query);
+    std::string key(key_buf.data(), key_buf.size());
+    // Cached already (a request came first, or the last warm-up's entry stands).
+    if (store_.computed_at(user_id, key)) co_return refill_ahead_result::skipped;
+    co_return co_await lead_ahead(route, std::move(key), std::move(user_id), std::move(query), fill);
+}
+
+net::awaitable<refill_ahead_result> service::lead_ahead(std::size_t route, std::string key, std::string user_id,
+                                                        std::string query, filler& fill) {
     cache_request request{route, user_id, query, true};
     auto ex = co_await net::this_coro::executor;
     auto [fl, started] = service_access::join_or_start(*this, ex, request, key, query, nullptr, fill, true, true);
-    // A request's fill runs: it refills the entry, and its waiters wait for it.
+    // A request's fill runs: it fills the entry, and its waiters wait for it.
     if (!started) co_return refill_ahead_result::skipped;
-    const auto& rc = config_.routes[route];
+    const auto& rc = config().routes[route];
     // The fill ends by its own deadline; this bounds the wait all the same.
     auto joined = co_await fl->wait(clock_.steady_now() + std::max(rc.fill_timeout, rc.wait_timeout) +
                                         std::chrono::seconds{1},
@@ -385,7 +401,7 @@ boost::json::object service::stats() const {
     out["routes"] = stats_.to_json();
     out["entries"] = store_.entries();
     out["bytes"] = store_.bytes();
-    out["max_bytes"] = config_.max_bytes;
+    out["max_bytes"] = config().max_bytes;
     out["shards"] = store_.shard_count();
     out["fills_in_flight"] = fills_in_flight_.load();
     return out;

@@ -61,7 +61,19 @@ public:
 
     // The cached route of an exact path, if any.
     std::optional<std::size_t> route_index(std::string_view path) const;
-    const conf::route_config& route(std::size_t index) const { return config_.routes[index]; }
+    const conf::route_config& route(std::size_t index) const { return config().routes[index]; }
+
+    // The routes' settings in effect: one acquire load, so requests read it
+    // without a lock. reconfigure() replaces them (a reload: conf/reload.hpp)
+    // with `next`, whose routes are the same ones in the same order (only
+    // their windows and limits differ) and which outlives the service (a
+    // conf::live_config keeps it). Fills and waits in progress keep what
+    // they read; the next request reads the new settings.
+    const conf::cache_config& config() const noexcept { return *config_.load(std::memory_order_acquire); }
+    void reconfigure(const conf::cache_config& next) {
+        store_.reconfigure(next);
+        config_.store(&next, std::memory_order_release);
+    }
 
     // The hit path without a coroutine: a fresh entry's answer, else nullopt
     // (then call serve). Counts a hit only when it answers.
@@ -83,6 +95,12 @@ public:
     boost::asio::awaitable<refill_ahead_result> refill_ahead(std::size_t route, std::string key,
                                                              std::chrono::system_clock::time_point since,
                                                              filler& fill);
+
+    // Fills the entry of `user_id` on `route` (the key of a request without
+    // a query) in the background with `fill` unless it is cached already or
+    // a request's fill of it runs (skipped), and waits for that fill to end.
+    // The fill has no client: fill_request::ahead. For cache/warmup.hpp.
+    boost::asio::awaitable<refill_ahead_result> fill_ahead(std::size_t route, std::string user_id, filler& fill);
 
     // Soft by default: entries carrying `tag` ("user:<id>", "agent:<id>",
     // "route:<name>") turn stale; hard: evicted. Fills in flight that began
@@ -121,7 +139,11 @@ public:
     struct flight_table;
 
 private:
-    const conf::cache_config& config_;
+    // Leads the fill of `key` ahead of its readers unless one runs; its outcome.
+    boost::asio::awaitable<refill_ahead_result> lead_ahead(std::size_t route, std::string key, std::string user_id,
+                                                           std::string query, filler& fill);
+
+    std::atomic<const conf::cache_config*> config_;
     const sync::time_source& clock_;
     stats_table stats_;
     store store_;

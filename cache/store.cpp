@@ -249,7 +249,7 @@ std::size_t store::tag_cost() {
 }
 
 store::store(const conf::cache_config& config, const sync::time_source& clock, stats_table& stats)
-    : config_(config),
+    : config_(&config),
       clock_(clock),
       stats_(stats),
       shard_count_(std::max(1u, config.shards)),
@@ -267,7 +267,7 @@ store::shard& store::shard_for(std::string_view user_id) {
 
 std::optional<lookup> store::get(std::size_t route, std::string_view user_id, std::string_view key) {
     auto& s = shard_for(user_id);
-    const auto& rc = config_.routes[route];
+    const auto& rc = config().routes[route];
     auto now = clock_.steady_now();
     std::lock_guard lock(s.mutex);
     auto it = s.set.find(key, key_hash{}, key_equal{});
@@ -309,7 +309,7 @@ put_result store::put(std::size_t route, std::string_view user_id, const respons
                       std::chrono::system_clock::time_point computed_at, std::uint64_t fill_epoch) {
     auto utag = user_tag(user_id);
     std::string_view utag_view{utag.data(), utag.size()};
-    auto route_tag = "route:" + config_.routes[route].name;
+    auto route_tag = "route:" + config().routes[route].name;
 
     // Extra tags that are not the implicit ones, without duplicates.
     auto user_id_hash = tag_id(utag_view);
@@ -422,8 +422,8 @@ std::size_t store::invalidate(std::string_view tag, invalidation mode) {
     auto id = tag_id(tag);
     std::optional<std::size_t> route;
     if (tag.starts_with("route:")) {
-        for (std::size_t i = 0; i < config_.routes.size(); ++i)
-            if (tag.substr(6) == config_.routes[i].name) route = i;
+        for (std::size_t i = 0; i < config().routes.size(); ++i)
+            if (tag.substr(6) == config().routes[i].name) route = i;
     }
 
     for (std::size_t i = 0; i < shard_count_; ++i) {

@@ -59,6 +59,12 @@ public:
     // is dropped and not returned; a returned one becomes most recently used.
     std::optional<lookup> get(std::size_t route, std::string_view user_id, std::string_view key);
 
+    // The routes' windows (stale_while_revalidate, stale_if_error,
+    // utc_day_bound) read by get() from now on; `next` has the same routes
+    // and outlives the store (cache::service::reconfigure). An entry keeps
+    // the fresh_until it was stored with.
+    void reconfigure(const conf::cache_config& next) { config_.store(&next, std::memory_order_release); }
+
     // A fill registers when it starts; its epoch is passed to put, which
     // refuses the answer if one of its tags was invalidated since.
     std::uint64_t begin_fill();
@@ -104,7 +110,8 @@ public:
     struct shard;
 
 private:
-    const conf::cache_config& config_;
+    std::atomic<const conf::cache_config*> config_;
+    const conf::cache_config& config() const noexcept { return *config_.load(std::memory_order_acquire); }
     const sync::time_source& clock_;
     stats_table& stats_;
     std::size_t shard_count_;

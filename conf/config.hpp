@@ -100,12 +100,26 @@ struct midnight_refill_config {
     duration spread{30'000};         // their starts spread over this window after midnight
 };
 
+// At start and after a flush (the listener's reconnect, NOTIFY `all`, a
+// purge of everything), the answers of the most recently active users
+// (PostgreSQL: a call within `lookback`, an active user) are filled in the
+// background, so the first requests after a deploy are hits
+// (docs/operations.md, "Warm-up").
+struct warmup_config {
+    bool enabled = false;
+    std::size_t users = 1'000;      // the most recent callers first
+    duration lookback{86'400'000};  // a call within this long makes a user recently active
+    std::size_t concurrency = 4;    // fills at once
+    duration ready_timeout{0};      // /readyz waits for the start's warm-up up to this long; 0: not
+};
+
 struct cache_config {
     bool enabled = true;
     std::size_t max_bytes = 256 * 1024 * 1024;
     unsigned shards = 16;
     std::vector<route_config> routes;
     midnight_refill_config midnight_refill;
+    warmup_config warmup;
 };
 
 struct database_config {

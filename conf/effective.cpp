@@ -77,9 +77,23 @@ json::object upstream(const upstream_config& c) {
 json::object cache(const cache_config& c) {
     json::array routes;
     for (const auto& r : c.routes) routes.emplace_back(route(r));
+    const auto& m = c.midnight_refill;
+    const auto& w = c.warmup;
     return {{"enabled", c.enabled},
             {"max_bytes", format_size(c.max_bytes)},
             {"shards", c.shards},
+            {"midnight_refill",
+             {{"enabled", m.enabled},
+              {"recent", format_duration(m.recent)},
+              {"max_entries", m.max_entries},
+              {"concurrency", m.concurrency},
+              {"spread", format_duration(m.spread)}}},
+            {"warmup",
+             {{"enabled", w.enabled},
+              {"users", w.users},
+              {"lookback", format_duration(w.lookback)},
+              {"concurrency", w.concurrency},
+              {"ready_timeout", format_duration(w.ready_timeout)}}},
             {"routes", std::move(routes)}};
 }
 

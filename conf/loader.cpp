@@ -437,12 +437,23 @@ midnight_refill_config read_midnight_refill(const section& s) {
     return c;
 }
 
+warmup_config read_warmup(const section& s) {
+    warmup_config c;
+    s.boolean("enabled", c.enabled);
+    s.count<std::size_t>("users", c.users, 1, 1'000'000);
+    s.time("lookback", c.lookback, 1s, 30 * one_day);
+    s.count<std::size_t>("concurrency", c.concurrency, 1, 256);
+    s.time("ready_timeout", c.ready_timeout, 0ms, 1h);
+    return c;
+}
+
 cache_config read_cache(const context& ctx, const section& s) {
     cache_config c;
     s.boolean("enabled", c.enabled);
     s.size("max_bytes", c.max_bytes, 0, 1024 * gib);
     s.count("shards", c.shards, 1u, 1024u);
     c.midnight_refill = s.read("midnight_refill", read_midnight_refill);
+    c.warmup = s.read("warmup", read_warmup);
     auto routes = s.get("routes");
     if (!routes || routes->node.IsNull()) return c;
     if (!routes->node.IsSequence())

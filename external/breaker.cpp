@@ -25,6 +25,14 @@ circuit_breaker::admission circuit_breaker::admit(time_point now) {
     return admission::rejected;
 }
 
+void circuit_breaker::reconfigure(const conf::breaker_config& next) {
+    if (next.window != config_.window) {
+        bucket_width_ = std::max(conf::duration{1}, next.window / static_cast<long>(buckets));
+        window_ = {};
+    }
+    config_ = next;
+}
+
 void circuit_breaker::on_success(time_point now, bool probe) {
     if (probe) {
         if (state_ == state::half_open) close();

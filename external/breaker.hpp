@@ -36,6 +36,9 @@ public:
 
     admission admit(time_point now);
 
+    // New thresholds (a reload); the state stays. A new window restarts its counts.
+    void reconfigure(const conf::breaker_config& next);
+
     // Report the end of an admitted call. `probe` is true for the call that
     // admit() returned admission::probe for. Late reports of calls admitted
     // before the breaker opened do not move it out of open.

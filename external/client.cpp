@@ -68,6 +68,9 @@ std::string encode_segment(std::string_view s) {
 
 struct client::impl {
     conf::external_config config;
+    // The settings a reload may change (client::reconfigure); `config` at first.
+    std::atomic<const conf::external_config*> live{&config};
+    const conf::external_config& settings() const { return *live.load(std::memory_order_acquire); }
     unit_rng rng;
     http_client http;
     agent_config_cache cache;
@@ -135,7 +138,7 @@ struct client::impl {
             else if (!fetch_report)
                 fetch_report.emplace(this, false);
 
-            http_answer answer = co_await http.get(target, std::min(now + config.try_timeout, deadline));
+            http_answer answer = co_await http.get(target, std::min(now + settings().try_timeout, deadline));
             if (tries > 0) ++retries;
             ++tries;
             ++this->tries;
@@ -191,7 +194,7 @@ struct client::impl {
         }
 
         ++fetches;
-        const auto& profile = mode == retry_mode::foreground ? config.foreground : config.background;
+        const auto& profile = mode == retry_mode::foreground ? settings().foreground : settings().background;
         fetch_result result = co_await fetch_with_retries(agent_id, deadline, profile);
         if (result.outcome == try_outcome::ok)
             cache.store_found(agent_id, *result.config, clock::now());
@@ -264,7 +267,7 @@ struct client::impl {
         if (!out.agent_ids.empty()) {
             auto ex = co_await net::this_coro::executor;
             std::atomic<std::size_t> next{0};
-            const std::size_t workers = std::clamp<std::size_t>(config.concurrency, 1, out.agent_ids.size());
+            const std::size_t workers = std::clamp<std::size_t>(settings().concurrency, 1, out.agent_ids.size());
             using op_type = decltype(net::co_spawn(ex, std::declval<net::awaitable<void>>(), net::deferred));
             std::vector<op_type> ops;
             ops.reserve(workers);
@@ -319,7 +322,7 @@ net::awaitable<agent_outcome> client::agent_config(std::string agent_id, clock::
 }
 
 client::clock::time_point client::deadline_for(retry_mode mode) const {
-    const auto& c = impl_->config;
+    const auto& c = impl_->settings();
     if (mode == retry_mode::foreground) return clock::now() + c.deadline;
     conf::duration total = c.try_timeout * static_cast<long>(std::max(1u, c.background.attempts));
     for (unsigned k = 1; k < c.background.attempts; ++k) total += backoff_ceiling(c.background, k);
@@ -333,6 +336,12 @@ bool client::invalidate(std::string_view agent_id) {
         if (auto it = impl_->known_ids.find(id); it != impl_->known_ids.end()) id = it->second;
     }
     return impl_->cache.invalidate(id);
+}
+
+void client::reconfigure(const conf::external_config& next) {
+    std::lock_guard lock(impl_->mutex);  // the breaker's
+    impl_->breaker.reconfigure(next.breaker);
+    impl_->live.store(&next, std::memory_order_release);
 }
 
 std::size_t client::invalidate_all() {

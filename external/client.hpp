@@ -98,6 +98,13 @@ public:
     client_stats stats() const;
     const conf::external_config& config() const;
 
+    // A reload (conf/reload.hpp): concurrency, try_timeout, deadline, the
+    // retry profiles and the breaker's thresholds from `next` on, for the
+    // fetches that start after; the breaker keeps its state (its window's
+    // counts restart if the window changed). `next` outlives the client
+    // (conf::live_config keeps it). The URL, key and pool stay.
+    void reconfigure(const conf::external_config& next);
+
 private:
     struct impl;
     std::shared_ptr<impl> impl_;

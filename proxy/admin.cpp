@@ -66,4 +66,19 @@ std::optional<std::size_t> admin_registry::purge(const purge_request& request) c
     return handler(request);
 }
 
+void admin_registry::set_reload(reload_handler handler) {
+    std::lock_guard lock(mutex_);
+    reload_ = std::move(handler);
+}
+
+std::optional<reload_outcome> admin_registry::reload() const {
+    reload_handler handler;
+    {
+        std::lock_guard lock(mutex_);
+        handler = reload_;
+    }
+    if (!handler) return std::nullopt;
+    return handler();
+}
+
 }  // namespace sidecache::proxy

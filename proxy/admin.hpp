@@ -4,6 +4,7 @@
 // and the application the handler of POST /purge.
 
 #include "proxy/purge.hpp"
+#include "proxy/reload.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -50,12 +51,19 @@ public:
     void set_purge(purge_handler handler);
     std::optional<std::size_t> purge(const purge_request& request) const;
 
+    // POST /reload: re-reads the configuration file (proxy::application).
+    // Without a handler reload() answers nullopt.
+    using reload_handler = std::function<reload_outcome()>;
+    void set_reload(reload_handler handler);
+    std::optional<reload_outcome> reload() const;
+
 private:
     mutable std::mutex mutex_;
     std::vector<std::pair<std::string, stats_provider>> stats_;
     std::vector<std::pair<std::string, readiness_check>> readiness_;
     std::vector<std::pair<std::string, readiness_check>> degradations_;
     purge_handler purge_;
+    reload_handler reload_;
 };
 
 }  // namespace sidecache::proxy

@@ -116,11 +116,25 @@ void answer_purge(server_state& state, const request& req, response& res) {
              boost::json::object{{"purged", to_string(p.what)}, {"value", p.value}, {"mode", mode}, {"entries", *hit}});
 }
 
+// POST /reload: the configuration file read again (proxy::application);
+// 200 with what was applied and what needs a restart, 422 with the file's
+// FILE:LINE:COL error (the configuration in effect stays).
+void answer_reload(server_state& state, response& res) {
+    auto outcome = state.admin.reload();
+    if (!outcome) {
+        set_json(res, http::status::conflict, boost::json::object{{"error", "reload is not available"}});
+        return;
+    }
+    set_json(res, outcome->ok ? http::status::ok : http::status::unprocessable_entity, to_json(*outcome));
+}
+
 response answer(server_state& state, const request& req, bool body_too_large) {
     response res{http::status::ok, 11};
     res.set(http::field::content_type, "text/plain; charset=utf-8");
     const auto path = req.target().substr(0, req.target().find('?'));
-    if (!is_liveness(path) && !authorized(state.cfg.admin.token, req)) {
+    // The token and the configuration shown are the ones in effect (a reload may change them).
+    const conf::config& live = state.settings.current();
+    if (!is_liveness(path) && !authorized(live.admin.token, req)) {
         res.result(http::status::unauthorized);
         res.set(http::field::www_authenticate, R"(Bearer realm="sidecache-admin")");
         res.body() = "unauthorized: send Authorization: Bearer <admin.token>\n";
@@ -134,6 +148,14 @@ response answer(server_state& state, const request& req, bool body_too_large) {
             res.result(http::status::method_not_allowed);
             res.set(http::field::allow, "POST");
             res.body() = "method not allowed: POST /purge\n";
+        }
+    } else if (path == "/reload") {
+        if (req.method() == http::verb::post) {
+            answer_reload(state, res);
+        } else {
+            res.result(http::status::method_not_allowed);
+            res.set(http::field::allow, "POST");
+            res.body() = "method not allowed: POST /reload\n";
         }
     } else if (req.method() != http::verb::get && req.method() != http::verb::head) {
         res.result(http::status::method_not_allowed);
@@ -158,7 +180,7 @@ response answer(server_state& state, const request& req, bool body_too_large) {
     } else if (path == "/readyz") {
         answer_readyz(state, res);
     } else if (path == "/config") {
-        set_json(res, http::status::ok, conf::to_json(state.cfg));
+        set_json(res, http::status::ok, conf::to_json(live));
     } else if (path == "/metrics") {
         res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
         res.body() = state.metrics.prometheus_text();

@@ -9,11 +9,21 @@
 
 #include <exception>
 
+#include <pthread.h>
+#include <signal.h>
+
 namespace sidecache::proxy {
 
 int run(const conf::config& cfg) {
     // conf/ has checked the word: parse_level() cannot fail here.
     log::global().set_level(log::parse_level(cfg.log.level).value_or(log::level::info));
+    // SIGHUP reloads (server::wait_for_signal). Until its handler is in
+    // place, one that comes stays pending instead of killing the process:
+    // blocked here, before any thread starts, so every thread inherits it.
+    sigset_t hangup;
+    ::sigemptyset(&hangup);
+    ::sigaddset(&hangup, SIGHUP);
+    ::pthread_sigmask(SIG_BLOCK, &hangup, nullptr);
     try {
         for (const auto& w : conf::warnings(cfg)) log::warn("proxy", w);
         application app(cfg);
@@ -29,9 +39,10 @@ int run(const conf::config& cfg) {
         fields["upstream"] = cfg.upstream.url.text;
         fields["access_log"] = cfg.log.access_log;
         log::info("proxy", listening, fields);
-        s.wait_for_signal();
-        log::info("proxy", "draining", {{"timeout_ms", cfg.server.drain_timeout.count()}});
-        const bool clean = s.drain(cfg.server.drain_timeout);
+        s.wait_for_signal([&app] { app.reload(); });
+        const auto drain_timeout = s.settings().current().server.drain_timeout;  // a reload may have changed it
+        log::info("proxy", "draining", {{"timeout_ms", drain_timeout.count()}});
+        const bool clean = s.drain(drain_timeout);
         if (!clean) log::warn("proxy", "drain timed out, connections cut");
         return 0;
     } catch (const std::exception& e) {

@@ -3,19 +3,26 @@
 #include "auth/verifier.hpp"
 #include "cache/midnight_refill.hpp"
 #include "cache/service.hpp"
+#include "conf/loader.hpp"
+#include "conf/reload.hpp"
 #include "db/pool.hpp"
 #include "external/client.hpp"
 #include "log/logger.hpp"
+#include "metrics/registry.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/cached_routes.hpp"
 #include "proxy/fills.hpp"
 #include "proxy/module_metrics.hpp"
 #include "proxy/server.hpp"
+#include "proxy/warmup.hpp"
 #include "sync/time_source.hpp"
+#include "upstream/pool.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/json/array.hpp>
 #include <fmt/core.h>
 
+#include <mutex>
 #include <optional>
 
 namespace sidecache::proxy {
@@ -34,8 +41,11 @@ struct application::impl {
     std::unique_ptr<fill_stats> fills;
     std::vector<std::unique_ptr<route_fill>> route_fills;
     std::unique_ptr<cache::midnight_refill> midnight;
+    std::unique_ptr<proxy::warmup> warm;  // cache.warmup on, with PostgreSQL
     std::unique_ptr<proxy::server> server;
     std::unique_ptr<external::client> external;
+    std::mutex reload_mutex;  // one reload at a time (SIGHUP, POST /reload)
+    metrics::counter reloads_ok, reloads_error;
 
     impl(conf::config c, const sync::time_source& t) : cfg(std::move(c)), clock(t) {
         server = std::make_unique<proxy::server>(cfg);
@@ -69,6 +79,11 @@ struct application::impl {
         // are refilled ahead of their readers (on the first io thread).
         midnight = std::make_unique<cache::midnight_refill>(*cache, cfg.cache, clock, fillers);
         midnight->start(server->context().get_executor());
+        // At start and after each flush, the recently active users' answers
+        // are filled in the background by the same passes, on the same thread.
+        if (cfg.cache.warmup.enabled && database)
+            warm = std::make_unique<proxy::warmup>(cfg.cache.warmup, *database, *midnight,
+                                                   server->context().get_executor());
         server->set_interceptor(
             std::make_shared<cached_routes>(*cache, *identity, std::move(fillers), server->metrics()));
         // An overdue heartbeat: no entry is fresh until the channel is back.
@@ -100,6 +115,7 @@ struct application::impl {
         std::size_t hit = 0;
         for (const auto& route : cfg.cache.routes)
             hit += cache->invalidate("route:" + route.name, cache::invalidation::hard);
+        if (warm) warm->trigger();  // a flush: warm up again
         return hit;
     }
 
@@ -125,7 +141,50 @@ struct application::impl {
         if (external) external->invalidate_all();
         std::size_t hit = 0;
         for (const auto& route : cfg.cache.routes) hit += cache->invalidate("route:" + route.name, p.mode);
+        if (warm) warm->trigger();  // a flush: warm up again
         return hit;
+    }
+
+    // The configuration file read again; what changes live is published in
+    // the server's conf::live_config (read there per request) and handed to
+    // the modules that keep their own pointer to it.
+    reload_outcome reload() {
+        std::lock_guard lock(reload_mutex);
+        auto& live = server->settings();
+        const conf::config& running = live.current();
+        conf::config loaded;
+        try {
+            loaded = conf::load_file(running.source_file);
+        } catch (const std::exception& e) {
+            reloads_error.inc();
+            log::error("config", "reload rejected: the configuration in effect stays", {{"error", e.what()}});
+            return reload_outcome{false, e.what(), {}, {}};
+        }
+        auto plan = conf::plan_reload(running, loaded);
+        apply(live.publish(std::move(plan.effective)));
+        reloads_ok.inc();
+        boost::json::array applied, restart;
+        for (const auto& k : plan.applied) applied.emplace_back(k);
+        for (const auto& k : plan.needs_restart) {
+            restart.emplace_back(k);
+            log::warn("config", "changed in the file, needs a restart: left as it is", {{"key", k}});
+        }
+        log::info("config", "reloaded",
+                  {{"file", running.source_file}, {"applied", std::move(applied)}, {"needs_restart", std::move(restart)}});
+        return reload_outcome{true, {}, std::move(plan.applied), std::move(plan.needs_restart)};
+    }
+
+    // `c` (kept by the live_config for the process's life) to the modules
+    // that hold their own pointer to their settings.
+    void apply(const conf::config& c) {
+        log::global().set_level(log::parse_level(c.log.level).value_or(log::level::info));
+        server->set_access_log(c.log.access_log);
+        server->upstream_pool().reconfigure(c.upstream);
+        if (cache) cache->reconfigure(c.cache);
+        // The same routes in the same order (conf::plan_reload keeps the running list otherwise).
+        for (std::size_t i = 0; i < route_fills.size() && i < c.cache.routes.size(); ++i)
+            route_fills[i]->reconfigure(c.cache.routes[i]);
+        if (external) external->reconfigure(c.external);
     }
 
     // /ready's checks, and each module's series in the metrics registry
@@ -134,10 +193,21 @@ struct application::impl {
         auto& admin = server->admin();
         auto& metrics = server->metrics();
         declare_build_info(metrics);
+        const std::string reloads_help = "Reloads of the configuration file (SIGHUP, POST /reload) by result.";
+        reloads_ok = metrics.add_counter("sidecache_config_reloads_total", reloads_help, {{"result", "ok"}},
+                                         {"reload", "ok"});
+        reloads_error = metrics.add_counter("sidecache_config_reloads_total", reloads_help, {{"result", "error"}},
+                                            {"reload", "error"});
+        admin.set_reload([this] { return reload(); });
         if (cache) {
             declare_cache_metrics(metrics, *cache, cfg.cache);
             admin.set_purge([this](const purge_request& p) { return purge(p); });
             declare_midnight_metrics(metrics, *midnight);
+            if (warm) {
+                admin.add_stats("warmup", [this] { return warm->to_json(); });
+                // Not ready while the start's warm-up runs, up to cache.warmup.ready_timeout.
+                admin.add_readiness("warmup", [this] { return warm->readiness(); });
+            }
         }
         if (external) declare_external_metrics(metrics, *external);
         if (database) {
@@ -186,10 +256,15 @@ application::~application() {
 void application::start() {
     if (impl_->database) impl_->database->start();
     impl_->server->start();
+    if (impl_->warm) impl_->warm->trigger();
 }
 
 bool application::drain(std::chrono::milliseconds timeout) {
     return impl_->server->drain(timeout);
+}
+
+reload_outcome application::reload() {
+    return impl_->reload();
 }
 
 server& application::server() {

@@ -4,6 +4,7 @@
 // backend as fallback). proxy::run() runs one; tests start one in-process.
 
 #include "conf/config.hpp"
+#include "proxy/reload.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -39,6 +40,13 @@ public:
     void start();
     // See server::drain.
     bool drain(std::chrono::milliseconds timeout);
+
+    // Reads the configuration file again (SIGHUP, POST /reload) and applies
+    // what can change live (conf/reload.hpp); the rest is reported as needing
+    // a restart and left as it is. A file that does not load changes nothing
+    // (its FILE:LINE:COL error is logged and returned). Counted in
+    // sidecache_config_reloads_total{result}. Any thread; one at a time.
+    reload_outcome reload();
 
     proxy::server& server();
     // Null when not configured (no jwt_secret or cache disabled; no database.url).

@@ -79,12 +79,14 @@ net::awaitable<cache::fill_result> route_fill::legacy(cache::fill_request reques
 }
 
 net::awaitable<cache::fill_result> route_fill::fill(cache::fill_request request) {
-    if (route_.fill != conf::fill_kind::postgres || db_ == nullptr) {
+    // Read once: a reload meanwhile leaves this fill as it began.
+    const conf::route_config& route = *route_.load(std::memory_order_acquire);
+    if (route.fill != conf::fill_kind::postgres || db_ == nullptr) {
         co_return co_await legacy(std::move(request));
     }
     const auto started = steady::now();
     auto body = co_await db_->query_json(
-        route_.query, request.user_id, request.deadline,
+        route.query, request.user_id, request.deadline,
         request.background ? db::query_priority::background : db::query_priority::foreground);
     stats_.postgres_duration.observe(seconds_since(started));
     if (!body) co_return co_await fall_back(std::move(request), body.error() == db::error::no_such_user);
@@ -95,7 +97,7 @@ net::awaitable<cache::fill_result> route_fill::fill(cache::fill_request request)
     result.headers.emplace_back("Content-Type", "application/json; charset=utf-8");
     result.body = std::move(*body);
 
-    if (route_.enrich_agents && external_ != nullptr) {
+    if (route.enrich_agents && external_ != nullptr) {
         const auto mode =
             request.background ? external::retry_mode::background : external::retry_mode::foreground;
         // The enrichment has its own deadline (external.deadline) inside the
@@ -111,7 +113,7 @@ net::awaitable<cache::fill_result> route_fill::fill(cache::fill_request request)
         if (enriched.degraded) {
             stats_.degraded.inc();
             // Cached briefly; the next request after it refreshes it in the background.
-            result.ttl = route_.degraded_ttl;
+            result.ttl = route.degraded_ttl;
         }
     }
     co_return result;

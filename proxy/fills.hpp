@@ -64,9 +64,13 @@ public:
     // `db` and `external` may be null (not configured).
     route_fill(const conf::route_config& route, db::pool* db, external::client* external,
                upstream_fill& fallback, fill_stats& stats)
-        : route_(route), db_(db), external_(external), fallback_(fallback), stats_(stats) {}
+        : route_(&route), db_(db), external_(external), fallback_(fallback), stats_(stats) {}
 
     boost::asio::awaitable<cache::fill_result> fill(cache::fill_request request) override;
+
+    // A reload: the same route with other settings (degraded_ttl), read by
+    // fills from now on; `next` outlives this (conf::live_config keeps it).
+    void reconfigure(const conf::route_config& next) { route_.store(&next, std::memory_order_release); }
 
 private:
     using clock = std::chrono::steady_clock;
@@ -77,7 +81,7 @@ private:
     void learn_legacy(clock::duration took);
     boost::asio::awaitable<cache::fill_result> fall_back(cache::fill_request request, bool no_user);
 
-    const conf::route_config& route_;
+    std::atomic<const conf::route_config*> route_;
     db::pool* db_;
     external::client* external_;
     upstream_fill& fallback_;

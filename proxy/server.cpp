@@ -14,10 +14,14 @@
 #include <fmt/core.h>
 
 #include <atomic>
+#include <csignal>
 #include <future>
 #include <optional>
 #include <thread>
 #include <vector>
+
+#include <pthread.h>
+#include <signal.h>
 
 namespace sidecache::proxy {
 
@@ -101,7 +105,7 @@ net::awaitable<void> accept_loop(std::shared_ptr<server_state> state, tcp::accep
         state->stats.connections_accepted.inc();
         {
             std::lock_guard lock(state->mutex);
-            if (state->sessions.size() >= state->cfg.server.max_connections) {
+            if (state->sessions.size() >= state->settings.current().server.max_connections) {
                 state->stats.connections_rejected.inc();
                 continue;  // the socket closes here
             }
@@ -254,12 +258,28 @@ bool server::drain(std::chrono::milliseconds timeout) {
 }
 
 void server::wait_for_signal() {
+    wait_for_signal(nullptr);
+}
+
+void server::wait_for_signal(const std::function<void()>& on_hangup) {
     net::signal_set signals(impl_->first(), SIGTERM, SIGINT);
-    std::promise<int> got;
-    signals.async_wait([&](const boost::system::error_code& ec, int signo) {
-        if (!ec) got.set_value(signo);
-    });
-    got.get_future().wait();
+    if (on_hangup) {
+        signals.add(SIGHUP);
+        // Its handler is in place: a SIGHUP pending since start comes now.
+        sigset_t hangup;
+        ::sigemptyset(&hangup);
+        ::sigaddset(&hangup, SIGHUP);
+        ::pthread_sigmask(SIG_UNBLOCK, &hangup, nullptr);
+    }
+    for (;;) {
+        // A signal that comes while no wait is pending is kept by the set.
+        std::promise<int> got;
+        signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+            if (!ec) got.set_value(signo);
+        });
+        if (got.get_future().get() != SIGHUP) return;
+        on_hangup();
+    }
 }
 
 net::io_context& server::context() {
@@ -276,6 +296,12 @@ metrics::registry& server::metrics() {
 }
 const conf::config& server::config() const {
     return impl_->state->cfg;
+}
+conf::live_config& server::settings() {
+    return impl_->state->settings;
+}
+void server::set_access_log(bool on) {
+    impl_->state->set_access_log(on);
 }
 
 }  // namespace sidecache::proxy

@@ -4,9 +4,11 @@
 // listener, and the pass-through to the legacy backend.
 
 #include "conf/config.hpp"
+#include "conf/live.hpp"
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 namespace boost::asio {
@@ -51,6 +53,10 @@ public:
 
     // Blocks the caller until SIGTERM or SIGINT.
     void wait_for_signal();
+    // The same, and each SIGHUP meanwhile calls `on_hangup` on the caller's
+    // thread (a reload). A SIGHUP blocked until then (proxy/app.cpp blocks
+    // it before any thread starts) is taken now.
+    void wait_for_signal(const std::function<void()>& on_hangup);
 
     boost::asio::io_context& context();
     upstream::pool& upstream_pool();
@@ -58,6 +64,11 @@ public:
     // The counters every module declares, rendered by /stats and /metrics.
     metrics::registry& metrics();
     const conf::config& config() const;
+    // The configuration in effect: config() with what reloads changed
+    // (conf/live.hpp); a reload publishes here.
+    conf::live_config& settings();
+    // log.access_log turned on or off (a reload).
+    void set_access_log(bool on);
 
 private:
     struct impl;

@@ -3,6 +3,7 @@
 // proxy/: it pulls in Asio and Beast.
 
 #include "conf/config.hpp"
+#include "conf/live.hpp"
 #include "log/access_log.hpp"
 #include "metrics/registry.hpp"
 #include "proxy/admin.hpp"
@@ -68,20 +69,36 @@ struct proxy_stats {
 void declare_upstream_metrics(metrics::registry& r, const upstream::pool& pool);
 
 struct server_state {
-    explicit server_state(conf::config c) : cfg(std::move(c)), pool(cfg.upstream), stats(metrics) {
+    explicit server_state(conf::config c)
+        : cfg(std::move(c)), settings(cfg), pool(cfg.upstream), stats(metrics) {
         declare_upstream_metrics(metrics, pool);
-        if (cfg.log.access_log) {
+        set_access_log(cfg.log.access_log);
+    }
+
+    // log.access_log on or off (at start, and by a reload): the log is made
+    // the first time it is turned on and kept until the state goes; sessions
+    // read `access_on` once per request.
+    void set_access_log(bool on) {
+        std::lock_guard lock(access_mutex);
+        if (on && !access) {
             log::access_log_options options;
             options.user_hash_key = cfg.log.user_hash_key;
             access = std::make_unique<log::access_log>(std::move(options));
         }
+        access_on.store(on ? access.get() : nullptr, std::memory_order_release);
     }
 
-    const conf::config cfg;
+    const conf::config cfg;  // as started: what a reload cannot change (listen addresses, threads...)
+    // The configuration in effect (conf/live.hpp): what a reload changes is
+    // read from here where it is used (admin.token, GET /config, the
+    // server's limits and timeouts once per request).
+    conf::live_config settings;
     upstream::pool pool;
-    // log.access_log: one line per request; null when off. Written out at
-    // the end of drain() and when the state goes.
+    // log.access_log: one line per request; null until first turned on.
+    // Written out at the end of drain() and when the state goes.
     std::unique_ptr<log::access_log> access;
+    std::atomic<log::access_log*> access_on{nullptr};  // `access` while on, else null
+    std::mutex access_mutex;                           // set_access_log()
     std::shared_ptr<interceptor> intercept;
     admin_registry admin;
     metrics::registry metrics;  // before every module's handles into it

@@ -229,7 +229,7 @@ net::awaitable<error_code> read_head(beast::tcp_stream& stream, beast::flat_buff
 struct client_connection {
     server_state& state;
     const std::shared_ptr<session_handle>& handle;
-    const conf::server_config& cfg;
+    const conf::server_config* cfg;  // in effect: re-read per request (a reload may change it)
     std::string address;
     unsigned short port = 0;
     beast::flat_buffer buffer;
@@ -255,7 +255,7 @@ enum class step {
 // closed quietly after idle_timeout). The first request's head is bounded by
 // header_timeout from the accept.
 void start_idle(client_connection& c) {
-    c.handle->idle_deadline = std::chrono::steady_clock::now() + c.cfg.idle_timeout;
+    c.handle->idle_deadline = std::chrono::steady_clock::now() + c.cfg->idle_timeout;
     watch_idle(c.handle);
 }
 
@@ -319,7 +319,7 @@ delivery deliver(client_connection& c, response_buffers& answer, bool keep_alive
     c.state.stats.intercepted.inc();
     const bool last = !(keep_alive && answer.keep_alive && version >= 11);
     const step next = last ? step::finish : step::next_request;
-    const bool hold = !last && c.pending.size() + 1 < c.cfg.max_pipelined && holds_head(c.buffer);
+    const bool hold = !last && c.pending.size() + 1 < c.cfg->max_pipelined && holds_head(c.buffer);
     if (!hold && c.pending.empty()) {  // nothing held: written as it is (the common case)
         delivery d{next};
         const auto ec = upstream::send_now(c.stream(), answer.buffers, d.sent);
@@ -339,9 +339,9 @@ net::awaitable<step> finish_delivery(client_connection& c, const response_buffer
     error_code ec;
     if (d.then == delivery::write::rest) {
         ec = co_await upstream::send_rest(c.stream(), answer.buffers, d.sent,
-                                          std::chrono::steady_clock::now() + c.cfg.body_timeout);
+                                          std::chrono::steady_clock::now() + c.cfg->body_timeout);
     } else {
-        ec = co_await flush(c.stream(), c.pending, c.cfg.body_timeout);
+        ec = co_await flush(c.stream(), c.pending, c.cfg->body_timeout);
     }
     co_return ec ? step::close : d.next;
 }
@@ -417,7 +417,7 @@ net::awaitable<step> answer_failure(client_connection& c, const request_parser& 
     // The connection survives an upstream failure only if the request was
     // read whole (nothing of it is left in the stream).
     const bool survive = keep_alive && result.upstream_fault && parser.is_done();
-    if (co_await write_error(c.stream(), *refusal, survive, c.cfg.body_timeout)) co_return step::close;
+    if (co_await write_error(c.stream(), *refusal, survive, c.cfg->body_timeout)) co_return step::close;
     if (!survive) {
         co_await linger_close(c.stream());
         co_return step::close;
@@ -473,18 +473,18 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
     if (ec) co_return;
     client_connection c{*state,
                         handle,
-                        state->cfg.server,
+                        &state->settings.current().server,
                         remote.address().to_string(),
                         remote.port(),
                         {},
                         net::steady_timer(stream.get_executor()),
                         {},
                         {}};
-    const auto& cfg = c.cfg;
-
     // The stages are inline or synchronous where a request usually passes
     // without waiting: each coroutine called costs a frame per request.
     for (bool first = true;; first = false) {
+        c.cfg = &state->settings.current().server;  // one acquire load: a reload's limits apply
+        const auto& cfg = *c.cfg;
         handle->busy = false;
         if (state->draining) break;
         if (!first && c.buffer.size() == 0) {  // keep-alive: wait for the next request
@@ -514,7 +514,7 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         if (ec) co_return;  // the client closed, reset, or we are draining
 
         state->stats.requests.inc();
-        const access_record access(state->access.get(), parser);
+        const access_record access(state->access_on.load(std::memory_order_acquire), parser);
         const bool keep_alive = parser.get().keep_alive() && !state->draining;
         auto next = step::not_mine;
         if (for_cache(c, parser)) {  // the cache's turn, inline: a hit costs no frame of ours
@@ -533,7 +533,7 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         if (next == step::finish) break;
     }
     // Keep-alive ends here: send FIN, and let the peer see all we wrote.
-    if (!c.pending.empty() && co_await flush(stream, c.pending, cfg.body_timeout)) co_return;
+    if (!c.pending.empty() && co_await flush(stream, c.pending, c.cfg->body_timeout)) co_return;
     stream.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
 }
 

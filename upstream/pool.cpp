@@ -62,7 +62,11 @@ const net::execution_context* context_of(const net::any_io_executor& ex) {
 struct pool_core : std::enable_shared_from_this<pool_core> {
     explicit pool_core(conf::upstream_config cfg) : config(std::move(cfg)) {}
 
-    const conf::upstream_config config;
+    const conf::upstream_config config;  // as started: the URL
+    // What a reload may change (timeouts, limits); `config` at first
+    // (pool::reconfigure). One acquire load per read.
+    std::atomic<const conf::upstream_config*> live{&config};
+    const conf::upstream_config& settings() const { return *live.load(std::memory_order_acquire); }
 
     std::mutex mutex;
     std::vector<idle_set> idle;  // one per io_context that opened connections (a few)
@@ -101,7 +105,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
             auto c = std::move(set.connections.back());
             set.connections.pop_back();
             --idle_count;
-            if (now - c->idle_since < config.idle_timeout && c->stream.socket().is_open() &&
+            if (now - c->idle_since < settings().idle_timeout && c->stream.socket().is_open() &&
                 (!probe || looks_alive(*c))) {
                 return c;
             }
@@ -114,7 +118,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
         std::unique_ptr<connection> doomed;
         std::lock_guard lock(mutex);
         if (reusable && c->stream.socket().is_open() && c->buffer.size() == 0 &&
-            idle_count < config.max_idle_connections) {
+            idle_count < settings().max_idle_connections) {
             c->stream.expires_never();
             c->idle_since = clock::now();
             set_for(context_of(c->stream.get_executor())).connections.push_back(std::move(c));
@@ -148,7 +152,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
                     ++reuses;
                     co_return lease{shared_from_this(), std::move(c), true};
                 }
-                if (open < config.max_connections) {
+                if (open < settings().max_connections) {
                     ++open;
                 } else if (auto* other = busiest_other_set(here)) {
                     // At the limit with idle connections elsewhere: one of
@@ -181,7 +185,7 @@ struct pool_core : std::enable_shared_from_this<pool_core> {
         error_code ec = rec;
         if (!ec) {
             const auto left = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                std::min<clock::duration>(config.connect_timeout, deadline - clock::now()));
+                std::min<clock::duration>(settings().connect_timeout, deadline - clock::now()));
             c->stream.expires_after(std::max(left, clock::duration::zero()));
             auto [cec, ep] = co_await c->stream.async_connect(endpoints, use_tuple);
             ec = cec;
@@ -233,7 +237,11 @@ pool::pool(conf::upstream_config cfg) : core_(std::make_shared<pool_core>(std::m
 pool::~pool() = default;
 
 const conf::upstream_config& pool::config() const {
-    return core_->config;
+    return core_->settings();
+}
+
+void pool::reconfigure(const conf::upstream_config& next) {
+    core_->live.store(&next, std::memory_order_release);
 }
 
 void pool::note_stale_retry() {

@@ -112,7 +112,12 @@ public:
     boost::asio::awaitable<boost::system::result<buffered_response>> fetch(
         request_head req, clock::time_point deadline, std::size_t body_cap = 8 * 1024 * 1024);
 
+    // The settings in effect: those it started with, or a reload's.
     const conf::upstream_config& config() const;
+    // A reload: max_connections, max_idle_connections, connect_timeout,
+    // response_timeout and idle_timeout from `next` on (the URL stays); `next`
+    // outlives the pool (conf::live_config keeps it). Any thread.
+    void reconfigure(const conf::upstream_config& next);
     pool_stats stats() const;
     void note_stale_retry();
 

@@ -485,6 +485,36 @@ TEST_CASE("cache.midnight_refill: values, defaults and bounds", "[unit]") {
     }
 }
 
+TEST_CASE("cache.warmup: values, defaults and bounds", "[unit]") {
+    auto with_warmup = [](const std::string& body) { return with_line(6, "cache:\n  warmup:\n" + body); };
+    SECTION("defaults: off") {
+        auto cfg = load_string(good, "test.yaml", fake_env());
+        CHECK_FALSE(cfg.cache.warmup.enabled);
+        CHECK(cfg.cache.warmup.users == 1'000);
+        CHECK(cfg.cache.warmup.lookback == 24h);
+        CHECK(cfg.cache.warmup.concurrency == 4);
+        CHECK(cfg.cache.warmup.ready_timeout == 0s);
+    }
+    SECTION("every key") {
+        auto cfg = load_string(with_warmup("    enabled: true\n    users: 50\n    lookback: 2h\n"
+                                           "    concurrency: 3\n    ready_timeout: 20s"),
+                               "test.yaml", fake_env());
+        CHECK(cfg.cache.warmup.enabled);
+        CHECK(cfg.cache.warmup.users == 50);
+        CHECK(cfg.cache.warmup.lookback == 2h);
+        CHECK(cfg.cache.warmup.concurrency == 3);
+        CHECK(cfg.cache.warmup.ready_timeout == 20s);
+    }
+    SECTION("bounds and unknown keys") {
+        CHECK(error_of(with_warmup("    users: 0")) ==
+              "test.yaml:8:12: cache.warmup.users: 0 is out of range: must be from 1 to 1000000");
+        CHECK(error_of(with_warmup("    concurrency: 0")).starts_with("test.yaml:8:18: cache.warmup.concurrency: "));
+        CHECK(error_of(with_warmup("    ready_timeout: 2h")).starts_with("test.yaml:8:20: cache.warmup.ready_timeout: "));
+        CHECK(error_of(with_warmup("    lookbak: 1h")).starts_with(
+            "test.yaml:8:5: cache.warmup.lookbak: unknown key, did you mean \"lookback\"?"));
+    }
+}
+
 TEST_CASE("load_file names the file it cannot read", "[unit]") {
     try {
         load_file("/nonexistent/sidecache.yaml", fake_env());
