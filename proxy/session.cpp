@@ -444,12 +444,12 @@ net::awaitable<step> pass_through(client_connection& c, request_parser& parser, 
                                   const access_record& access) {
     auto& state = c.state;
     state.stats.forwarded.inc();
-    if (!c.pending.empty() && co_await flush(c.stream(), c.pending, c.cfg.body_timeout)) co_return step::close;
+    if (!c.pending.empty() && co_await flush(c.stream(), c.pending, c.cfg->body_timeout)) co_return step::close;
     const auto started = std::chrono::steady_clock::now();
     if (c.scratch.empty()) c.scratch.resize(16 * 1024);
     const auto on_status = evict_on_success(c, parser);
     const auto result = co_await upstream::forward(
-        upstream::client_side{c.stream(), c.buffer, parser, c.address, c.cfg.body_timeout, c.scratch, keep_alive,
+        upstream::client_side{c.stream(), c.buffer, parser, c.address, c.cfg->body_timeout, c.scratch, keep_alive,
                               &state.draining, on_status ? &on_status : nullptr},
         state.pool);
     const auto upstream_time = std::chrono::steady_clock::now() - started;
