@@ -111,9 +111,9 @@ struct huge_end {
     bool peer_went = false;
 };
 
-// An upstream whose first connection is answered a `size`-byte body, written
-// 64 KiB at a time as the socket takes it (never held whole) until the peer
-// goes; later connections get "answer for <target>", one request each.
+// An upstream that answers GET /huge with a `size`-byte body, written 64 KiB
+// at a time as the socket takes it (never held whole) until the peer goes,
+// and any other target "answer for <target>", one request per connection.
 class huge_upstream {
 public:
     explicit huge_upstream(std::uint64_t size)
@@ -135,22 +135,28 @@ private:
         return head;
     }
 
+    // Each connection is answered by its request's target, not by the order
+    // connections arrive in (sidecache may open the pool's connections for
+    // two requests in either order).
     void accept_loop() {
-        for (bool first = true;; first = false) {
+        for (;;) {
             boost::system::error_code ec;
             boost::asio::ip::tcp::socket s(ioc_);
             acceptor_.accept(s, ec);
             if (ec) return;
-            if (first)
-                connections_.emplace_back([this, s = std::move(s)]() mutable { answer_huge(s.native_handle()); });
-            else
-                connections_.emplace_back([s = std::move(s)]() mutable { answer_small(s.native_handle()); });
+            connections_.emplace_back([this, s = std::move(s)]() mutable {
+                const auto head = read_head(s.native_handle());
+                const auto from = head.find(' ') + 1;
+                const auto target = head.substr(from, head.find(' ', from) - from);
+                if (target == "/huge")
+                    answer_huge(s.native_handle());
+                else
+                    answer_small(s.native_handle(), target);
+            });
         }
     }
 
-    static void answer_small(int fd) {
-        const auto head = read_head(fd);
-        const auto target = head.substr(head.find(' ') + 1, head.find(' ', head.find(' ') + 1) - head.find(' ') - 1);
+    static void answer_small(int fd, const std::string& target) {
         const auto body = "answer for " + target;
         const auto answer =
             fmt::format("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}", body.size(), body);
@@ -162,7 +168,6 @@ private:
         // A stalled send ends after 30 s: the test fails rather than hangs.
         timeval tv{30, 0};
         ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        read_head(fd);
         const auto answer = fmt::format("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", size_);
         ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
         const std::string chunk(64 * 1024, 'h');
