@@ -16,7 +16,6 @@
 
 #include <csignal>
 #include <memory>
-#include <regex>
 #include <thread>
 #include <vector>
 
@@ -39,19 +38,9 @@ struct replica {
                                                   "/sidecache --config " SIDECACHE_SOURCE_DIR
                                                   "/conf/sidecache.example.yaml",
                                                   "sidecache");
-        static const std::regex listening(R"(listening on [0-9.]+:([0-9]+), admin on [0-9.]+:([0-9]+))");
-        std::string seen;
-        for (int lines = 0; lines < 50 && port == 0; ++lines) {
-            auto l = process->line(std::chrono::seconds(20));
-            seen += l + "\n";
-            std::smatch m;
-            if (std::regex_search(l, m, listening)) {
-                port = static_cast<std::uint16_t>(std::stoi(m[1]));
-                admin_port = static_cast<std::uint16_t>(std::stoi(m[2]));
-            }
-        }
-        INFO(seen);
-        REQUIRE(port != 0);
+        const auto where = process->sidecache_ports();
+        port = where.port;
+        admin_port = where.admin_port;
     }
 
     // The "invalidation" section of /stats.

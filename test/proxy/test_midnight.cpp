@@ -91,19 +91,9 @@ struct sidecache_process {
             "cd " SIDECACHE_SOURCE_DIR " && " + environment +
             " ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0\" exec " SIDECACHE_BINARY_DIR
             "/sidecache --config " + config_path);
-        static const std::regex listening(R"(listening on [0-9.]+:([0-9]+), admin on [0-9.]+:([0-9]+))");
-        std::string seen;
-        for (int lines = 0; lines < 50 && port == 0; ++lines) {
-            auto l = process->line(20s);
-            seen += l + "\n";
-            std::smatch m;
-            if (std::regex_search(l, m, listening)) {
-                port = static_cast<std::uint16_t>(std::stoi(m[1]));
-                admin_port = static_cast<std::uint16_t>(std::stoi(m[2]));
-            }
-        }
-        INFO(seen);
-        REQUIRE(port != 0);
+        const auto where = process->sidecache_ports();
+        port = where.port;
+        admin_port = where.admin_port;
     }
     ~sidecache_process() {
         process.reset();

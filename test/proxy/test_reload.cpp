@@ -85,19 +85,9 @@ struct reloadable_sidecache {
         write(config_text(legacy.upstream.port(), "10m"));
         process = std::make_unique<child_process>("exec " SIDECACHE_BINARY_DIR "/sidecache --config " + path,
                                                   "sidecache-reload");
-        static const std::regex listening(R"(listening on [0-9.]+:([0-9]+), admin on [0-9.]+:([0-9]+))");
-        std::string seen;
-        for (int lines = 0; lines < 50 && port == 0; ++lines) {
-            auto l = process->line(20s);
-            seen += l + "\n";
-            std::smatch m;
-            if (std::regex_search(l, m, listening)) {
-                port = static_cast<std::uint16_t>(std::stoi(m[1]));
-                admin_port = static_cast<std::uint16_t>(std::stoi(m[2]));
-            }
-        }
-        INFO(seen);
-        REQUIRE(port != 0);
+        const auto where = process->sidecache_ports();
+        port = where.port;
+        admin_port = where.admin_port;
     }
     ~reloadable_sidecache() {
         process.reset();

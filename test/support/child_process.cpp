@@ -8,6 +8,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
+#include <regex>
 #include <string>
 #include <poll.h>
 #include <unistd.h>
@@ -65,6 +66,21 @@ unsigned short child_process::listening_port() {
     }
     FAIL("no `listening <port>` line");
     return 0;
+}
+
+child_process::ports child_process::sidecache_ports() {
+    static const std::regex listening(R"(listening on [0-9.]+:([0-9]+), admin on [0-9.]+:([0-9]+))");
+    std::string seen;
+    for (int lines = 0; lines < 50; ++lines) {
+        auto l = line(std::chrono::seconds(20));
+        seen += l + "\n";
+        std::smatch m;
+        if (std::regex_search(l, m, listening))
+            return {static_cast<std::uint16_t>(std::stoi(m[1])), static_cast<std::uint16_t>(std::stoi(m[2]))};
+    }
+    INFO(seen);
+    FAIL("sidecache did not say where it listens");
+    return {};
 }
 
 std::string run_command(const std::string& command) {

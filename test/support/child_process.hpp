@@ -3,6 +3,7 @@
 // test/mocks), the data generator, the token minter.
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -24,6 +25,14 @@ public:
     // Reads lines until one is "listening <port>" (the stand-ins print it
     // first) and returns the port; fails the test if none comes.
     unsigned short listening_port();
+    // Reads lines until sidecache's "listening on host:port, admin on
+    // host:port" and returns both ports; fails the test (showing the lines
+    // read) if none comes within 50 lines of 20 s each.
+    struct ports {
+        std::uint16_t port = 0;
+        std::uint16_t admin_port = 0;
+    };
+    ports sidecache_ports();
     // The child's process id (the command's, after its shell's exec).
     int pid() const noexcept { return pid_; }
     // Sends it `signal` (SIGKILL: a crash, no shutdown of its own).
