@@ -256,7 +256,10 @@ application::~application() {
 void application::start() {
     if (impl_->database) impl_->database->start();
     impl_->server->start();
-    if (impl_->warm) impl_->warm->trigger();
+    // With a listener, its first LISTEN is a flush (invalidate() above) and
+    // starts the warm-up: a pass begun before it would be flushed and done
+    // twice at start.
+    if (impl_->warm && !impl_->cfg.database.listen_notify) impl_->warm->trigger();
 }
 
 bool application::drain(std::chrono::milliseconds timeout) {

@@ -94,6 +94,7 @@ std::string warmup::readiness() const {
 boost::json::object warmup::to_json() const {
     const auto& s = passes_.warm_stats();
     return {{"enabled", config_.enabled},
+            {"running", running_.load()},
             {"passes", passes_run_.load()},
             {"users", users_.load()},
             {"errors", errors_.load()},

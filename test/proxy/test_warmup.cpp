@@ -32,20 +32,8 @@ std::uint64_t warmup_figure(std::uint16_t admin_port, const char* name) {
     return admin_stats(admin_port).at("warmup").at(name).to_number<std::uint64_t>();
 }
 
-}  // namespace
-
-TEST_CASE("warm-up: the recently active user's first request is a HIT, no legacy call [pg]", "[pg]") {
-    auto created = pg_test_db::create(true);
-    if (!created) return;
-    pg_test_db db(std::move(*created));
-    db.sql(fixture_sql);
-    test_upstream legacy([](const recorded_request&) {
-        scripted_response r;
-        r.body = R"({"success":true,"data":{"from":"legacy"}})";
-        return r;
-    });
-
-    auto cfg = test_config(legacy.port());
+conf::config warmup_config(std::uint16_t legacy_port, const std::string& database_url) {
+    auto cfg = test_config(legacy_port);
     cfg.auth.jwt_secret = secret;
     cfg.cache.enabled = true;
     conf::route_config route;
@@ -60,9 +48,27 @@ TEST_CASE("warm-up: the recently active user's first request is a HIT, no legacy
     cfg.cache.warmup.users = 10;
     cfg.cache.warmup.lookback = 24h * 30;
     cfg.cache.warmup.ready_timeout = 60s;
-    cfg.database.url = db.url();
+    cfg.database.url = database_url;
     cfg.database.queries_dir = std::string(SIDECACHE_SOURCE_DIR) + "/db/queries";
     cfg.database.refresh_interval = 0ms;
+    return cfg;
+}
+
+scripted_response legacy_answer(const recorded_request&) {
+    scripted_response r;
+    r.body = R"({"success":true,"data":{"from":"legacy"}})";
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("warm-up: the recently active user's first request is a HIT, no legacy call [pg]", "[pg]") {
+    auto created = pg_test_db::create(true);
+    if (!created) return;
+    pg_test_db db(std::move(*created));
+    db.sql(fixture_sql);
+    test_upstream legacy(legacy_answer);
+    auto cfg = warmup_config(legacy.port(), db.url());
     cfg.database.listen_notify = false;
     proxy::application app(cfg);
     app.start();
@@ -92,4 +98,33 @@ TEST_CASE("warm-up: the recently active user's first request is a HIT, no legacy
         CHECK(authorized_get(client, overview, token_for(u1, secret)).x_cache == "HIT");
         CHECK(legacy.requests() == 0);
     }
+}
+
+TEST_CASE("warm-up: with a listener, one pass at start, after its first LISTEN [pg]", "[pg]") {
+    // The listener's first LISTEN flushes the cache (what changed before it
+    // may be cached): a pass begun at start, before it, would be flushed
+    // and run again.
+    auto created = pg_test_db::create(true);
+    if (!created) return;
+    pg_test_db db(std::move(*created));
+    db.sql(fixture_sql);
+    test_upstream legacy(legacy_answer);
+    auto cfg = warmup_config(legacy.port(), db.url());
+    cfg.database.listen_notify = true;
+    proxy::application app(cfg);
+    app.start();
+    const auto admin = app.server().admin_port();
+
+    // LISTEN done (its flush came before the counter) and no pass running.
+    REQUIRE(within(60s, [&] {
+        auto stats = admin_stats(admin);
+        return stats.at("invalidation").at("connects").to_number<std::uint64_t>() >= 1 &&
+               !stats.at("warmup").at("running").as_bool() &&
+               stats.at("warmup").at("passes").to_number<std::uint64_t>() >= 1;
+    }));
+    CHECK(warmup_figure(admin, "passes") == 1);
+    CHECK(warmup_figure(admin, "filled") == 1);
+    test_client client(app.server().port());
+    CHECK(authorized_get(client, overview, token_for(u1, secret)).x_cache == "HIT");
+    CHECK(legacy.requests() == 0);
 }
