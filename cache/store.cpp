@@ -237,15 +237,30 @@ struct store_access {
     }
 };
 
+namespace {
+// What glibc's malloc takes for a request of n bytes on 64-bit: the chunk's
+// size word, rounded up to 16, at least 32. Counting this rather than the
+// request keeps RSS near max_bytes when answers are small and an entry's
+// fixed part dominates (bench/README.md, "memory").
+constexpr std::size_t malloc_footprint(std::size_t n) {
+    return std::max<std::size_t>(32, (n + 8 + 15) & ~std::size_t{15});
+}
+// make_shared_for_overwrite<char[]>: the count block (vptr, use and weak
+// counts) and the array in one allocation.
+constexpr std::size_t shared_block = 3 * sizeof(void*);
+}  // namespace
+
 std::size_t store::entry_cost(std::size_t buffer_size, std::size_t extra_tags) {
-    // node + its hash bucket + the shared buffer's control block.
-    return sizeof(node) + sizeof(node_set::bucket_type) + 2 * sizeof(void*) + buffer_size +
-           extra_tags * sizeof(extra_link) + (extra_tags ? 2 * sizeof(void*) : 0);
+    // The node, up to two hash buckets (power-of-two buckets, load factor 1:
+    // between one and two per entry), and the shared response buffer.
+    return malloc_footprint(sizeof(node)) + 2 * sizeof(node_set::bucket_type) +
+           malloc_footprint(shared_block + buffer_size) +
+           (extra_tags ? malloc_footprint(extra_tags * sizeof(extra_link)) : 0);
 }
 
 std::size_t store::tag_cost() {
-    // The record, its hash node's next pointer and its bucket.
-    return sizeof(tag_record) + 2 * sizeof(void*);
+    // The record in its hash node (next pointer, cached hash) and a bucket.
+    return malloc_footprint(sizeof(tag_record) + 2 * sizeof(void*)) + sizeof(void*);
 }
 
 store::store(const conf::cache_config& config, const sync::time_source& clock, stats_table& stats)
