@@ -255,8 +255,11 @@ TEST_CASE("a statement blocked on a lock whose backend is terminated fails at on
     REQUIRE_FALSE(lost.has_value());
     CHECK(lost.error() == db::error::connection_failed);
 
-    // The lock released, the next query runs on a new backend.
+    // The lock released, the pool reconnects (its only connection is gone:
+    // until then a query fails at once with not_ready, and the fill falls
+    // back) and the next query runs on a new backend.
     REQUIRE(holder->execute("COMMIT").has_value());
+    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + 10s)));
     const auto next = run_sync(p.query_json("locked", "u2", steady_clock::now() + 10s));
     REQUIRE(next.has_value());
     CHECK(next->find("\"rows\":0,\"user\":\"u2\"") != std::string::npos);
