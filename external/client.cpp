@@ -207,9 +207,9 @@ struct client::impl {
         if (result.outcome == try_outcome::ok) {
             cache.store_found(agent_id, *result.config, clock::now());
             if (degraded_since_success.exchange(false) && recovered) recovered();
-        }
-        else if (result.outcome == try_outcome::not_found)
+        } else if (result.outcome == try_outcome::not_found) {
             cache.store_missing(agent_id, clock::now());
+        }
         lead->land(result);
         co_return result;
     }
@@ -302,7 +302,9 @@ struct client::impl {
     }
 
     // How often start_recovery_probe's loop looks.
-    conf::duration probe_period() const { return std::max(conf::duration{50}, settings().breaker.cool_down / 4); }
+    conf::duration probe_period() const {
+        return std::max(conf::duration{50}, settings().breaker.cool_down / 4);
+    }
 
     // One look of client::start_recovery_probe: while some agent is degraded,
     // the last one is fetched. One try, foreground profile: a probe that

@@ -105,7 +105,8 @@ struct server_state {
     std::atomic<bool> draining{false};
     // While draining: when idle keep-alive connections close (drain() sets it
     // before `draining`; start_idle() reads it once `draining` is seen).
-    std::atomic<std::chrono::steady_clock::time_point> drain_idle_end{std::chrono::steady_clock::time_point::max()};
+    std::atomic<std::chrono::steady_clock::time_point> drain_idle_end{
+        std::chrono::steady_clock::time_point::max()};
     std::atomic<bool> listening{false};  // the client listener accepts (start() to drain())
     legacy_health legacy;                // probed while upstream.health_check_interval > 0
 

@@ -220,8 +220,8 @@ TEST_CASE("a statement blocked on a lock whose backend is terminated fails at on
     const query_files queries(
         "sc_db_locked",
         {{"locked.sql",
-          "SELECT '{\"pid\":' || pg_backend_pid() || ',\"rows\":' || (SELECT count(*) FROM sc_locked) || ',\"user\":\"' "
-          "|| $1 || '\"}'"}});
+          "SELECT '{\"pid\":' || pg_backend_pid() || ',\"rows\":' || (SELECT count(*) FROM sc_locked) "
+          "|| ',\"user\":\"' || $1 || '\"}'"}});
     auto cfg = one_connection(*db, queries);
     cfg.query_timeout = 30s;  // the kill, not a timeout, must end the statement
     db::pool p(cfg);
