@@ -37,6 +37,7 @@ struct server_config {
     duration idle_timeout{60'000};                  // keep-alive connection idle: closed
     duration body_timeout{60'000};                  // a request or response body stalls: closed
     duration drain_timeout{10'000};                 // SIGTERM: in-flight requests get this long
+    duration drain_idle_grace{1'000};               // SIGTERM: idle keep-alive connections kept this long (within drain_timeout)
     std::size_t max_pipelined = 16;                 // requests read ahead on one connection
     std::size_t max_connections = 10'000;
 };
@@ -153,7 +154,9 @@ struct breaker_config {
     double failure_rate = 0.5;  // over window, with at least min_requests
     duration window{10'000};
     unsigned min_requests = 20;
-    duration cool_down{5'000};
+    // Short: a trial is one GET, and how long the API's return goes unseen
+    // (degraded answers served) is up to this (bench/README.md "faults").
+    duration cool_down{500};
 };
 
 struct external_config {

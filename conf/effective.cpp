@@ -60,6 +60,7 @@ json::object server(const server_config& c) {
             {"idle_timeout", format_duration(c.idle_timeout)},
             {"body_timeout", format_duration(c.body_timeout)},
             {"drain_timeout", format_duration(c.drain_timeout)},
+            {"drain_idle_grace", format_duration(c.drain_idle_grace)},
             {"max_pipelined", c.max_pipelined},
             {"max_connections", c.max_connections}};
 }

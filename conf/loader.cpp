@@ -335,6 +335,7 @@ server_config read_server(const section& s) {
     s.time("idle_timeout", c.idle_timeout, 1ms, one_day);
     s.time("body_timeout", c.body_timeout, 1ms, one_day);
     s.time("drain_timeout", c.drain_timeout, 0ms, 1h);
+    s.time("drain_idle_grace", c.drain_idle_grace, 0ms, 1h);
     s.count<std::size_t>("max_pipelined", c.max_pipelined, 1, 1024);
     s.count<std::size_t>("max_connections", c.max_connections, 1, 1'000'000);
     return c;

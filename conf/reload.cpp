@@ -34,6 +34,7 @@ void copy_live(config& to, const config& from) {
     s.idle_timeout = f.idle_timeout;
     s.body_timeout = f.body_timeout;
     s.drain_timeout = f.drain_timeout;
+    s.drain_idle_grace = f.drain_idle_grace;
     s.max_header_bytes = f.max_header_bytes;
     s.max_body_bytes = f.max_body_bytes;
     s.max_pipelined = f.max_pipelined;

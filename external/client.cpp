@@ -3,6 +3,7 @@
 #include "external/agent_config_cache.hpp"
 #include "external/http.hpp"
 #include "external/retry.hpp"
+#include "log/logger.hpp"
 #include "sync/single_flight.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -83,6 +84,13 @@ struct client::impl {
 
     std::atomic<std::uint64_t> tries{0}, retries{0}, fetches{0}, coalesced{0}, cache_hits{0}, rejected{0},
         degraded{0};
+
+    // Recovery: some agent was degraded since the last successful fetch
+    // (then `recovered` is due at the next one); the last agent that was,
+    // for probe_recovery(). `last_degraded` under `mutex`.
+    std::atomic<bool> degraded_since_success{false};
+    std::string last_degraded;
+    std::function<void()> recovered;
 
     impl(conf::external_config c, unit_rng r)
         : config(std::move(c)),
@@ -196,10 +204,12 @@ struct client::impl {
         ++fetches;
         const auto& profile = mode == retry_mode::foreground ? settings().foreground : settings().background;
         fetch_result result = co_await fetch_with_retries(agent_id, deadline, profile);
-        if (result.outcome == try_outcome::ok)
+        if (result.outcome == try_outcome::ok) {
             cache.store_found(agent_id, *result.config, clock::now());
-        else if (result.outcome == try_outcome::not_found)
+            if (degraded_since_success.exchange(false) && recovered) recovered();
+        } else if (result.outcome == try_outcome::not_found) {
             cache.store_missing(agent_id, clock::now());
+        }
         lead->land(result);
         co_return result;
     }
@@ -217,7 +227,12 @@ struct client::impl {
         } else {
             o.status = config_status::unavailable;
         }
-        if (is_degraded(o.status)) ++degraded;
+        if (is_degraded(o.status)) {
+            ++degraded;
+            std::lock_guard lock(mutex);
+            last_degraded = agent_id;
+            degraded_since_success = true;
+        }
         return o;
     }
 
@@ -285,7 +300,42 @@ struct client::impl {
         out.degraded = apply_outcomes(body, by_id);
         co_return out;
     }
+
+    // How often start_recovery_probe's loop looks.
+    conf::duration probe_period() const {
+        return std::max(conf::duration{50}, settings().breaker.cool_down / 4);
+    }
+
+    // One look of client::start_recovery_probe: while some agent is degraded,
+    // the last one is fetched. One try, foreground profile: a probe that
+    // waited out the background backoff would see the API's return late.
+    net::awaitable<void> probe_once() {
+        std::string agent;
+        {
+            std::lock_guard lock(mutex);
+            if (degraded_since_success) agent = last_degraded;
+        }
+        if (agent.empty()) co_return;
+        co_await fetch_shared(agent, clock::now() + settings().try_timeout, retry_mode::foreground);
+    }
 };
+
+// The loop of start_recovery_probe. It holds the client's state weakly: it
+// ends at the first look after the client is destroyed.
+net::awaitable<void> client::recovery_probe_loop(std::weak_ptr<impl> weak) {
+    net::steady_timer timer(co_await net::this_coro::executor);
+    for (;;) {
+        if (auto self = weak.lock())
+            timer.expires_after(self->probe_period());
+        else
+            co_return;
+        if (auto [ec] = co_await timer.async_wait(use_tuple); ec) co_return;
+        auto self = weak.lock();
+        if (!self) co_return;
+        co_await self->probe_once();
+    }
+}
+
 
 client::client(conf::external_config config, unit_rng rng)
     : impl_(std::make_shared<impl>(std::move(config), std::move(rng))) {}
@@ -346,6 +396,22 @@ void client::reconfigure(const conf::external_config& next) {
 
 std::size_t client::invalidate_all() {
     return impl_->cache.invalidate_all();
+}
+
+void client::on_recovery(std::function<void()> recovered) {
+    impl_->recovered = std::move(recovered);
+}
+
+void client::start_recovery_probe(const net::any_io_executor& ex) {
+    net::co_spawn(ex, recovery_probe_loop(impl_), [](std::exception_ptr e) {
+        if (!e) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+            // Fills still notice the recovery themselves.
+            log::error("external", "the recovery probe stopped", {{"error", x.what()}});
+        }
+    });
 }
 
 client_stats client::stats() const {

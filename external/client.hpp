@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -95,6 +96,18 @@ public:
     // invalidate() for every agent: NOTIFY `all`.
     std::size_t invalidate_all();
 
+    // `recovered` is called (on an io thread, no lock held) when a fetch
+    // succeeds after some agent was answered "stale" or "unavailable" since
+    // the last call: the API is back, so degraded answers can go. Set before
+    // the first enrich.
+    void on_recovery(std::function<void()> recovered);
+    // Until `ex`'s io_context stops: while agents are degraded, the last one
+    // that failed is fetched again every quarter of breaker.cool_down (the
+    // breaker admits it as its half-open probe once the cool-down is over),
+    // so recovery is seen even when no fill asks the API (every reader is
+    // served a cached degraded answer).
+    void start_recovery_probe(const boost::asio::any_io_executor& ex);
+
     client_stats stats() const;
     const conf::external_config& config() const;
 
@@ -107,6 +120,7 @@ public:
 
 private:
     struct impl;
+    static boost::asio::awaitable<void> recovery_probe_loop(std::weak_ptr<impl> weak);
     std::shared_ptr<impl> impl_;
 };
 

@@ -84,6 +84,16 @@ struct application::impl {
         if (cfg.cache.warmup.enabled && database)
             warm = std::make_unique<proxy::warmup>(cfg.cache.warmup, *database, *midnight,
                                                    server->context().get_executor());
+        // The external API is back: degraded answers go (and fills of them in
+        // flight are not stored), so the next request gets a complete one.
+        if (external) {
+            external->on_recovery([this] {
+                const auto dropped = cache->invalidate_entries(degraded_tag, cache::invalidation::hard);
+                log::info("external", "the agent API answers again: degraded answers dropped",
+                          {{"entries", dropped}});
+            });
+            external->start_recovery_probe(server->context().get_executor());
+        }
         server->set_interceptor(
             std::make_shared<cached_routes>(*cache, *identity, std::move(fillers), server->metrics()));
         // An overdue heartbeat: no entry is fresh until the channel is back.

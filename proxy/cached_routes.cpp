@@ -105,7 +105,7 @@ net::awaitable<std::optional<response_buffers>> cached_routes::handle(request_vi
     key.user_id = (*user)->user_id;
     key.raw_query =
         question == std::string_view::npos ? std::string_view{} : request.target.substr(question + 1);
-    key.keep_alive = wants_keep_alive(request);
+    key.keep_alive = request.keep_alive && wants_keep_alive(request);
     const bool head = request.method == http::verb::head;
 
     if (auto hit = cache_.try_hit(key)) {

@@ -112,8 +112,11 @@ net::awaitable<cache::fill_result> route_fill::fill(cache::fill_request request)
         for (auto& id : enriched.agent_ids) result.tags.push_back("agent:" + id);
         if (enriched.degraded) {
             stats_.degraded.inc();
-            // Cached briefly; the next request after it refreshes it in the background.
+            // Cached briefly; the next request after it refreshes it in the
+            // background. Tagged so that the external API's recovery drops it
+            // (application.cpp): the answers after it are complete ones.
             result.ttl = route.degraded_ttl;
+            result.tags.emplace_back(degraded_tag);
         }
     }
     co_return result;

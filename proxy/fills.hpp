@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string_view>
 
 namespace boost::json {
 class object;
@@ -34,6 +35,9 @@ class client;
 }  // namespace sidecache::external
 
 namespace sidecache::proxy {
+
+// The tag of a cached answer with some agent "stale" or "unavailable".
+inline constexpr std::string_view degraded_tag = "degraded";
 
 class upstream_fill final : public cache::filler {
 public:

@@ -31,6 +31,10 @@ struct request_view {
     const boost::beast::http::fields& headers;
     std::string_view client_address;  // "127.0.0.1"
     std::uint16_t client_port;
+    // The session keeps the connection after this answer: false when the
+    // client asked to close or the server is draining (the answer must then
+    // say "Connection: close").
+    bool keep_alive = true;
 };
 
 // A complete response (status line, header fields, body; no body for HEAD),

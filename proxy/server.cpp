@@ -13,6 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <future>
@@ -172,7 +173,7 @@ struct server::impl {
         for (auto& [ptr, weak] : state->sessions) {
             if (auto h = weak.lock()) {
                 net::post(h->stream.get_executor(), [weak, f] {
-                    if (auto h = weak.lock()) f(*h);
+                    if (auto h = weak.lock()) f(h);
                 });
             }
         }
@@ -233,20 +234,24 @@ bool server::drain(std::chrono::milliseconds timeout) {
     if (m.threads.empty()) return true;  // never started
     const auto deadline = std::chrono::steady_clock::now() + timeout;
 
+    // Idle keep-alive connections get a grace, so that a request their
+    // client writes in this instant is answered rather than meeting a closed
+    // socket; every answer from now on says "Connection: close" and ends its
+    // connection (proxy/session.cpp).
+    const auto grace = std::min(m.state->settings.current().server.drain_idle_grace, timeout);
+    const auto idle_end = std::chrono::steady_clock::now() + grace;
+    m.state->drain_idle_end = idle_end;
     m.state->draining = true;
     m.state->listening = false;
     for (auto* a : {&m.acceptor, &m.admin_acceptor}) {
         if (*a) run_on((*a)->get_executor(), [a] { (*a)->close(); });
     }
-    // Idle keep-alive connections go now; busy ones end after their answer.
-    m.for_each_session([](session_handle& h) {
-        if (!h.busy) h.stream.socket().cancel();
-    });
+    m.for_each_session([idle_end](const std::shared_ptr<session_handle>& h) { close_idle_by(h, idle_end); });
     bool in_time = m.wait_sessions_until(deadline);
     if (!in_time) {
         // Out of time: cut the client side of what is left, give the
         // coroutines a moment to unwind, then stop regardless.
-        m.for_each_session([](session_handle& h) { h.stream.close(); });
+        m.for_each_session([](const std::shared_ptr<session_handle>& h) { h->stream.close(); });
         m.wait_sessions_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(500));
     }
     m.work.clear();

@@ -34,7 +34,6 @@ struct session_handle {
     explicit session_handle(boost::asio::ip::tcp::socket socket)
         : stream(std::move(socket)), idle_timer(stream.get_executor()) {}
     boost::beast::tcp_stream stream;
-    bool busy = false;  // a request is being read or answered
 
     // The keep-alive idle timeout, checked lazily: waiting for a request
     // only moves `idle_deadline`; `idle_timer` is armed when none is pending
@@ -104,6 +103,10 @@ struct server_state {
     metrics::registry metrics;  // before every module's handles into it
     proxy_stats stats;
     std::atomic<bool> draining{false};
+    // While draining: when idle keep-alive connections close (drain() sets it
+    // before `draining`; start_idle() reads it once `draining` is seen).
+    std::atomic<std::chrono::steady_clock::time_point> drain_idle_end{
+        std::chrono::steady_clock::time_point::max()};
     std::atomic<bool> listening{false};  // the client listener accepts (start() to drain())
     legacy_health legacy;                // probed while upstream.health_check_interval > 0
 
@@ -117,6 +120,10 @@ struct server_state {
 // upstream) and written in order until the connection closes.
 boost::asio::awaitable<void> run_session(std::shared_ptr<server_state> state,
                                          boost::asio::ip::tcp::socket socket);
+
+// Draining: `h`, if it waits for a request, waits no later than `idle_end`,
+// then closes. Runs on the session's io thread (drain() posts it there).
+void close_idle_by(const std::shared_ptr<session_handle>& h, std::chrono::steady_clock::time_point idle_end);
 
 // One admin connection: /live, /ready, /stats, /metrics.
 boost::asio::awaitable<void> run_admin_session(std::shared_ptr<server_state> state,

@@ -17,6 +17,7 @@
 #include <boost/json/serialize.hpp>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <array>
 #include <functional>
 #include <vector>
@@ -136,16 +137,17 @@ net::awaitable<void> linger_close(beast::tcp_stream& stream) {
 // Starts (or leaves running) the lazy idle watch of `h`: when the timer
 // fires and the session has been waiting for a request past its deadline,
 // the socket is cancelled and the pending read ends with operation_aborted.
+// A cancelled wait (close_idle_by moved the deadline earlier) re-arms too.
 // Runs on the session's executor; holds the session only weakly.
 void watch_idle(const std::shared_ptr<session_handle>& h) {
     if (h->idle_timer_pending) return;  // it fires no later than the deadline, then re-arms
     h->idle_timer_pending = true;
     h->idle_timer.expires_at(h->idle_deadline);
-    h->idle_timer.async_wait([weak = std::weak_ptr<session_handle>(h)](const error_code& ec) {
+    h->idle_timer.async_wait([weak = std::weak_ptr<session_handle>(h)](const error_code&) {
         auto h = weak.lock();
         if (!h) return;
         h->idle_timer_pending = false;
-        if (ec || h->idle_deadline == std::chrono::steady_clock::time_point::max()) return;
+        if (h->idle_deadline == std::chrono::steady_clock::time_point::max()) return;
         if (std::chrono::steady_clock::now() >= h->idle_deadline) {
             error_code ignored;
             h->stream.socket().cancel(ignored);
@@ -254,8 +256,11 @@ enum class step {
 // Whether the next request waits after an idle wait on the socket (then
 // closed quietly after idle_timeout). The first request's head is bounded by
 // header_timeout from the accept.
+// While draining, no later than the drain's idle grace.
 void start_idle(client_connection& c) {
-    c.handle->idle_deadline = std::chrono::steady_clock::now() + c.cfg->idle_timeout;
+    auto deadline = std::chrono::steady_clock::now() + c.cfg->idle_timeout;
+    if (c.state.draining) deadline = std::min(deadline, c.state.drain_idle_end.load());
+    c.handle->idle_deadline = deadline;
     watch_idle(c.handle);
 }
 
@@ -463,6 +468,17 @@ net::awaitable<step> pass_through(client_connection& c, request_parser& parser, 
 
 }  // namespace
 
+void close_idle_by(const std::shared_ptr<session_handle>& h, std::chrono::steady_clock::time_point idle_end) {
+    constexpr auto waiting_for_nothing = std::chrono::steady_clock::time_point::max();
+    // Busy (reading or answering a request): start_idle() applies the grace.
+    if (h->idle_deadline == waiting_for_nothing || h->idle_deadline <= idle_end) return;
+    h->idle_deadline = idle_end;
+    if (h->idle_timer_pending)
+        h->idle_timer.cancel();  // its handler re-arms at the new deadline
+    else
+        watch_idle(h);
+}
+
 net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::tcp::socket socket) {
     auto handle = std::make_shared<session_handle>(std::move(socket));
     registration registered(*state, handle);
@@ -485,17 +501,23 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
     for (bool first = true;; first = false) {
         c.cfg = &state->settings.current().server;  // one acquire load: a reload's limits apply
         const auto& cfg = *c.cfg;
-        handle->busy = false;
-        if (state->draining) break;
+        // Draining does not end the connection here: its last answer may have
+        // said keep-alive (written before the drain began), so the client may
+        // be writing a request now. Each answer written while draining says
+        // "Connection: close"; an idle wait ends at the drain's idle grace.
         if (!first && c.buffer.size() == 0) {  // keep-alive: wait for the next request
             if (!c.pending.empty() && co_await flush(stream, c.pending, cfg.body_timeout)) co_return;
             start_idle(c);
             auto [rec, n] = co_await stream.socket().async_read_some(c.buffer.prepare(4096), use_tuple);
             handle->idle_deadline = std::chrono::steady_clock::time_point::max();
-            if (rec) co_return;
+            if (rec) {
+                // The drain's grace is over: FIN first, so a client writing
+                // in this instant sees the close rather than a reset.
+                if (rec == net::error::operation_aborted && state->draining) co_await linger_close(stream);
+                co_return;
+            }
             c.buffer.commit(n);
         }
-        handle->busy = true;
 
         request_parser parser;
         parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
@@ -520,7 +542,7 @@ net::awaitable<void> run_session(std::shared_ptr<server_state> state, net::ip::t
         if (for_cache(c, parser)) {  // the cache's turn, inline: a hit costs no frame of ours
             auto& req = parser.get();
             auto answer = co_await state->intercept->handle(
-                request_view{req.method(), req.target(), req.version(), req, c.address, c.port});
+                request_view{req.method(), req.target(), req.version(), req, c.address, c.port, keep_alive});
             if (answer) {
                 const auto d = deliver(c, *answer, keep_alive, req.version());
                 next = d.next;

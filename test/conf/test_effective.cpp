@@ -72,7 +72,7 @@ TEST_CASE("the effective configuration as JSON: every section, secrets redacted"
     CHECK(j.at("auth").at("jwt_secret") == "[redacted]");
     CHECK(j.at("database").at("url") == "host=pg user=app password=[redacted]");
     CHECK(j.at("external").at("api_key") == "[redacted]");
-    CHECK(j.at("external").at("breaker").at("cool_down") == "5s");
+    CHECK(j.at("external").at("breaker").at("cool_down") == "500ms");
     CHECK(j.at("cache").at("max_bytes") == "64MiB");
     CHECK(j.at("cache").at("routes").at(0).at("ttl") == "45s");
     CHECK(j.at("log").at("level") == "info");

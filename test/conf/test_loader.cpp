@@ -133,7 +133,8 @@ TEST_CASE("errors name the file, line, column and key path", "[unit]") {
         CHECK(error_of(with_line(3, "  thread: 2")) ==
               "test.yaml:3:3: server.thread: unknown key, did you mean \"threads\"? (expected one of: "
               "listen, threads, max_header_bytes, "
-              "max_body_bytes, header_timeout, idle_timeout, body_timeout, drain_timeout, max_pipelined, "
+              "max_body_bytes, header_timeout, idle_timeout, body_timeout, drain_timeout, drain_idle_grace, "
+              "max_pipelined, "
               "max_connections)");
     }
     SECTION("duplicate key") {
@@ -548,6 +549,7 @@ void check_defaults(const config& cfg) {
     CHECK(cfg.server.idle_timeout == d.server.idle_timeout);
     CHECK(cfg.server.body_timeout == d.server.body_timeout);
     CHECK(cfg.server.drain_timeout == d.server.drain_timeout);
+    CHECK(cfg.server.drain_idle_grace == d.server.drain_idle_grace);
     CHECK(cfg.server.max_pipelined == d.server.max_pipelined);
     CHECK(cfg.server.max_connections == d.server.max_connections);
     CHECK(cfg.admin.enabled == d.admin.enabled);

@@ -65,6 +65,12 @@ TEST_CASE("reload: a live key is applied and shows in the effective configuratio
         CHECK(plan.applied == strings{"server.header_timeout"});
         CHECK(plan.effective.server.header_timeout == 3s);
     }
+    SECTION("the drain's idle grace") {
+        const auto plan =
+            plan_reload(running, changed("header_timeout: 10s", "header_timeout: 10s\n  drain_idle_grace: 250ms"));
+        CHECK(plan.applied == strings{"server.drain_idle_grace"});
+        CHECK(plan.effective.server.drain_idle_grace == 250ms);
+    }
     SECTION("the log level") {
         const auto plan = plan_reload(running, changed("level: info", "level: debug"));
         CHECK(plan.applied == strings{"log.level"});

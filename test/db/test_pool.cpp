@@ -17,6 +17,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <initializer_list>
 #include <string>
 #include <utility>
@@ -209,4 +210,59 @@ TEST_CASE("steady foreground queries do not starve a background one: it gets one
     CHECK(finishing_order(*db, queries) == std::vector<std::string>{"holder", "client 1", "client 2",
                                                                     "client 3", "refill", "client 4",
                                                                     "client 5", "client 6"});
+}
+
+TEST_CASE("a statement blocked on a lock whose backend is terminated fails at once, the connection replaced [pg]",
+          "[pg]") {
+    auto db = pg_test_db::create(false);
+    if (!db) return;
+    db->sql("CREATE TABLE sc_locked (id int)");
+    const query_files queries(
+        "sc_db_locked",
+        {{"locked.sql",
+          "SELECT '{\"pid\":' || pg_backend_pid() || ',\"rows\":' || (SELECT count(*) FROM sc_locked) "
+          "|| ',\"user\":\"' || $1 || '\"}'"}});
+    auto cfg = one_connection(*db, queries);
+    cfg.query_timeout = 30s;  // the kill, not a timeout, must end the statement
+    db::pool p(cfg);
+    p.start();
+    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + 10s)));
+    const auto first = run_sync(p.query_json("locked", "u0", steady_clock::now() + 5s));
+    REQUIRE(first.has_value());
+
+    // Another session holds the table: the pool's statement waits on the lock,
+    // an `active` backend, until that backend is terminated.
+    auto holder = db::pg_session::open(db->url());
+    REQUIRE(holder.has_value());
+    REQUIRE(holder->execute("BEGIN").has_value());
+    REQUIRE(holder->execute("LOCK TABLE sc_locked IN ACCESS EXCLUSIVE MODE").has_value());
+    auto blocked = std::async(std::launch::async,
+                              [&] { return run_sync(p.query_json("locked", "u1", steady_clock::now() + 30s)); });
+    std::string pid;
+    const auto waiting_by = steady_clock::now() + 10s;
+    while (pid.empty() && steady_clock::now() < waiting_by) {
+        pid = db->sql("SELECT pid FROM pg_stat_activity WHERE state = 'active' AND wait_event_type = 'Lock' "
+                      "AND query LIKE '%sc_locked%' AND pid <> pg_backend_pid()");
+    }
+    REQUIRE_FALSE(pid.empty());
+    const auto killed = steady_clock::now();
+    CHECK(db->sql("SELECT pg_terminate_backend(" + pid + ")") == "t");
+
+    // The caller hears of it at once, not at its 30 s deadline.
+    REQUIRE(blocked.wait_for(5s) == std::future_status::ready);
+    const auto lost = blocked.get();
+    CHECK(steady_clock::now() - killed < 2s);
+    REQUIRE_FALSE(lost.has_value());
+    CHECK(lost.error() == db::error::connection_failed);
+
+    // The lock released, the pool reconnects (its only connection is gone:
+    // until then a query fails at once with not_ready, and the fill falls
+    // back) and the next query runs on a new backend.
+    REQUIRE(holder->execute("COMMIT").has_value());
+    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + 10s)));
+    const auto next = run_sync(p.query_json("locked", "u2", steady_clock::now() + 10s));
+    REQUIRE(next.has_value());
+    CHECK(next->find("\"rows\":0,\"user\":\"u2\"") != std::string::npos);
+    CHECK(next->find("\"pid\":" + pid + ",") == std::string::npos);
+    p.stop();
 }

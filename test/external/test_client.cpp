@@ -295,6 +295,8 @@ TEST_CASE("mock down: the breaker opens, answers fast, calls nothing, recovers t
     net::io_context ioc;
     auto cfg = config_for(mock);
     external::client client(cfg);
+    int recoveries = 0;  // on_recovery runs on the io_context run here
+    client.on_recovery([&] { ++recoveries; });
     auto seen = ids("agent_b", 5);
     REQUIRE(enrich_now(ioc, client, agents_body(seen)).count("ok") == 5);
     for (const auto& id : seen) client.invalidate(id);
@@ -327,15 +329,54 @@ TEST_CASE("mock down: the breaker opens, answers fast, calls nothing, recovers t
         net::steady_timer tick(ioc, ms{10});
         tick.wait();
     }
+    CHECK(recoveries == 0);
     auto probing = enrich_now(ioc, client, body);
     CHECK(mock.requests() == before + 1);  // one probe, the rest degraded at once
     CHECK(probing.count("ok") == 1);
     CHECK(client.stats().breaker == circuit_breaker::state::closed);
+    CHECK(recoveries == 1);  // the probe's success: degraded answers can go
 
     auto closed = enrich_now(ioc, client, body);
     CHECK(closed.count("ok") == 10);
     CHECK_FALSE(closed.result.degraded);
     CHECK(mock.requests() == before + 10);
+    CHECK(recoveries == 1);  // once per recovery, not per success
+}
+
+TEST_CASE("while agents are degraded, the recovery probe sees the API's return with no enrich asking",
+          "[integration]") {
+    START_MOCK(mock, 0);
+    net::io_context ioc;
+    auto cfg = config_for(mock);
+    cfg.breaker.cool_down = ms{200};
+    external::client client(cfg);
+    int recoveries = 0;
+    client.on_recovery([&] { ++recoveries; });
+    // The probe on an io_context of its own: enrich_now runs `ioc` until it
+    // has no work, which the probe's loop never leaves.
+    net::io_context probe_ioc;
+    client.start_recovery_probe(probe_ioc.get_executor());
+    const auto run_probe_until = [&](clock_type::time_point deadline) {
+        while (recoveries == 0 && clock_type::now() < deadline) {
+            probe_ioc.restart();
+            probe_ioc.run_for(ms{10});
+        }
+    };
+
+    mock.configure(R"({"down":true})");
+    const auto body = agents_body(ids("agent_p", 5));
+    REQUIRE(enrich_now(ioc, client, body).result.degraded);
+    run_probe_until(clock_type::now() + ms{500});  // trials while down fail
+    CHECK(recoveries == 0);
+    const auto requests_down = mock.requests();
+
+    mock.configure(R"({"down":false})");
+    const auto back = clock_type::now();
+    run_probe_until(back + ms{2'000});
+    CHECK(recoveries == 1);
+    CHECK(clock_type::now() - back < ms{600});  // within cool_down and a probe period
+    CHECK(client.stats().breaker == circuit_breaker::state::closed);
+    CHECK(mock.requests() > requests_down);
 }
 
 TEST_CASE("a body that is not an agents answer comes back unchanged", "[unit]") {

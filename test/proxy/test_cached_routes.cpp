@@ -379,6 +379,32 @@ TEST_CASE("X-Cache MISS then HIT with Age; HEAD answers the headers without a bo
         CHECK_FALSE(hit->keep_alive);
         CHECK(client.closed_by_peer());
     }
+    SECTION("a hit answered while draining says Connection: close, then the connection ends") {
+        client.send(get_request(overview, bearer(token)));
+        REQUIRE(client.read_response());
+        auto drained = std::async(std::launch::async, [&] { return h.app->drain(5s); });
+        // The drain has begun once the listener refuses (each probe that
+        // still connects closes at once: its session ends on the EOF).
+        const auto refused_by = std::chrono::steady_clock::now() + 5s;
+        for (bool refused = false; !refused && std::chrono::steady_clock::now() < refused_by;) {
+            try {
+                test_client probe(h.port());
+            } catch (const std::exception&) {
+                refused = true;
+            }
+        }
+        // The idle keep-alive connection is in its drain grace: its request
+        // is answered, from the cache, and the answer says close.
+        client.send(get_request(overview, bearer(token)));
+        auto hit = client.read_response();
+        REQUIRE(hit);
+        CHECK(hit->body == want);
+        CHECK(hit->header("X-Cache") == "HIT");
+        CHECK_FALSE(hit->keep_alive);
+        CHECK(client.closed_by_peer());
+        REQUIRE(drained.wait_for(10s) == std::future_status::ready);
+        CHECK(drained.get());
+    }
 }
 
 TEST_CASE("non-200 and Set-Cookie answers are not cached", "[integration]") {
