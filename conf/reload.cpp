@@ -79,7 +79,8 @@ void copy_live(config& to, const config& from) {
 }
 
 // Every key, for comparing only: to_json() plus what it leaves out
-// (external.config_cache_entries, log.user_hash_key), and the secrets by value (to_json() redacts them). Only the paths of differences
+// (external.config_cache_entries, log.user_hash_key; l2 is never live: a
+// restart), and the secrets by value (to_json() redacts them). Only the paths of differences
 // leave this file, never a value.
 json::object comparable(const config& c) {
     auto j = to_json(c);
@@ -90,6 +91,7 @@ json::object comparable(const config& c) {
     auto& ext = j["external"].as_object();
     ext["api_key"] = c.external.api_key;
     ext["config_cache_entries"] = c.external.config_cache_entries;
+    j["l2"].as_object()["url"] = c.l2.url.text;
     j["log"].as_object()["user_hash_key"] = c.log.user_hash_key;
     return j;
 }
