@@ -145,12 +145,15 @@ struct service_access {
     }
 
     // The answer of the fill: the second level's if it has a usable one
-    // (then `computed_at` becomes the answer's and `from_l2` is set), else
-    // the filler's. A fill counts only when the filler runs.
+    // (then `computed_at` becomes the answer's and l2_read.hit is set), else
+    // the filler's. A fill counts only when the filler runs. While freshness
+    // is suspended (the invalidation channel unproven) the second level is
+    // neither read nor, without a ticket, written: its copy may hide a write
+    // this replica was not told of, as its own entries may.
     static net::awaitable<fill_result> answer_of(service& svc, std::size_t route, std::string_view key,
                                                  fill_request request, filler& f, second_level_read& l2_read,
                                                  std::chrono::system_clock::time_point& computed_at) {
-        if (svc.l2_) {
+        if (svc.l2_ && !svc.freshness_suspended()) {
             l2_read = co_await svc.l2_->read(key, request.user_id);
             auto now = svc.clock_.system_now();
             if (l2_read.hit && l2_read.expires_at > now) {

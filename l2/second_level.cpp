@@ -135,11 +135,15 @@ struct second_level_cache::state {
     }
 
     net::awaitable<bool> bump(std::string key) {
-        auto r = co_await call(background_commands, {"EVAL", bump_script, "1", std::move(key)});
+        // (a braced list inside co_await trips GCC 12: built first)
+        std::vector<std::string> args{"EVAL", bump_script, "1", std::move(key)};
+        auto r = co_await call(background_commands, std::move(args));
         (r ? stats.bumps : stats.bump_failures).fetch_add(1, std::memory_order_relaxed);
         co_return r.has_value();
     }
 
+    net::awaitable<bool> generations(redis_commands& redis, std::string_view user_id, const reply& user_gen,
+                                     const reply& all_gen, cache::second_level_read& out);
     net::awaitable<bool> drain_once();
     net::awaitable<void> drain();
 };
@@ -198,6 +202,54 @@ second_level_cache::second_level_cache(const conf::l2_config& config, std::vecto
 
 second_level_cache::~second_level_cache() = default;
 
+namespace {
+
+// The hit in `value` if it decodes as `key`'s and carries the generations
+// `out` holds (those current), into `out`. False: not usable.
+bool take_hit(const reply& value, std::string_view key, cache::second_level_read& out) {
+    if (!is_string(value)) return false;
+    auto decoded = decode(value.str, key);
+    if (!decoded || decoded->user_generation != out.user_generation ||
+        decoded->global_generation != out.global_generation)
+        return false;
+    cache::fill_result hit;
+    hit.status = decoded->status;
+    hit.headers = std::move(decoded->headers);
+    hit.body = std::move(decoded->body);
+    hit.tags = std::move(decoded->tags);
+    out.computed_at = std::chrono::system_clock::time_point{std::chrono::milliseconds{decoded->computed_at_ms}};
+    out.expires_at = std::chrono::system_clock::time_point{std::chrono::milliseconds{decoded->expires_at_ms}};
+    out.hit = std::move(hit);
+    return true;
+}
+
+bool is_array_of_strings(const std::optional<reply>& r, std::size_t n) {
+    if (!r || r->type != reply::kind::array || r->elements.size() != n) return false;
+    for (const auto& e : r->elements)
+        if (!is_string(e)) return false;
+    return true;
+}
+
+}  // namespace
+
+// The generations of `user_id` and of all into `out`, set in Redis where
+// missing (never set, or evicted: then no value can be current).
+net::awaitable<bool> second_level_cache::state::generations(redis_commands& redis, std::string_view user_id,
+                                                            const reply& user_gen, const reply& all_gen,
+                                                            cache::second_level_read& out) {
+    if (is_string(user_gen) && is_string(all_gen)) {
+        out.user_generation = user_gen.str;
+        out.global_generation = all_gen.str;
+        co_return true;
+    }
+    std::vector<std::string> args{"EVAL", init_script, "2", user_key(user_id), all_key()};
+    auto init = co_await call(redis, std::move(args));
+    if (!is_array_of_strings(init, 2)) co_return false;
+    out.user_generation = std::move(init->elements[0].str);
+    out.global_generation = std::move(init->elements[1].str);
+    co_return true;
+}
+
 net::awaitable<cache::second_level_read> second_level_cache::read(std::string_view key, std::string_view user_id) {
     auto& s = *state_;
     cache::second_level_read out;
@@ -209,53 +261,28 @@ net::awaitable<cache::second_level_read> second_level_cache::read(std::string_vi
         s.stats.skipped.fetch_add(1, std::memory_order_relaxed);
         co_return out;
     }
-    std::string ukey = s.user_key(user_id), akey = s.all_key();
-    auto got = co_await s.call(redis, {"MGET", s.value_key(key), ukey, akey});
+    std::vector<std::string> mget{"MGET", s.value_key(key), s.user_key(user_id), s.all_key()};
+    auto got = co_await s.call(redis, std::move(mget));
     s.note_breaker(at);
     if (!got || got->type != reply::kind::array || got->elements.size() != 3) co_return out;
     std::size_t read_bytes = 0;
     for (const auto& e : got->elements) read_bytes += e.str.size();
     s.stats.bytes_read.fetch_add(read_bytes, std::memory_order_relaxed);
-    const auto& value = got->elements[0];
-    const auto* ugen = &got->elements[1];
-    const auto* agen = &got->elements[2];
-    std::optional<reply> init;
-    if (!is_string(*ugen) || !is_string(*agen)) {
-        // A generation never set (or evicted): no value can be current. Set
-        // it, so the fill's answer can be stored against it.
-        init = co_await s.call(redis, {"EVAL", init_script, "2", std::move(ukey), std::move(akey)});
-        if (!init || init->type != reply::kind::array || init->elements.size() != 2 ||
-            !is_string(init->elements[0]) || !is_string(init->elements[1])) {
-            s.stats.misses.fetch_add(1, std::memory_order_relaxed);
-            co_return out;
-        }
-        ugen = &init->elements[0];
-        agen = &init->elements[1];
+    if (!co_await s.generations(redis, user_id, got->elements[1], got->elements[2], out)) {
+        s.stats.misses.fetch_add(1, std::memory_order_relaxed);
+        co_return out;
     }
     // An invalidation during the read: its generations may be the old ones.
     if (s.pending(user_id)) {
         s.stats.skipped.fetch_add(1, std::memory_order_relaxed);
-        co_return out;
+        co_return cache::second_level_read{};
     }
     out.may_store = true;
-    out.user_generation = ugen->str;
-    out.global_generation = agen->str;
-    if (is_string(value)) {
-        auto decoded = decode(value.str, key);
-        if (decoded && decoded->user_generation == ugen->str && decoded->global_generation == agen->str) {
-            s.stats.hits.fetch_add(1, std::memory_order_relaxed);
-            cache::fill_result hit;
-            hit.status = decoded->status;
-            hit.headers = std::move(decoded->headers);
-            hit.body = std::move(decoded->body);
-            hit.tags = std::move(decoded->tags);
-            out.computed_at = std::chrono::system_clock::time_point{std::chrono::milliseconds{decoded->computed_at_ms}};
-            out.expires_at = std::chrono::system_clock::time_point{std::chrono::milliseconds{decoded->expires_at_ms}};
-            out.hit = std::move(hit);
-            co_return out;
-        }
-        s.stats.rejected.fetch_add(1, std::memory_order_relaxed);
+    if (take_hit(got->elements[0], key, out)) {
+        s.stats.hits.fetch_add(1, std::memory_order_relaxed);
+        co_return out;
     }
+    if (is_string(got->elements[0])) s.stats.rejected.fetch_add(1, std::memory_order_relaxed);
     s.stats.misses.fetch_add(1, std::memory_order_relaxed);
     co_return out;
 }
@@ -296,9 +323,17 @@ net::awaitable<void> second_level_cache::store(std::string key, std::string user
         s.stats.store_failed.fetch_add(1, std::memory_order_relaxed);
         co_return;
     }
-    auto r = co_await s.call(redis, {"EVAL", store_script, "3", s.value_key(key), s.user_key(user_id), s.all_key(),
-                                     std::move(bytes), std::move(v.user_generation), std::move(v.global_generation),
-                                     std::to_string(remaining.count())});
+    std::vector<std::string> args{"EVAL",
+                                  store_script,
+                                  "3",
+                                  s.value_key(key),
+                                  s.user_key(user_id),
+                                  s.all_key(),
+                                  std::move(bytes),
+                                  std::move(v.user_generation),
+                                  std::move(v.global_generation),
+                                  std::to_string(remaining.count())};
+    auto r = co_await s.call(redis, std::move(args));
     s.note_breaker(at);
     if (!r || r->type != reply::kind::integer) {
         s.stats.store_failed.fetch_add(1, std::memory_order_relaxed);

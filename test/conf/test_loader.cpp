@@ -532,7 +532,7 @@ TEST_CASE("l2: off without a url; values, defaults and bounds", "[unit]") {
     }
     SECTION("every key") {
         auto cfg = load_string(with_l2("  url: redis://app:pw@redis.internal:6380/3\n  connections: 4\n"
-                                       "  op_timeout: 5ms\n  connect_timeout: 1s\n  key_prefix: sc:\n"
+                                       "  op_timeout: 5ms\n  connect_timeout: 1s\n  key_prefix: \"sc:\"\n"
                                        "  max_value_bytes: 64KiB\n  breaker_failures: 3\n"
                                        "  breaker_open_for: 2s"),
                                "test.yaml", fake_env());

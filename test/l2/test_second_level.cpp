@@ -233,7 +233,7 @@ TEST_CASE("l2: a value planted under a user's key but of another key is never se
     fixture f;
     f.serve(f.a, "u2");  // sets the generations the planted value carries
     auto planted = l2::decode(f.redis.data.at(f.value_key("u2")), "overview\nu2\n");
-    REQUIRE(planted);
+    REQUIRE(planted.has_value());
     f.serve(f.a, "u1");  // u1's generations
     // u2's answer, written under u1's key with u1's current generations.
     auto forged = *planted;
@@ -297,4 +297,18 @@ TEST_CASE("l2: Redis failing or its breaker open: the fill runs, the client gets
         CHECK(f.a.l2.stats().errors == 1);
         CHECK(f.a.l2.stats().timeouts == 0);
     }
+}
+
+TEST_CASE("l2: while the invalidation channel is unproven, the second level is neither read nor written",
+          "[unit]") {
+    fixture f;
+    f.serve(f.a);
+    f.b.svc.suspend_freshness(true);
+    const auto commands = f.redis.commands.size();
+    auto answer = f.serve(f.b);
+    CHECK(body_of(answer) == "fill 1 from b");
+    CHECK(f.redis.commands.size() == commands);
+    f.b.svc.suspend_freshness(false);
+    CHECK(f.serve(f.b, "u2").kind == answer_kind::miss_stored);
+    CHECK(f.redis.commands.size() > commands);
 }

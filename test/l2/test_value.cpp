@@ -27,7 +27,7 @@ l2::stored_value sample() {
 TEST_CASE("l2 value: what encode wrote decodes to the same fields", "[unit]") {
     auto v = sample();
     auto got = l2::decode(l2::encode(v), v.key);
-    REQUIRE(got);
+    REQUIRE(got.has_value());
     CHECK(got->key == v.key);
     CHECK(got->user_generation == v.user_generation);
     CHECK(got->global_generation == v.global_generation);
@@ -46,7 +46,7 @@ TEST_CASE("l2 value: another key's value is refused", "[unit]") {
     for (std::string other : {"overview\nu2\nrange=7d", "overview\nu1\nrange=7d2", "overview\nu1\n"}) {
         CAPTURE(other);
         auto got = l2::decode(bytes, other);
-        REQUIRE_FALSE(got);
+        REQUIRE_FALSE(got.has_value());
         CHECK(got.error() == l2::decode_error::other_key);
     }
 }
@@ -56,7 +56,7 @@ TEST_CASE("l2 value: every truncation, a trailing byte, a wrong magic are refuse
     auto bytes = l2::encode(v);
     for (std::size_t n = 0; n < bytes.size(); ++n) {
         CAPTURE(n);
-        CHECK_FALSE(l2::decode(bytes.substr(0, n), v.key));
+        CHECK_FALSE(l2::decode(bytes.substr(0, n), v.key).has_value());
     }
     CHECK(l2::decode(bytes + "x", v.key).error() == l2::decode_error::garbled);
     auto wrong = bytes;
@@ -66,5 +66,5 @@ TEST_CASE("l2 value: every truncation, a trailing byte, a wrong magic are refuse
     // A length field blown up: refused, not allocated.
     auto huge = bytes;
     huge[5 + 7] = '\x7f';  // the key length's top byte
-    CHECK_FALSE(l2::decode(huge, v.key));
+    CHECK_FALSE(l2::decode(huge, v.key).has_value());
 }

@@ -1,7 +1,7 @@
 // The second level on Redis, end to end: two sidecache processes (the real
 // binary, the example configuration with SIDECACHE_REDIS_URL set) sharing one
-// PostgreSQL and one private redis-server (not the shared test Redis: this
-// test stops it). A user filled through one replica is an L2 hit through the
+// PostgreSQL and one redis-server of its own (test/support/redis_server.hpp:
+// not the shared test Redis, since this test stops it). A user filled through one replica is an L2 hit through the
 // other (its fill counter stays at 0); a write committed by SQL invalidates
 // both levels in both; a value planted under another user's key is never
 // served; Redis killed: every request still answered, /readyz degraded: l2;
@@ -10,15 +10,12 @@
 #include "support/admin_stats.hpp"
 #include "support/authorized_get.hpp"
 #include "support/child_process.hpp"
+#include "support/redis_server.hpp"
 #include "support/test_client.hpp"
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
-#include <csignal>
-#include <cstdlib>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -40,57 +37,10 @@ void wait_until(Done done, const char* what, std::chrono::milliseconds within = 
     }
 }
 
-// Whether redis-server can run; if not, the test FAILs saying why, or with
-// SIDECACHE_SKIP_REDIS=1, WARNs and the caller skips.
-bool redis_server_available() {
-    if (std::system("command -v redis-server >/dev/null 2>&1") == 0) return true;
-    const char* skip = std::getenv("SIDECACHE_SKIP_REDIS");
-    if (skip && std::string(skip) == "1") {
-        WARN("redis-server not found: skipped (SIDECACHE_SKIP_REDIS=1)");
-        return false;
-    }
-    FAIL("redis-server not found on the PATH (scripts/bootstrap installs it; SIDECACHE_SKIP_REDIS=1 skips)");
-    return false;
+// redis-cli on `port` with `args` (shell words).
+std::string redis_cli(std::uint16_t port, const std::string& args) {
+    return run_command("redis-cli -p " + std::to_string(port) + " " + args);
 }
-
-// A redis-server of this test alone, on a port free when it was chosen,
-// without persistence; start() again after stop() reuses the port.
-struct private_redis {
-    std::uint16_t port = 0;
-    std::unique_ptr<child_process> process;
-
-    private_redis() {
-        boost::asio::io_context ioc;
-        boost::asio::ip::tcp::acceptor probe(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
-        port = probe.local_endpoint().port();
-        probe.close();
-        start();
-    }
-
-    void start() {
-        process = std::make_unique<child_process>("exec redis-server --port " + std::to_string(port) +
-                                                  " --bind 127.0.0.1 --save '' --appendonly no --dir /tmp");
-        for (int i = 0; i < 100; ++i) {
-            auto l = process->line(std::chrono::seconds(10));
-            if (l.find("Ready to accept connections") != std::string::npos) return;
-            REQUIRE(l.find("Address already in use") == std::string::npos);
-        }
-        FAIL("redis-server did not say it was ready");
-    }
-
-    // Killed (no shutdown of its own); returns once it exited.
-    void kill() {
-        process->signal(SIGKILL);
-        process.reset();
-    }
-
-    std::string url() const { return "redis://127.0.0.1:" + std::to_string(port) + "/0"; }
-
-    // redis-cli with `args` (shell words).
-    std::string cli(const std::string& args) const {
-        return run_command("redis-cli -p " + std::to_string(port) + " " + args);
-    }
-};
 
 struct replica {
     std::unique_ptr<child_process> process;
@@ -155,7 +105,10 @@ TEST_CASE("l2 fleet: two replicas share one Redis: fills, invalidation, isolatio
     auto db = pg_test_db::create(false);
     if (!db) return;
     const auto src = source_dir();
-    if (!node_stand_ins_available(src) || !redis_server_available()) return;
+    if (!node_stand_ins_available(src)) return;
+    // Its own: this test stops it and starts it again.
+    auto redis = own_redis::start();
+    if (!redis) return;
     run_command("node " + src + "/test/data/generate.js --database-url '" + db->url() +
                 "' --preset small --seed 13 >/dev/null");
     REQUIRE(db->migrate(false) == 0);
@@ -169,12 +122,11 @@ TEST_CASE("l2 fleet: two replicas share one Redis: fills, invalidation, isolatio
                          "' --jwt-secret " + secret + " --elevenlabs-url http://127.0.0.1:" + mock_port +
                          " --elevenlabs-key test-elevenlabs-key");
     const auto legacy_port = std::to_string(legacy.listening_port());
-    private_redis redis;
     const std::string environment =
         "SIDECACHE_LISTEN=127.0.0.1:0 SIDECACHE_ADMIN_LISTEN=127.0.0.1:0 LEGACY_URL=http://127.0.0.1:" +
         legacy_port + " DATABASE_URL='" + db->url() + "' JWT_SECRET=" + secret +
         " ELEVENLABS_URL=http://127.0.0.1:" + mock_port +
-        " ELEVENLABS_API_KEY=test-elevenlabs-key SIDECACHE_REDIS_URL=" + redis.url();
+        " ELEVENLABS_API_KEY=test-elevenlabs-key SIDECACHE_REDIS_URL=" + redis->url();
     replica a(environment), b(environment);
     // Their first LISTEN flushes everything (and bumps gen:all): wait for it.
     wait_until([&] { return a.listening() && b.listening(); }, "both listening");
@@ -239,7 +191,7 @@ TEST_CASE("l2 fleet: two replicas share one Redis: fills, invalidation, isolatio
         auto other = get(ca, overview, t1);
         REQUIRE(other.status == 200);
         wait_until([&] { return a.l2("stores") >= 2; }, "users[1]'s answer stored in Redis");
-        CHECK(redis.cli("EVAL 'local p = \"sidecache:\" "
+        CHECK(redis_cli(redis->port(), "EVAL 'local p = \"sidecache:\" "
                         "local v = redis.call(\"GET\", p .. \"v:overview\\n\" .. ARGV[1] .. \"\\n\") "
                         "redis.call(\"SET\", p .. \"v:overview\\n\" .. ARGV[2] .. \"\\n\", v) "
                         "redis.call(\"SET\", p .. \"gen:u:\" .. ARGV[2], redis.call(\"GET\", p .. \"gen:u:\" .. ARGV[1])) "
@@ -253,9 +205,9 @@ TEST_CASE("l2 fleet: two replicas share one Redis: fills, invalidation, isolatio
         CHECK(b.l2("rejected") == rejected + 1);
     }
 
-    // Redis killed: every request answered (fills), then the breaker opens:
+    // Redis stopped: every request answered (fills), then the breaker opens:
     // /readyz degraded: l2, still ready.
-    redis.kill();
+    redis->stop();
     std::size_t next = 3;
     wait_until(
         [&] {
@@ -270,7 +222,7 @@ TEST_CASE("l2 fleet: two replicas share one Redis: fills, invalidation, isolatio
 
     // Redis back (empty): once a breaker lets a call through, a user filled
     // through A is an L2 hit through B again.
-    redis.start();
+    redis->restart();
     wait_until(
         [&] {
             REQUIRE(next < users.size());
