@@ -4,7 +4,8 @@
 // not the shared test Redis, since this test stops it). A user filled through one replica is an L2 hit through the
 // other (its fill counter stays at 0); a write committed by SQL invalidates
 // both levels in both; a value planted under another user's key is never
-// served; Redis killed: every request still answered, /readyz degraded: l2;
+// served; Redis hung: requests answered within the operation timeout;
+// Redis stopped: every request still answered, /readyz degraded: l2;
 // Redis back: L2 hits again.
 #include "db/pg_test_db.ipp"
 #include "support/admin_stats.hpp"
@@ -207,10 +208,23 @@ TEST_CASE("l2 fleet: two replicas share one Redis: fills, invalidation, isolatio
         CHECK(b.l2("rejected") == rejected + 1);
     }
 
+    // Redis hung (SIGSTOP): each command gives up at l2.op_timeout (20 ms);
+    // every request is answered, well before a waiter's 5 s.
+    std::size_t next = 3;
+    redis->freeze();
+    const auto timeouts = a.l2("timeouts");
+    for (int i = 0; i < 3; ++i) {
+        const auto t = token_for(users[next++], secret);
+        const auto started = std::chrono::steady_clock::now();
+        CHECK(get(ca, overview, t).status == 200);
+        CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+    }
+    CHECK(a.l2("timeouts") > timeouts);
+    redis->thaw();
+
     // Redis stopped: every request answered (fills), then the breaker opens:
     // /readyz degraded: l2, still ready.
     redis->stop();
-    std::size_t next = 3;
     wait_until(
         [&] {
             REQUIRE(next + 1 < users.size());
