@@ -1,8 +1,9 @@
 // The second level on Redis, end to end: two sidecache processes (the real
 // binary, the example configuration with SIDECACHE_REDIS_URL set) sharing one
 // PostgreSQL and one redis-server of its own (test/support/redis_server.hpp:
-// not the shared test Redis, since this test stops it). A user filled through one replica is an L2 hit through the
-// other (its fill counter stays at 0); a write committed by SQL invalidates
+// not the shared test Redis, since this test stops it). A user filled
+// through one replica is an L2 hit through the other (its fill counter
+// stays at 0); a write committed by SQL invalidates
 // both levels in both; a value planted under another user's key is never
 // served; Redis hung: requests answered within the operation timeout;
 // Redis stopped: every request still answered, /readyz degraded: l2;
