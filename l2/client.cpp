@@ -100,6 +100,8 @@ awaitable<result<reply>> client::impl::run(connection& conn, const std::string& 
     net::steady_timer timer(ioc, deadline);
     auto raced = co_await (exchange() || timer.async_wait(use_tuple));
     if (raced.index() == 0) co_return std::move(std::get<0>(raced));
+    // The cancelled exchange has closed it already if it was reading; this
+    // covers every other stage it may have been cancelled in.
     conn.close();
     co_return make_error_code(error::timeout);
 }
