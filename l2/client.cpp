@@ -100,6 +100,8 @@ awaitable<result<reply>> client::impl::run(connection& conn, const std::string& 
     net::steady_timer timer(ioc, deadline);
     auto raced = co_await (exchange() || timer.async_wait(use_tuple));
     if (raced.index() == 0) co_return std::move(std::get<0>(raced));
+    // The cancelled exchange has closed it already if it was reading; this
+    // covers every other stage it may have been cancelled in.
     conn.close();
     co_return make_error_code(error::timeout);
 }
@@ -116,13 +118,20 @@ awaitable<result<reply>> client::command(std::vector<std::string> args) {
     if (admission == external::circuit_breaker::admission::rejected) co_return make_error_code(error::breaker_open);
     const bool probe = admission == external::circuit_breaker::admission::probe;
 
-    result<reply> r = make_error_code(error::timeout);
-    if (auto index = co_await s.acquire(deadline)) {
-        r = co_await s.run(*s.slots[*index].conn, format_command(args), deadline);
+    // A command that spent its time waiting for a connection tells nothing
+    // about Redis (a burst on a small pool): it times out without counting
+    // as a failure, unless it was the probe, which must end one way or the other.
+    auto index = co_await s.acquire(deadline);
+    if (index && steady::now() >= deadline) {
         s.release(*index);
-    } else {
-        r = index.error();
+        index = make_error_code(error::timeout);
     }
+    if (!index) {
+        if (probe) s.breaker.on_failure(steady::now(), true);
+        co_return index.error();
+    }
+    auto r = co_await s.run(*s.slots[*index].conn, format_command(args), deadline);
+    s.release(*index);
     if (is_transport_failure(r)) {
         s.breaker.on_failure(steady::now(), probe);
     } else {

@@ -47,6 +47,8 @@ struct client_options {
 boost::system::result<client_options> parse_url(std::string_view url);
 
 // One per io_context (io thread); not thread-safe; completes on that io_context.
+// Destroy it on that thread once its commands have completed (or its
+// io_context has stopped running them), before the io_context.
 class client {
 public:
     client(boost::asio::io_context& ioc, client_options opts);

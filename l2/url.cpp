@@ -33,9 +33,12 @@ boost::system::result<client_options> parse_url(std::string_view url) {
     client_options opts;
     opts.host = u->host_address();  // an IPv6 literal without its brackets
     if (u->has_port()) {
-        const auto port = u->port_number();
-        if (port == 0) return invalid();
-        opts.port = port;
+        // port(), not port_number(): Boost.URL wraps a number past 65535.
+        const auto text = u->port();
+        unsigned port = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
+        if (ec != std::errc{} || end != text.data() + text.size() || port == 0 || port > 65535) return invalid();
+        opts.port = static_cast<std::uint16_t>(port);
     }
     if (u->has_userinfo()) {
         opts.user = u->user();

@@ -264,6 +264,31 @@ TEST_CASE("The breaker opens after breaker_failures failures and closes after a 
     CHECK(c.available());
 }
 
+TEST_CASE("Commands that time out waiting for a busy pool do not open the breaker [redis]") {
+    auto redis = sidecache::test::own_redis::start();
+    if (!redis) return;
+    net::io_context ioc;
+    auto o = options_for(redis->url());
+    o.connections = 1;
+    o.op_timeout = 100ms;
+    o.breaker_failures = 2;
+    client c(ioc, o);
+    REQUIRE(cmd(ioc, c, {"SET", "k", "v"}).has_value());
+    redis->freeze();
+    // One command times out on the connection (a failure), four waiting for it.
+    std::vector<std::future<result<reply>>> results;
+    for (int i = 0; i < 5; ++i) {
+        std::vector<std::string> args{"GET", "k"};
+        results.push_back(net::co_spawn(ioc, c.command(std::move(args)), net::use_future));
+    }
+    ioc.restart();
+    ioc.run();
+    for (auto& f : results) CHECK(f.get().error() == make_error_code(error::timeout));
+    CHECK(c.available());
+    redis->thaw();
+    CHECK(bytes_of(cmd(ioc, c, {"GET", "k"})) == "v");
+}
+
 TEST_CASE("Commands beyond the pool wait for a free connection [redis]") {
     auto url = sidecache::test::shared_redis_url();
     if (!url) return;
