@@ -35,13 +35,15 @@ public:
     // The answer of `key` (of `user_id`), or the ticket a store needs.
     // Never fails: an unavailable second level reads as a miss without a
     // ticket, within its operation timeout. On the caller's executor.
-    virtual boost::asio::awaitable<second_level_read> read(std::string_view key, std::string_view user_id) = 0;
+    virtual boost::asio::awaitable<second_level_read> read(std::string_view key,
+                                                           std::string_view user_id) = 0;
 
     // Stores the answer filled after `ticket` was read, fresh until
     // `expires_at` (`remaining` from now), unless an invalidation of its user (or of all) came
     // since the read. Never fails (a refused or failed store is counted).
     virtual boost::asio::awaitable<void> store(std::string key, std::string user_id, second_level_read ticket,
-                                               fill_result result, std::chrono::system_clock::time_point computed_at,
+                                               fill_result result,
+                                               std::chrono::system_clock::time_point computed_at,
                                                std::chrono::system_clock::time_point expires_at,
                                                std::chrono::milliseconds remaining) = 0;
 

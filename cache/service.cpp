@@ -171,16 +171,19 @@ struct service_access {
     // long there. After the flight landed: its waiters do not wait for it.
     static net::awaitable<void> store_second_level(service& svc, std::size_t route, std::string key,
                                                    std::string user_id, second_level_read ticket,
-                                                   fill_result result, std::chrono::system_clock::time_point computed_at) {
+                                                   fill_result result,
+                                                   std::chrono::system_clock::time_point computed_at) {
         const auto& rc = svc.config().routes[route];
         auto steady_now = svc.clock_.steady_now();
         auto system_now = svc.clock_.system_now();
-        auto until = fresh_until(result.ttl.value_or(rc.ttl), rc.utc_day_bound, computed_at, steady_now, system_now);
-        auto expires_at = system_now + std::chrono::duration_cast<std::chrono::system_clock::duration>(until - steady_now);
+        auto until =
+            fresh_until(result.ttl.value_or(rc.ttl), rc.utc_day_bound, computed_at, steady_now, system_now);
+        auto expires_at =
+            system_now + std::chrono::duration_cast<std::chrono::system_clock::duration>(until - steady_now);
         auto remaining = std::chrono::floor<std::chrono::milliseconds>(until - steady_now);
         if (remaining <= std::chrono::milliseconds{0}) co_return;
-        co_await svc.l2_->store(std::move(key), std::move(user_id), std::move(ticket), std::move(result), computed_at,
-                                expires_at, remaining);
+        co_await svc.l2_->store(std::move(key), std::move(user_id), std::move(ticket), std::move(result),
+                                computed_at, expires_at, remaining);
     }
 
     // One fill, led by `leader`. Whatever throws, the guards below end it in
@@ -198,7 +201,8 @@ struct service_access {
         const bool ahead = request.ahead;
 
         second_level_read l2_read;
-        auto result = co_await answer_of(svc, route, leader.key(), std::move(request), f, l2_read, computed_at);
+        auto result =
+            co_await answer_of(svc, route, leader.key(), std::move(request), f, l2_read, computed_at);
         const bool from_l2 = l2_read.hit.has_value();
         auto outcome = settle(svc, route, leader.key(), user_id, result, computed_at, epoch);
         outcome.from_l2 = from_l2;

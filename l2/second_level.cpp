@@ -45,7 +45,8 @@ return 1)";
 
 // KEYS: value, user generation, global generation; ARGV: value, the two
 // generations read before the fill, PX. Stored only if both are unchanged.
-const std::string store_script = R"(if redis.call('GET', KEYS[2]) ~= ARGV[2] or redis.call('GET', KEYS[3]) ~= ARGV[3] then
+const std::string store_script =
+    R"(if redis.call('GET', KEYS[2]) ~= ARGV[2] or redis.call('GET', KEYS[3]) ~= ARGV[3] then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
@@ -59,7 +60,10 @@ bool is_string(const reply& r) {
 
 struct second_level_cache::state {
     state(const conf::l2_config& c, std::vector<binding> b, net::any_io_executor bg, redis_commands& bgc)
-        : config(c), bindings(std::move(b)), background(std::move(bg)), background_commands(bgc),
+        : config(c),
+          bindings(std::move(b)),
+          background(std::move(bg)),
+          background_commands(bgc),
           retry_timer(background) {
         for (std::size_t i = 0; i < bindings.size(); ++i)
             down.push_back(std::make_unique<std::atomic<std::int64_t>>(0));
@@ -97,7 +101,9 @@ struct second_level_cache::state {
     }
 
     std::string value_key(std::string_view key) const { return config.key_prefix + "v:" + std::string(key); }
-    std::string user_key(std::string_view user) const { return config.key_prefix + "gen:u:" + std::string(user); }
+    std::string user_key(std::string_view user) const {
+        return config.key_prefix + "gen:u:" + std::string(user);
+    }
     std::string all_key() const { return config.key_prefix + "gen:all"; }
 
     bool pending(std::string_view user) const {
@@ -197,7 +203,8 @@ net::awaitable<void> second_level_cache::state::drain() {
 
 second_level_cache::second_level_cache(const conf::l2_config& config, std::vector<binding> bindings,
                                        net::any_io_executor background, redis_commands& background_commands)
-    : state_(std::make_unique<state>(config, std::move(bindings), std::move(background), background_commands)),
+    : state_(
+          std::make_unique<state>(config, std::move(bindings), std::move(background), background_commands)),
       stats_(state_->stats) {}
 
 second_level_cache::~second_level_cache() = default;
@@ -217,7 +224,8 @@ bool take_hit(const reply& value, std::string_view key, cache::second_level_read
     hit.headers = std::move(decoded->headers);
     hit.body = std::move(decoded->body);
     hit.tags = std::move(decoded->tags);
-    out.computed_at = std::chrono::system_clock::time_point{std::chrono::milliseconds{decoded->computed_at_ms}};
+    out.computed_at =
+        std::chrono::system_clock::time_point{std::chrono::milliseconds{decoded->computed_at_ms}};
     out.expires_at = std::chrono::system_clock::time_point{std::chrono::milliseconds{decoded->expires_at_ms}};
     out.hit = std::move(hit);
     return true;
@@ -250,7 +258,8 @@ net::awaitable<bool> second_level_cache::state::generations(redis_commands& redi
     co_return true;
 }
 
-net::awaitable<cache::second_level_read> second_level_cache::read(std::string_view key, std::string_view user_id) {
+net::awaitable<cache::second_level_read> second_level_cache::read(std::string_view key,
+                                                                  std::string_view user_id) {
     auto& s = *state_;
     cache::second_level_read out;
     auto at = s.binding_index(co_await net::this_coro::executor);
@@ -287,8 +296,8 @@ net::awaitable<cache::second_level_read> second_level_cache::read(std::string_vi
     co_return out;
 }
 
-net::awaitable<void> second_level_cache::store(std::string key, std::string user_id, cache::second_level_read ticket,
-                                               cache::fill_result result,
+net::awaitable<void> second_level_cache::store(std::string key, std::string user_id,
+                                               cache::second_level_read ticket, cache::fill_result result,
                                                std::chrono::system_clock::time_point computed_at,
                                                std::chrono::system_clock::time_point expires_at,
                                                std::chrono::milliseconds remaining) {

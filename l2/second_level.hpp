@@ -56,19 +56,19 @@ private:
 // Counted since the start (relaxed atomics), for the metrics registry.
 struct second_level_stats {
     std::atomic<std::uint64_t> hits{0};
-    std::atomic<std::uint64_t> misses{0};            // nothing usable: the fill runs
-    std::atomic<std::uint64_t> rejected{0};          // of the misses: a value not served (other key, garbled, old)
-    std::atomic<std::uint64_t> errors{0};            // commands that failed (timeouts included) or were refused
-    std::atomic<std::uint64_t> timeouts{0};          // of the errors: past op_timeout
-    std::atomic<std::uint64_t> skipped{0};           // reads not made: breaker open, user or all pending
+    std::atomic<std::uint64_t> misses{0};    // nothing usable: the fill runs
+    std::atomic<std::uint64_t> rejected{0};  // of the misses: a value not served (other key, garbled, old)
+    std::atomic<std::uint64_t> errors{0};    // commands that failed (timeouts included) or were refused
+    std::atomic<std::uint64_t> timeouts{0};  // of the errors: past op_timeout
+    std::atomic<std::uint64_t> skipped{0};   // reads not made: breaker open, user or all pending
     std::atomic<std::uint64_t> stores{0};
-    std::atomic<std::uint64_t> store_too_large{0};   // larger than max_value_bytes
-    std::atomic<std::uint64_t> store_invalidated{0}; // an invalidation came since the read
-    std::atomic<std::uint64_t> store_failed{0};      // Redis did not take it (error, timeout, breaker)
+    std::atomic<std::uint64_t> store_too_large{0};    // larger than max_value_bytes
+    std::atomic<std::uint64_t> store_invalidated{0};  // an invalidation came since the read
+    std::atomic<std::uint64_t> store_failed{0};       // Redis did not take it (error, timeout, breaker)
     std::atomic<std::uint64_t> bytes_read{0};
     std::atomic<std::uint64_t> bytes_written{0};
-    std::atomic<std::uint64_t> bumps{0};             // generations bumped (invalidations made in Redis)
-    std::atomic<std::uint64_t> bump_failures{0};     // attempts that failed (retried)
+    std::atomic<std::uint64_t> bumps{0};          // generations bumped (invalidations made in Redis)
+    std::atomic<std::uint64_t> bump_failures{0};  // attempts that failed (retried)
 };
 
 class second_level_cache final : public cache::second_level {
@@ -85,9 +85,11 @@ public:
                        boost::asio::any_io_executor background, redis_commands& background_commands);
     ~second_level_cache() override;
 
-    boost::asio::awaitable<cache::second_level_read> read(std::string_view key, std::string_view user_id) override;
+    boost::asio::awaitable<cache::second_level_read> read(std::string_view key,
+                                                          std::string_view user_id) override;
     boost::asio::awaitable<void> store(std::string key, std::string user_id, cache::second_level_read ticket,
-                                       cache::fill_result result, std::chrono::system_clock::time_point computed_at,
+                                       cache::fill_result result,
+                                       std::chrono::system_clock::time_point computed_at,
                                        std::chrono::system_clock::time_point expires_at,
                                        std::chrono::milliseconds remaining) override;
     void invalidate(std::string_view tag) override;

@@ -50,8 +50,8 @@ struct reader {
 }  // namespace
 
 void throw_exception_from_error(decode_error e, const boost::source_location& loc) {
-    boost::throw_exception(std::invalid_argument("l2 value: decode_error " + std::to_string(static_cast<int>(e))),
-                           loc);
+    boost::throw_exception(
+        std::invalid_argument("l2 value: decode_error " + std::to_string(static_cast<int>(e))), loc);
 }
 
 std::string encode(const stored_value& v) {
@@ -77,7 +77,8 @@ std::string encode(const stored_value& v) {
     return out;
 }
 
-boost::system::result<stored_value, decode_error> decode(std::string_view bytes, std::string_view expected_key) {
+boost::system::result<stored_value, decode_error> decode(std::string_view bytes,
+                                                         std::string_view expected_key) {
     if (!bytes.starts_with(magic)) return decode_error::garbled;
     reader in{bytes.substr(magic.size())};
     stored_value v;

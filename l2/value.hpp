@@ -18,9 +18,9 @@
 namespace sidecache::l2 {
 
 struct stored_value {
-    std::string key;                // route '\n' user '\n' query (cache/key.hpp)
-    std::string user_generation;    // <prefix>gen:u:<user> when the fill began
-    std::string global_generation;  // <prefix>gen:all when the fill began
+    std::string key;                  // route '\n' user '\n' query (cache/key.hpp)
+    std::string user_generation;      // <prefix>gen:u:<user> when the fill began
+    std::string global_generation;    // <prefix>gen:all when the fill began
     std::int64_t computed_at_ms = 0;  // Unix time
     std::int64_t expires_at_ms = 0;   // Unix time: not served from then on
     unsigned status = 0;
@@ -42,6 +42,7 @@ enum class decode_error {
 std::string encode(const stored_value& v);
 
 // `bytes` as a value of `expected_key`, else why not.
-boost::system::result<stored_value, decode_error> decode(std::string_view bytes, std::string_view expected_key);
+boost::system::result<stored_value, decode_error> decode(std::string_view bytes,
+                                                         std::string_view expected_key);
 
 }  // namespace sidecache::l2

@@ -122,8 +122,8 @@ struct application::impl {
             redis_commands.push_back(std::make_unique<l2::client_commands>(*redis.back()));
             bindings.push_back({ioc, redis_commands.back().get()});
         }
-        l2 = std::make_unique<l2::second_level_cache>(cfg.l2, std::move(bindings), server->context().get_executor(),
-                                                      *redis_commands.front());
+        l2 = std::make_unique<l2::second_level_cache>(
+            cfg.l2, std::move(bindings), server->context().get_executor(), *redis_commands.front());
         cache->use_second_level(l2.get());
         log::info("l2", "second level on Redis",
                   {{"url", conf::redact_url(cfg.l2.url.text)}, {"clients", redis.size()}});
@@ -262,8 +262,9 @@ struct application::impl {
             declare_l2_metrics(metrics, *l2);
             // Redis down is not unready: requests are served as without L2.
             admin.add_degradation("l2", [this] {
-                return l2 && l2->degraded() ? std::string("Redis unavailable, its breaker open (served without L2)")
-                                            : std::string();
+                return l2 && l2->degraded()
+                           ? std::string("Redis unavailable, its breaker open (served without L2)")
+                           : std::string();
             });
         }
         if (database) {

@@ -561,7 +561,8 @@ TEST_CASE("l2: off without a url; values, defaults and bounds", "[unit]") {
     }
     SECTION("a bad url refuses the start at its line and column") {
         CHECK(error_of(with_l2("  url: http://127.0.0.1:6379")) ==
-              "test.yaml:19:8: l2.url: \"http://127.0.0.1:6379\" is not a redis:// URL: the scheme must be redis");
+              "test.yaml:19:8: l2.url: \"http://127.0.0.1:6379\" is not a redis:// URL: the scheme must be "
+              "redis");
         CHECK(error_of(with_l2("  url: redis://127.0.0.1:99999")).starts_with("test.yaml:19:8: l2.url: "));
         CHECK(error_of(with_l2("  url: redis://127.0.0.1/16")).ends_with("a database number from 0 to 15"));
         CHECK(error_of(with_l2("  url: redis:///0")).ends_with("no host"));

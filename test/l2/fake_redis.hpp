@@ -18,9 +18,9 @@ namespace sidecache::test {
 
 struct fake_redis final : l2::redis_commands {
     std::map<std::string, std::string> data;
-    std::map<std::string, long long> px;  // the last PX given per key
-    std::vector<std::vector<std::string>> commands;  // every command called, in order
-    std::optional<boost::system::error_code> fail_with;  // commands fail so while set: all, or
+    std::map<std::string, long long> px;                             // the last PX given per key
+    std::vector<std::vector<std::string>> commands;                  // every command called, in order
+    std::optional<boost::system::error_code> fail_with;              // commands fail so while set: all, or
     std::function<bool(const std::vector<std::string>&)> fail_only;  // those it says
     std::optional<std::string> error_reply;  // every command answers "-<this>" so while set
     bool up = true;

@@ -3,15 +3,15 @@
 // stand for two replicas. What is checked is what a client sees (bytes,
 // Cache-Status, fills made) and what Redis holds.
 #include "cache/service.hpp"
+#include "l2/fake_redis.hpp"
 #include "l2/second_level.hpp"
 #include "l2/value.hpp"
-#include "l2/fake_redis.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <catch2/catch.hpp>
 
 #include <memory>
@@ -76,7 +76,9 @@ struct replica {
 
     replica(net::io_context& ioc, const sync::time_source& clock, const conf::l2_config& l2cfg,
             test::fake_redis& redis, std::string name)
-        : svc(config, clock), l2(l2cfg, {{&ioc, &redis}}, ioc.get_executor(), redis), filler(ioc, std::move(name)) {
+        : svc(config, clock),
+          l2(l2cfg, {{&ioc, &redis}}, ioc.get_executor(), redis),
+          filler(ioc, std::move(name)) {
         svc.use_second_level(&l2);
     }
 };

@@ -51,9 +51,9 @@ struct replica {
 
     explicit replica(const std::string& environment) {
         process = std::make_unique<child_process>("cd " SIDECACHE_SOURCE_DIR " && " + environment +
-                                                  " exec " SIDECACHE_BINARY_DIR
-                                                  "/sidecache --config " SIDECACHE_SOURCE_DIR
-                                                  "/conf/sidecache.example.yaml",
+                                                      " exec " SIDECACHE_BINARY_DIR
+                                                      "/sidecache --config " SIDECACHE_SOURCE_DIR
+                                                      "/conf/sidecache.example.yaml",
                                                   "sidecache");
         const auto where = process->sidecache_ports();
         port = where.port;
@@ -104,8 +104,9 @@ std::string data_of(const std::string& body) {
 
 }  // namespace
 
-TEST_CASE("l2 fleet: two replicas share one Redis: fills, invalidation, isolation, Redis down and back [pg][redis]",
-          "[pg][redis]") {
+TEST_CASE(
+    "l2 fleet: two replicas share one Redis: fills, invalidation, isolation, Redis down and back [pg][redis]",
+    "[pg][redis]") {
     auto db = pg_test_db::create(false);
     if (!db) return;
     const auto src = source_dir();
@@ -119,8 +120,9 @@ TEST_CASE("l2 fleet: two replicas share one Redis: fills, invalidation, isolatio
     REQUIRE(db->refresh() == 0);
 
     const std::string secret = "l2-fleet-secret";
-    child_process mock("node " + src +
-                       "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key test-elevenlabs-key");
+    child_process mock(
+        "node " + src +
+        "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key test-elevenlabs-key");
     const auto mock_port = std::to_string(mock.listening_port());
     child_process legacy("node " + src + "/test/legacy/server.js --port 0 --database-url '" + db->url() +
                          "' --jwt-secret " + secret + " --elevenlabs-url http://127.0.0.1:" + mock_port +
@@ -139,9 +141,10 @@ TEST_CASE("l2 fleet: two replicas share one Redis: fills, invalidation, isolatio
 
     std::vector<std::string> users;
     {
-        auto rows = db->sql("SELECT string_agg(id::text, ',' ORDER BY id) FROM (SELECT u.id FROM users u "
-                            "WHERE u.is_active AND EXISTS (SELECT 1 FROM agents a WHERE a.user_id = u.id) "
-                            "ORDER BY u.id LIMIT 40) s");
+        auto rows = db->sql(
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM (SELECT u.id FROM users u "
+            "WHERE u.is_active AND EXISTS (SELECT 1 FROM agents a WHERE a.user_id = u.id) "
+            "ORDER BY u.id LIMIT 40) s");
         for (std::size_t at = 0; at < rows.size();) {
             auto comma = rows.find(',', at);
             users.push_back(rows.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
@@ -195,12 +198,14 @@ TEST_CASE("l2 fleet: two replicas share one Redis: fills, invalidation, isolatio
         auto other = get(ca, overview, t1);
         REQUIRE(other.status == 200);
         wait_until([&] { return a.l2("stores") >= 2; }, "users[1]'s answer stored in Redis");
-        CHECK(redis_cli(redis->port(), "EVAL 'local p = \"sidecache:\" "
+        CHECK(redis_cli(redis->port(),
+                        "EVAL 'local p = \"sidecache:\" "
                         "local v = redis.call(\"GET\", p .. \"v:overview\\n\" .. ARGV[1] .. \"\\n\") "
                         "redis.call(\"SET\", p .. \"v:overview\\n\" .. ARGV[2] .. \"\\n\", v) "
-                        "redis.call(\"SET\", p .. \"gen:u:\" .. ARGV[2], redis.call(\"GET\", p .. \"gen:u:\" .. ARGV[1])) "
+                        "redis.call(\"SET\", p .. \"gen:u:\" .. ARGV[2], redis.call(\"GET\", p .. \"gen:u:\" "
+                        ".. ARGV[1])) "
                         "return 1' 0 " +
-                        users[1] + " " + users[2]) == "1\n");
+                            users[1] + " " + users[2]) == "1\n");
         const auto rejected = b.l2("rejected");
         auto own = get(cb, overview, t2);
         CHECK(own.status == 200);
