@@ -343,9 +343,11 @@ TEST_CASE("Two io threads, each with its own client, run commands at once [redis
         client c(ioc, options_for(*url));
         (void)cmd(ioc, c, {"DEL", n});
     }
+    // Catch2's assertions are not thread-safe: none on the io threads.
+    const auto opts = options_for(*url);
     auto work = [&] {
         net::io_context ioc;
-        client c(ioc, options_for(*url));
+        client c(ioc, opts);
         int ok = 0;
         std::vector<std::future<result<reply>>> results;
         for (int i = 0; i < 200; ++i) {
