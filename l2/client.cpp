@@ -43,9 +43,11 @@ bool is_transport_failure(const result<reply>& r) {
 }  // namespace
 
 struct client::impl {
-    impl(net::io_context& ioc, client_options o) : ioc(ioc), opts(std::move(o)), breaker(breaker_settings(opts)) {
+    impl(net::io_context& ioc, client_options o)
+        : ioc(ioc), opts(std::move(o)), breaker(breaker_settings(opts)) {
         const auto n = std::max<std::size_t>(1, opts.connections);
-        for (std::size_t i = 0; i < n; ++i) slots.push_back(slot{std::make_unique<connection>(ioc.get_executor())});
+        for (std::size_t i = 0; i < n; ++i)
+            slots.push_back(slot{std::make_unique<connection>(ioc.get_executor())});
     }
 
     struct slot {
@@ -90,7 +92,7 @@ void client::impl::release(std::size_t index) {
 // Connects if needed, then the command, all before `deadline`; a connection
 // that times out is closed, since its reply would arrive late and desync it.
 awaitable<result<reply>> client::impl::run(connection& conn, const std::string& request,
-                                          steady::time_point deadline) {
+                                           steady::time_point deadline) {
     auto exchange = [&]() -> awaitable<result<reply>> {
         if (!conn.is_open()) {
             if (auto opened = co_await conn.open(opts); !opened) co_return opened.error();
@@ -106,16 +108,20 @@ awaitable<result<reply>> client::impl::run(connection& conn, const std::string& 
     co_return make_error_code(error::timeout);
 }
 
-client::client(net::io_context& ioc, client_options opts) : impl_(std::make_unique<impl>(ioc, std::move(opts))) {}
+client::client(net::io_context& ioc, client_options opts)
+    : impl_(std::make_unique<impl>(ioc, std::move(opts))) {}
 
-client::~client() { close(); }
+client::~client() {
+    close();
+}
 
 awaitable<result<reply>> client::command(std::vector<std::string> args) {
     auto& s = *impl_;
     const auto deadline = steady::now() + s.opts.op_timeout;
     if (s.closed) co_return make_error_code(error::unavailable);
     const auto admission = s.breaker.admit(steady::now());
-    if (admission == external::circuit_breaker::admission::rejected) co_return make_error_code(error::breaker_open);
+    if (admission == external::circuit_breaker::admission::rejected)
+        co_return make_error_code(error::breaker_open);
     const bool probe = admission == external::circuit_breaker::admission::probe;
 
     // A command that spent its time waiting for a connection tells nothing

@@ -16,7 +16,8 @@ std::string format_command(const std::vector<std::string>& args) {
         argvlen.push_back(a.size());
     }
     char* target = nullptr;
-    const int len = redisFormatCommandArgv(&target, static_cast<int>(args.size()), argv.data(), argvlen.data());
+    const int len =
+        redisFormatCommandArgv(&target, static_cast<int>(args.size()), argv.data(), argvlen.data());
     if (len < 0 || !target) throw std::bad_alloc();
     std::string out(target, static_cast<std::size_t>(len));
     redisFreeCommand(target);
@@ -59,7 +60,9 @@ reply convert(const redisReply& r) {
 
 }  // namespace
 
-void resp_reader::free_reader::operator()(redisReader* r) const noexcept { redisReaderFree(r); }
+void resp_reader::free_reader::operator()(redisReader* r) const noexcept {
+    redisReaderFree(r);
+}
 
 resp_reader::resp_reader() : reader_(redisReaderCreate()) {
     if (!reader_) throw std::bad_alloc();

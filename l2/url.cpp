@@ -10,7 +10,9 @@
 namespace sidecache::l2 {
 namespace {
 
-boost::system::error_code invalid() { return make_error_code(boost::system::errc::invalid_argument); }
+boost::system::error_code invalid() {
+    return make_error_code(boost::system::errc::invalid_argument);
+}
 
 // "/3" -> 3, "" or "/" -> 0; anything else is refused.
 boost::system::result<int> parse_db(std::string_view path) {
@@ -37,7 +39,8 @@ boost::system::result<client_options> parse_url(std::string_view url) {
         const auto text = u->port();
         unsigned port = 0;
         auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
-        if (ec != std::errc{} || end != text.data() + text.size() || port == 0 || port > 65535) return invalid();
+        if (ec != std::errc{} || end != text.data() + text.size() || port == 0 || port > 65535)
+            return invalid();
         opts.port = static_cast<std::uint16_t>(port);
     }
     if (u->has_userinfo()) {

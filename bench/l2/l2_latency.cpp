@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     auto at = [&](double q) { return us[std::min(us.size() - 1, static_cast<std::size_t>(q * us.size()))]; };
-    fmt::print("GET 2 KiB x {}: p50 {:.1f} us, p99 {:.1f} us, max {:.1f} us\n", n, at(0.50), at(0.99), us.back());
+    fmt::print("GET 2 KiB x {}: p50 {:.1f} us, p99 {:.1f} us, max {:.1f} us\n", n, at(0.50), at(0.99),
+               us.back());
     return 0;
 }

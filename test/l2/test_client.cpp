@@ -13,13 +13,12 @@
 #include <boost/asio/use_future.hpp>
 #include <catch2/catch.hpp>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <future>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace net = boost::asio;
@@ -51,7 +50,9 @@ result<reply> cmd(net::io_context& ioc, client& c, std::vector<std::string> args
 }
 
 // A key of this process and test on the shared Redis.
-std::string key(const std::string& name) { return "l2-client-test:" + std::to_string(::getpid()) + ":" + name; }
+std::string key(const std::string& name) {
+    return "l2-client-test:" + std::to_string(::getpid()) + ":" + name;
+}
 
 client_options options_for(const std::string& url) {
     auto o = parse_url(url);
@@ -117,7 +118,8 @@ TEST_CASE("SET, GET, MGET, INCR and EVAL round trips keep binary values whole [r
     CHECK(two.type == reply::kind::integer);
     CHECK(two.integer == 2);
 
-    auto eval = cmd(ioc, c, {"EVAL", "return {tonumber(ARGV[1]) + 1, redis.call('GET', KEYS[1])}", "1", k, "41"});
+    auto eval =
+        cmd(ioc, c, {"EVAL", "return {tonumber(ARGV[1]) + 1, redis.call('GET', KEYS[1])}", "1", k, "41"});
     REQUIRE(eval.has_value());
     REQUIRE(eval->type == reply::kind::array);
     REQUIRE(eval->elements.size() == 2);
@@ -341,9 +343,11 @@ TEST_CASE("Two io threads, each with its own client, run commands at once [redis
         client c(ioc, options_for(*url));
         (void)cmd(ioc, c, {"DEL", n});
     }
+    // Catch2's assertions are not thread-safe: none on the io threads.
+    const auto opts = options_for(*url);
     auto work = [&] {
         net::io_context ioc;
-        client c(ioc, options_for(*url));
+        client c(ioc, opts);
         int ok = 0;
         std::vector<std::future<result<reply>>> results;
         for (int i = 0; i < 200; ++i) {

@@ -38,9 +38,10 @@ TEST_CASE("parse_url reads host, port, user, password and db [unit]") {
 }
 
 TEST_CASE("parse_url refuses what is not a redis:// URL with a host [unit]") {
-    auto url = GENERATE(as<std::string>{}, "", "cache:6379", "http://cache:6379/0", "rediss://cache:6379/0",
-                        "redis:///0", "redis://cache:6379/x", "redis://cache:6379/-1", "redis://cache:6379/0/1",
-                        "redis://cache:0/0", "redis://cache:6379/0?timeout=1", "redis://cache:99999/0");
+    auto url =
+        GENERATE(as<std::string>{}, "", "cache:6379", "http://cache:6379/0", "rediss://cache:6379/0",
+                 "redis:///0", "redis://cache:6379/x", "redis://cache:6379/-1", "redis://cache:6379/0/1",
+                 "redis://cache:0/0", "redis://cache:6379/0?timeout=1", "redis://cache:99999/0");
     INFO(url);
     CHECK_FALSE(parse_url(url).has_value());
 }

@@ -3,13 +3,12 @@
 #include "support/child_process.hpp"
 
 #include <catch2/catch.hpp>
+#include <sys/types.h>
 
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <string_view>
-
-#include <sys/types.h>
 
 namespace sidecache::test {
 namespace {
@@ -29,7 +28,9 @@ std::string exported(const std::string& line, const std::string& name) {
     return line.substr(begin, end - begin);
 }
 
-std::string script() { return std::string(SIDECACHE_SOURCE_DIR) + "/scripts/redis"; }
+std::string script() {
+    return std::string(SIDECACHE_SOURCE_DIR) + "/scripts/redis";
+}
 
 }  // namespace
 
@@ -89,8 +90,12 @@ void own_redis::restart() {
     start_on(std::to_string(port_));
 }
 
-void own_redis::freeze() { REQUIRE(::kill(pid(), SIGSTOP) == 0); }
+void own_redis::freeze() {
+    REQUIRE(::kill(pid(), SIGSTOP) == 0);
+}
 
-void own_redis::thaw() { REQUIRE(::kill(pid(), SIGCONT) == 0); }
+void own_redis::thaw() {
+    REQUIRE(::kill(pid(), SIGCONT) == 0);
+}
 
 }  // namespace sidecache::test
