@@ -126,6 +126,8 @@ std::string_view to_string(answer_kind kind) {
     switch (kind) {
     case answer_kind::hit:
         return "hit";
+    case answer_kind::hit_l2:
+        return "hit_l2";
     case answer_kind::stale:
         return "stale";
     case answer_kind::stale_if_error:
@@ -154,6 +156,8 @@ std::string_view cache_status(answer_kind kind) {
     switch (kind) {
     case answer_kind::hit:
         return "sidecache; hit";
+    case answer_kind::hit_l2:
+        return "sidecache; hit; detail=l2";
     case answer_kind::stale:
         return "sidecache; hit; fwd=stale";
     case answer_kind::stale_if_error:
@@ -181,6 +185,7 @@ std::string_view cache_status(answer_kind kind) {
 std::string_view x_cache(answer_kind kind) {
     switch (kind) {
     case answer_kind::hit:
+    case answer_kind::hit_l2:
         return "HIT";
     case answer_kind::stale:
     case answer_kind::stale_if_error:

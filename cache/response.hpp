@@ -48,6 +48,7 @@ response_bytes make_error_response(unsigned status, std::string_view code, std::
 // How an answer was produced: picks Cache-Status and X-Cache.
 enum class answer_kind {
     hit,             // fresh from the cache
+    hit_l2,          // fresh from the second level (Redis), shared by the fleet (docs/l2.md)
     stale,           // stale, served while it is refreshed in the background
     stale_if_error,  // stale, served because the fill failed
     stale_timeout,   // stale, served because the wait for the fill timed out or was full

@@ -31,6 +31,7 @@ struct fill_outcome {
     // A refill ahead of the readers that failed: it had no client's headers
     // (for the legacy), so its waiters fill again with theirs.
     bool needs_client = false;
+    bool from_l2 = false;  // the second level's answer, not a fill's
 };
 
 using fill_flights = sync::single_flight<fill_outcome>;
@@ -143,6 +144,48 @@ struct service_access {
         svc.failure_logged_at_ = now;
     }
 
+    // The answer of the fill: the second level's if it has a usable one
+    // (then `computed_at` becomes the answer's and l2_read.hit is set), else
+    // the filler's. A fill counts only when the filler runs. While freshness
+    // is suspended (the invalidation channel unproven) the second level is
+    // neither read nor, without a ticket, written: its copy may hide a write
+    // this replica was not told of, as its own entries may.
+    static net::awaitable<fill_result> answer_of(service& svc, std::size_t route, std::string_view key,
+                                                 fill_request request, filler& f, second_level_read& l2_read,
+                                                 std::chrono::system_clock::time_point& computed_at) {
+        if (svc.l2_ && !svc.freshness_suspended()) {
+            l2_read = co_await svc.l2_->read(key, request.user_id);
+            auto now = svc.clock_.system_now();
+            if (l2_read.hit && l2_read.expires_at > now) {
+                computed_at = l2_read.computed_at;
+                l2_read.hit->ttl = std::chrono::ceil<std::chrono::milliseconds>(l2_read.expires_at - now);
+                co_return std::move(*l2_read.hit);
+            }
+            l2_read.hit.reset();
+        }
+        svc.stats_[route].fills.fetch_add(1, std::memory_order_relaxed);
+        co_return co_await call_filler(f, std::move(request));
+    }
+
+    // Gives the second level an answer the first level stored, fresh as
+    // long there. After the flight landed: its waiters do not wait for it.
+    static net::awaitable<void> store_second_level(service& svc, std::size_t route, std::string key,
+                                                   std::string user_id, second_level_read ticket,
+                                                   fill_result result,
+                                                   std::chrono::system_clock::time_point computed_at) {
+        const auto& rc = svc.config().routes[route];
+        auto steady_now = svc.clock_.steady_now();
+        auto system_now = svc.clock_.system_now();
+        auto until =
+            fresh_until(result.ttl.value_or(rc.ttl), rc.utc_day_bound, computed_at, steady_now, system_now);
+        auto expires_at =
+            system_now + std::chrono::duration_cast<std::chrono::system_clock::duration>(until - steady_now);
+        auto remaining = std::chrono::floor<std::chrono::milliseconds>(until - steady_now);
+        if (remaining <= std::chrono::milliseconds{0}) co_return;
+        co_await svc.l2_->store(std::move(key), std::move(user_id), std::move(ticket), std::move(result),
+                                computed_at, expires_at, remaining);
+    }
+
     // One fill, led by `leader`. Whatever throws, the guards below end it in
     // order: the store's fill epoch, then the flight (landed empty if not
     // landed: its waiters are woken and the key can fill again), and last
@@ -151,15 +194,20 @@ struct service_access {
                                          fill_flights::leader leader_arg, filler& f) {
         on_exit in_flight{[&svc] { svc.fills_in_flight_.fetch_sub(1); }};
         auto leader = std::move(leader_arg);
-        svc.stats_[route].fills.fetch_add(1, std::memory_order_relaxed);
         auto epoch = svc.store_.begin_fill();
         on_exit fill_epoch{[&svc, epoch] { svc.store_.end_fill(epoch); }};
         auto computed_at = svc.clock_.system_now();
         std::string user_id = request.user_id;
         const bool ahead = request.ahead;
 
-        auto result = co_await call_filler(f, std::move(request));
+        second_level_read l2_read;
+        auto result =
+            co_await answer_of(svc, route, leader.key(), std::move(request), f, l2_read, computed_at);
+        const bool from_l2 = l2_read.hit.has_value();
         auto outcome = settle(svc, route, leader.key(), user_id, result, computed_at, epoch);
+        outcome.from_l2 = from_l2;
+        // An answer from the second level was served from a cache already.
+        if (from_l2) outcome.response = as_served_from_cache(outcome.response);
         // A refill ahead failing says nothing of a client's fill: no backoff.
         outcome.needs_client = ahead && outcome.failed;
         // The backoff before the flight leaves the table: a new request
@@ -168,9 +216,16 @@ struct service_access {
             note_failure(svc, route, leader.key(), outcome.response);
         else if (!outcome.failed)
             svc.backoff_.succeeded(leader.key());
-        // Stored first, then the flight leaves the table: a new request sees
-        // one or the other.
+        // Only what the first level kept: its epoch refused an answer whose
+        // fill an invalidation overtook.
+        const bool to_l2 = svc.l2_ && !from_l2 && outcome.stored && l2_read.may_store;
+        std::string key(leader.key());
+        // Stored first, then the flight leaves the table: a new request
+        // sees one or the other.
         leader.land(std::move(outcome));
+        if (to_l2)
+            co_await store_second_level(svc, route, std::move(key), std::move(user_id), std::move(l2_read),
+                                        std::move(result), computed_at);
     }
 
     // The flight of `key`, its fill started (on `ex`) if there is none.
@@ -331,8 +386,9 @@ net::awaitable<cache_answer> service::serve(cache_request request, header_list c
     if (outcome.response.status == 0)
         co_return render(fill_error_response_, answer_kind::fill_error, std::chrono::seconds{0},
                          request.keep_alive);
-    auto kind =
-        !started ? answer_kind::collapsed : (outcome.stored ? answer_kind::miss_stored : answer_kind::miss);
+    auto kind = outcome.from_l2 ? answer_kind::hit_l2
+                : !started      ? answer_kind::collapsed
+                                : (outcome.stored ? answer_kind::miss_stored : answer_kind::miss);
     co_return render(outcome.response, kind, age_of(outcome.computed_at, clock_.system_now()),
                      request.keep_alive);
 }
@@ -382,6 +438,10 @@ net::awaitable<refill_ahead_result> service::lead_ahead(std::size_t route, std::
 }
 
 std::size_t service::invalidate(std::string_view tag, invalidation mode) {
+    // The second level before all: from here on no fill reads or stores
+    // it for the tag, so a fill that begins after the store's invalidation
+    // cannot find the copy there that it drops.
+    if (l2_) l2_->invalidate(tag);
     // The store first (its epoch refuses what the fills in flight would
     // store), then the flights: a request that arrives after this returns
     // starts or joins a fill that began after it.

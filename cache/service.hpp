@@ -17,6 +17,7 @@
 #include "cache/fill_backoff.hpp"
 #include "cache/filler.hpp"
 #include "cache/response.hpp"
+#include "cache/second_level.hpp"
 #include "cache/stats.hpp"
 #include "cache/store.hpp"
 #include "conf/config.hpp"
@@ -74,6 +75,13 @@ public:
         store_.reconfigure(next);
         config_.store(&next, std::memory_order_release);
     }
+
+    // A second level shared by the fleet (docs/l2.md), read inside each
+    // fill's single flight before the filler runs, and given the answers
+    // the first level stores; invalidate() reaches it first. Set before the
+    // first request; it must outlive every fill. Without it (the default),
+    // no call is made.
+    void use_second_level(second_level* l2) { l2_ = l2; }
 
     // The hit path without a coroutine: a fresh entry's answer, else nullopt
     // (then call serve). Counts a hit only when it answers.
@@ -145,6 +153,7 @@ private:
 
     std::atomic<const conf::cache_config*> config_;
     const sync::time_source& clock_;
+    second_level* l2_ = nullptr;
     stats_table stats_;
     store store_;
     std::unique_ptr<flight_table> flights_;

@@ -175,6 +175,29 @@ struct external_config {
     std::size_t config_cache_entries = 100'000;  // agents remembered (bounded memory)
 };
 
+// A redis:// URL, split (conf::parse_redis_url).
+struct redis_url {
+    std::string host;
+    std::uint16_t port = 6379;
+    std::string user, password;  // empty: no AUTH
+    unsigned db = 0;
+    std::string text;  // as written (conf::redact_url before showing it)
+};
+
+// The second-level cache on Redis, shared by a fleet (docs/l2.md). Off
+// while url is empty.
+struct l2_config {
+    bool enabled = false;  // url non-empty
+    redis_url url;
+    std::size_t connections = 2;  // per io thread
+    duration op_timeout{20};      // one Redis command: past it, served as without L2
+    duration connect_timeout{200};
+    std::string key_prefix = "sidecache:";
+    std::size_t max_value_bytes = 1024 * 1024;  // larger answers are not stored in L2
+    unsigned breaker_failures = 5;              // consecutive failures that open the breaker
+    duration breaker_open_for{1'000};           // no Redis call for this long, then one try
+};
+
 struct log_config {
     std::string level = "info";  // debug, info, warn, error
     bool access_log = false;
@@ -192,6 +215,7 @@ struct config {
     cache_config cache;
     database_config database;
     external_config external;
+    l2_config l2;
     log_config log;
 };
 

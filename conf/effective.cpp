@@ -136,6 +136,17 @@ json::object external(const external_config& c) {
             {"max_stale", format_duration(c.max_stale)}};
 }
 
+json::object l2(const l2_config& c) {
+    return {{"url", redact_url(c.url.text)},
+            {"connections", c.connections},
+            {"op_timeout", format_duration(c.op_timeout)},
+            {"connect_timeout", format_duration(c.connect_timeout)},
+            {"key_prefix", c.key_prefix},
+            {"max_value_bytes", format_size(c.max_value_bytes)},
+            {"breaker_failures", c.breaker_failures},
+            {"breaker_open_for", format_duration(c.breaker_open_for)}};
+}
+
 }  // namespace
 
 std::string redact_url(std::string_view url) {
@@ -166,6 +177,7 @@ boost::json::object to_json(const config& cfg) {
             {"cache", cache(cfg.cache)},
             {"database", database(cfg.database)},
             {"external", external(cfg.external)},
+            {"l2", l2(cfg.l2)},
             {"log", {{"level", cfg.log.level}, {"access_log", cfg.log.access_log}}}};
 }
 

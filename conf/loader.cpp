@@ -559,6 +559,29 @@ external_config read_external(const section& s) {
     return c;
 }
 
+l2_config read_l2(const section& s) {
+    l2_config c;
+    if (auto url = s.get("url"); url && !url->text().empty()) {
+        c.url = url->check(parse_redis_url(url->text()));
+        c.enabled = true;
+    }
+    s.count<std::size_t>("connections", c.connections, 1, 64);
+    s.time("op_timeout", c.op_timeout, 1ms, 10s);
+    s.time("connect_timeout", c.connect_timeout, 1ms, 1min);
+    if (auto prefix = s.get("key_prefix")) {
+        c.key_prefix = prefix->text();
+        // Keys are plain bytes to Redis, but a space or control character
+        // in a prefix is a typo more often than a choice.
+        for (char ch : c.key_prefix)
+            if (static_cast<unsigned char>(ch) <= ' ')
+                prefix->fail(fmt::format("\"{}\" must not hold spaces or control characters", c.key_prefix));
+    }
+    s.size("max_value_bytes", c.max_value_bytes, 1024, 512 * 1024 * 1024);
+    s.count("breaker_failures", c.breaker_failures, 1u, 1'000'000u);
+    s.time("breaker_open_for", c.breaker_open_for, 1ms, 1h);
+    return c;
+}
+
 log_config read_log(const section& s) {
     log_config c;
     if (auto level = s.get("level")) {
@@ -676,6 +699,7 @@ config load_string(std::string_view yaml, std::string_view file_name, const env_
     cfg.cache = s.read("cache", [&](const section& c) { return read_cache(ctx, c); });
     cfg.database = s.read("database", read_database);
     cfg.external = s.read("external", read_external);
+    cfg.l2 = s.read("l2", read_l2);
     cfg.log = s.read("log", read_log);
     s.finish();
     return cfg;

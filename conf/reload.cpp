@@ -80,8 +80,10 @@ void copy_live(config& to, const config& from) {
 }
 
 // Every key, for comparing only: to_json() plus what it leaves out
-// (external.config_cache_entries, log.user_hash_key), and the secrets by value (to_json() redacts them). Only the paths of differences
-// leave this file, never a value.
+// (external.config_cache_entries, log.user_hash_key), and the secrets by
+// value (to_json() redacts them; l2.url's password too). Only the paths of
+// differences leave this file, never a value. No l2 key is in copy_live: each
+// needs a restart.
 json::object comparable(const config& c) {
     auto j = to_json(c);
     j["source_file"] = "";  // the same file (erase() would reorder the keys)
@@ -91,6 +93,7 @@ json::object comparable(const config& c) {
     auto& ext = j["external"].as_object();
     ext["api_key"] = c.external.api_key;
     ext["config_cache_entries"] = c.external.config_cache_entries;
+    j["l2"].as_object()["url"] = c.l2.url.text;
     j["log"].as_object()["user_hash_key"] = c.log.user_hash_key;
     return j;
 }

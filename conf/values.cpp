@@ -198,6 +198,40 @@ parsed<base_url> parse_base_url(std::string_view text) {
     return out;
 }
 
+parsed<redis_url> parse_redis_url(std::string_view text) {
+    auto bad = [&](std::string_view why) {
+        return parse_error{fmt::format("\"{}\" is not a redis:// URL: {}", text, why)};
+    };
+    auto parsed_uri = boost::urls::parse_absolute_uri(text);
+    if (!parsed_uri) return bad("not an absolute URL");
+    const boost::urls::url_view& u = *parsed_uri;
+    if (u.scheme() != "redis") return bad("the scheme must be redis");
+    if (!u.has_authority() || u.encoded_host().empty()) return bad("no host");
+    if (u.has_query() || u.has_fragment()) return bad("a query or fragment is not allowed");
+    redis_url out;
+    out.text = std::string(text);
+    if (u.has_userinfo()) {
+        out.user = u.user();
+        out.password = u.password();
+    }
+    if (u.has_port()) {
+        auto port = parse_unsigned(u.port(), 1, 65535);
+        if (!port) return bad("the port must be a number from 1 to 65535");
+        out.port = static_cast<std::uint16_t>(*port);
+    }
+    if (u.host_type() == boost::urls::host_type::ipv6)
+        out.host = u.host_ipv6_address().to_string();
+    else
+        out.host = std::string(u.encoded_host());
+    std::string_view path = u.encoded_path();
+    if (!path.empty() && path != "/") {
+        auto db = parse_unsigned(path.substr(1), 0, 15);
+        if (!db) return bad("the path must be a database number from 0 to 15");
+        out.db = static_cast<unsigned>(*db);
+    }
+    return out;
+}
+
 parsed<bool> parse_bool(std::string_view text) {
     if (text == "true" || text == "True" || text == "TRUE") return true;
     if (text == "false" || text == "False" || text == "FALSE") return false;

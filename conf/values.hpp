@@ -39,6 +39,9 @@ parsed<endpoint> parse_endpoint(std::string_view text);
 // the port defaults to 80/443, the path loses its trailing '/'.
 parsed<base_url> parse_base_url(std::string_view text);
 
+// redis://[user:password@]host[:port][/db]: the port defaults to 6379, db
+// to 0 (0..15 as Redis's default `databases`); no query or fragment.
+parsed<redis_url> parse_redis_url(std::string_view text);
 // "true" or "false" (also True/TRUE/False/FALSE, as YAML 1.2 core).
 parsed<bool> parse_bool(std::string_view text);
 

@@ -3,10 +3,13 @@
 #include "auth/verifier.hpp"
 #include "cache/midnight_refill.hpp"
 #include "cache/service.hpp"
+#include "conf/effective.hpp"
 #include "conf/loader.hpp"
 #include "conf/reload.hpp"
 #include "db/pool.hpp"
 #include "external/client.hpp"
+#include "l2/client.hpp"
+#include "l2/second_level.hpp"
 #include "log/logger.hpp"
 #include "metrics/registry.hpp"
 #include "proxy/admin.hpp"
@@ -44,6 +47,12 @@ struct application::impl {
     std::unique_ptr<proxy::warmup> warm;  // cache.warmup on, with PostgreSQL
     std::unique_ptr<proxy::server> server;
     std::unique_ptr<external::client> external;
+    // l2 on: one Redis client per io thread, and the cache's use of them.
+    // Their sockets and timers live on the server's io_contexts: gone
+    // before the server (~application).
+    std::vector<std::unique_ptr<l2::client>> redis;
+    std::vector<std::unique_ptr<l2::client_commands>> redis_commands;
+    std::unique_ptr<l2::second_level_cache> l2;
     std::mutex reload_mutex;  // one reload at a time (SIGHUP, POST /reload)
     metrics::counter reloads_ok, reloads_error;
 
@@ -94,12 +103,51 @@ struct application::impl {
             });
             external->start_recovery_probe(server->context().get_executor());
         }
+        if (cfg.l2.enabled) start_second_level();
         server->set_interceptor(
             std::make_shared<cached_routes>(*cache, *identity, std::move(fillers), server->metrics()));
         // An overdue heartbeat: no entry is fresh until the channel is back.
         if (database)
             database->on_change([this](const db::change& c) { return invalidate(c); },
                                 [this](bool proven) { cache->suspend_freshness(!proven); });
+    }
+
+    // The second level (docs/l2.md): a Redis client per io thread; pending
+    // invalidations are retried on the first one.
+    void start_second_level() {
+        l2::client_options o;
+        o.host = cfg.l2.url.host;
+        o.port = cfg.l2.url.port;
+        o.user = cfg.l2.url.user;
+        o.password = cfg.l2.url.password;
+        o.db = static_cast<int>(cfg.l2.url.db);
+        o.connections = cfg.l2.connections;
+        o.op_timeout = cfg.l2.op_timeout;
+        o.connect_timeout = cfg.l2.connect_timeout;
+        o.breaker_failures = static_cast<int>(cfg.l2.breaker_failures);
+        o.breaker_open_for = cfg.l2.breaker_open_for;
+        std::vector<l2::second_level_cache::binding> bindings;
+        for (auto* ioc : server->contexts()) {
+            redis.push_back(std::make_unique<l2::client>(*ioc, o));
+            redis_commands.push_back(std::make_unique<l2::client_commands>(*redis.back()));
+            bindings.push_back({ioc, redis_commands.back().get()});
+        }
+        l2 = std::make_unique<l2::second_level_cache>(
+            cfg.l2, std::move(bindings), server->context().get_executor(), *redis_commands.front());
+        cache->use_second_level(l2.get());
+        log::info("l2", "second level on Redis",
+                  {{"url", conf::redact_url(cfg.l2.url.text)}, {"clients", redis.size()}});
+    }
+
+    // At shutdown, after the io threads stopped: no more Redis calls.
+    void stop_second_level() {
+        if (!l2) return;
+        cache->use_second_level(nullptr);
+        l2->stop();
+        l2.reset();
+        for (auto& c : redis) c->close();
+        redis_commands.clear();
+        redis.clear();
     }
 
     // A change PostgreSQL notified (db/listener.hpp), on the db thread; the
@@ -220,6 +268,15 @@ struct application::impl {
             }
         }
         if (external) declare_external_metrics(metrics, *external);
+        if (l2) {
+            declare_l2_metrics(metrics, *l2);
+            // Redis down is not unready: requests are served as without L2.
+            admin.add_degradation("l2", [this] {
+                return l2 && l2->degraded()
+                           ? std::string("Redis unavailable, its breaker open (served without L2)")
+                           : std::string();
+            });
+        }
         if (database) {
             // PostgreSQL down is not unready: the routes fall back to the legacy.
             admin.add_degradation("database", [this] {
@@ -260,6 +317,8 @@ application::~application() {
     // them once it is destroyed. The external client's connections live on
     // that io_context too.
     if (impl_->database) impl_->database->stop();
+    // After the db thread (its invalidations reach the second level).
+    impl_->stop_second_level();
     impl_->external.reset();
 }
 

@@ -4,12 +4,15 @@
 #include "cache/service.hpp"
 #include "db/pool.hpp"
 #include "external/client.hpp"
+#include "l2/second_level.hpp"
 #include "proxy/metric_help.hpp"
 
 #include <boost/json/value.hpp>
+#include <fmt/format.h>
 
 #include <atomic>
 #include <string>
+#include <tuple>
 
 #ifndef SIDECACHE_VERSION
 #define SIDECACHE_VERSION "unknown"
@@ -78,8 +81,10 @@ void declare_cache_metrics(metrics::registry& r, const cache::service& cache, co
                              at(json_keys[k]));
         }
         const auto route = metrics::label_list{{"route", name}};
-        r.add_counter_fn("sidecache_cache_fills_total", "Fills started (foreground and background).", route,
-                         [&c] { return load(c.fills); }, at("fills"));
+        r.add_counter_fn(
+            "sidecache_cache_fills_total",
+            "Fills started (foreground and background; an answer of the second level is not one).", route,
+            [&c] { return load(c.fills); }, at("fills"));
         r.add_counter_fn("sidecache_cache_fill_failures_total", "Fills that failed or answered 5xx.", route,
                          [&c] { return load(c.failed_fills); }, at("failed_fills"));
         r.add_counter_fn("sidecache_cache_fills_not_stored_total",
@@ -103,6 +108,54 @@ void declare_cache_metrics(metrics::registry& r, const cache::service& cache, co
     r.add_json({"cache", "shards"}, [&store] { return boost::json::value(store.shard_count()); });
     r.add_gauge_fn("sidecache_cache_fills_in_flight", "Fills running now.", {},
                    [&cache] { return static_cast<double>(cache.fills_in_flight()); }, {"cache", "fills_in_flight"});
+}
+
+void declare_l2_metrics(metrics::registry& r, const l2::second_level_cache& l2) {
+    const auto& c = l2.stats();
+    auto at = [](const char* key) { return json_path{"l2", key}; };
+    using cell = const std::atomic<std::uint64_t>*;
+    const std::tuple<const char*, const char*, cell> counters[] = {
+        {"hits", "Fills answered by the second level (Redis): no fill ran.", &c.hits},
+        {"misses", "Second-level reads that found nothing usable: the fill ran.", &c.misses},
+        {"errors", "Redis commands that failed, timed out or were answered with an error.", &c.errors},
+        {"timeouts", "Of the errors, the commands past l2.op_timeout.", &c.timeouts},
+        {"stores", "Answers stored in the second level.", &c.stores},
+        {"bytes_read", "Bytes of values and generations read from Redis.", &c.bytes_read},
+        {"bytes_written", "Bytes of commands sent to Redis.", &c.bytes_written},
+        {"invalidations", "Generations bumped in Redis (invalidations made there).", &c.bumps},
+    };
+    for (const auto& [name, help, counter] : counters)
+        r.add_counter_fn(
+            fmt::format("sidecache_l2_{}_total", name), help, {}, [counter] { return load(*counter); },
+            at(name));
+    r.add_counter_fn(
+        "sidecache_l2_rejected_total",
+        "Of the misses, values read but not served: another key's, garbled, or of an old generation.", {},
+        [&c] { return load(c.rejected); }, at("rejected"));
+    r.add_counter_fn(
+        "sidecache_l2_skipped_total",
+        "Second-level reads not made: the breaker open, or an invalidation not yet made in Redis.", {},
+        [&c] { return load(c.skipped); }, at("skipped"));
+    const std::pair<const char*, cell> skipped[] = {{"too_large", &c.store_too_large},
+                                                    {"invalidated", &c.store_invalidated},
+                                                    {"failed", &c.store_failed}};
+    for (const auto& [reason, counter] : skipped)
+        r.add_counter_fn(
+            "sidecache_l2_store_skipped_total",
+            "Answers not stored in the second level: larger than l2.max_value_bytes, invalidated since "
+            "their fill began, or Redis failed.",
+            {{"reason", reason}}, [counter] { return load(*counter); },
+            json_path{"l2", "store_skipped", reason});
+    r.add_counter_fn(
+        "sidecache_l2_invalidation_failures_total",
+        "Generation bumps that failed (retried; the second level is skipped for them meanwhile).", {},
+        [&c] { return load(c.bump_failures); }, at("invalidation_failures"));
+    r.add_gauge_fn(
+        "sidecache_l2_invalidations_pending", "Invalidations not yet made in Redis (users, +1 for all).", {},
+        [&l2] { return static_cast<double>(l2.pending()); }, at("invalidations_pending"));
+    r.add_flag(
+        "sidecache_l2_degraded", "1 while a Redis client's breaker is open (served as without L2).", {},
+        [&l2] { return l2.degraded(); }, at("degraded"));
 }
 
 void declare_external_metrics(metrics::registry& r, const external::client& client) {

@@ -18,6 +18,9 @@ class pool;
 namespace sidecache::external {
 class client;
 }  // namespace sidecache::external
+namespace sidecache::l2 {
+class second_level_cache;
+}  // namespace sidecache::l2
 
 namespace sidecache::proxy {
 
@@ -28,6 +31,9 @@ void declare_cache_metrics(metrics::registry& r, const cache::service& cache, co
 // "midnight_refill" in /stats: the refill of the day-bound entries after UTC midnight.
 void declare_midnight_metrics(metrics::registry& r, const cache::midnight_refill& refill);
 // "external" in /stats.
+// The second level on Redis (l2.*, sidecache_l2_*).
+void declare_l2_metrics(metrics::registry& r, const l2::second_level_cache& l2);
+
 void declare_external_metrics(metrics::registry& r, const external::client& client);
 // "database" in /stats: the query pool and the view refresher.
 void declare_database_metrics(metrics::registry& r, const db::pool& database);

@@ -290,6 +290,11 @@ void server::wait_for_signal(const std::function<void()>& on_hangup) {
 net::io_context& server::context() {
     return impl_->first();
 }
+std::vector<net::io_context*> server::contexts() {
+    std::vector<net::io_context*> out;
+    for (auto& w : impl_->workers) out.push_back(&w->ioc);
+    return out;
+}
 upstream::pool& server::upstream_pool() {
     return impl_->state->pool;
 }

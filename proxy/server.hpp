@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 namespace boost::asio {
 class io_context;
@@ -59,6 +60,8 @@ public:
     void wait_for_signal(const std::function<void()>& on_hangup);
 
     boost::asio::io_context& context();
+    // Every io thread's io_context, the first one first (one Redis client each).
+    std::vector<boost::asio::io_context*> contexts();
     upstream::pool& upstream_pool();
     admin_registry& admin();
     // The counters every module declares, rendered by /stats and /metrics.

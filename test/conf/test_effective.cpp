@@ -49,6 +49,7 @@ TEST_CASE("the effective configuration as JSON: every section, secrets redacted"
         "auth:\n  jwt_secret: ${JWT_SECRET}\n"
         "database:\n  url: ${DATABASE_URL}\n"
         "external:\n  url: https://api.elevenlabs.io\n  api_key: ${ELEVENLABS_API_KEY}\n"
+        "l2:\n  url: redis://app:redis-pw-42@redis:6380/2\n"
         "cache:\n  max_bytes: 64MiB\n  routes:\n"
         "    - name: overview\n      path: /api/dashboard/overview\n      ttl: 45s\n";
     auto cfg = load_string(yaml, "t.yaml",
@@ -57,7 +58,7 @@ TEST_CASE("the effective configuration as JSON: every section, secrets redacted"
                                    {"DATABASE_URL", "host=pg user=app password=pw-7890"},
                                    {"ELEVENLABS_API_KEY", "xi-key-5555"}}));
     const auto text = boost::json::serialize(to_json(cfg));
-    for (auto s : {"tok-123456", "jwt-abcdef", "pw-7890", "xi-key-5555"}) {
+    for (auto s : {"tok-123456", "jwt-abcdef", "pw-7890", "xi-key-5555", "redis-pw-42"}) {
         CAPTURE(s);
         CHECK(text.find(s) == std::string::npos);
     }
@@ -75,12 +76,16 @@ TEST_CASE("the effective configuration as JSON: every section, secrets redacted"
     CHECK(j.at("external").at("breaker").at("cool_down") == "500ms");
     CHECK(j.at("cache").at("max_bytes") == "64MiB");
     CHECK(j.at("cache").at("routes").at(0).at("ttl") == "45s");
+    CHECK(j.at("l2").at("url") == "redis://app:[redacted]@redis:6380/2");
+    CHECK(j.at("l2").at("op_timeout") == "20ms");
+    CHECK(j.at("l2").at("max_value_bytes") == "1MiB");
     CHECK(j.at("log").at("level") == "info");
 
     // Unset secrets read empty: an operator sees that none is configured.
     auto bare = to_json(load_string("upstream:\n  url: http://legacy:3000\n", "b.yaml", env_of({})));
     CHECK(bare.at("auth").at("jwt_secret") == "");
     CHECK(bare.at("admin").at("token") == "");
+    CHECK(bare.at("l2").at("url") == "");
 }
 
 TEST_CASE("an admin listener reachable from other hosts without admin.token is warned about", "[unit]") {

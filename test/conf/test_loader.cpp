@@ -116,7 +116,7 @@ TEST_CASE("${NAME} expands in values before they are parsed", "[unit]") {
     // Only values are expanded: a key named like a variable is just unknown.
     CHECK(error_of(good + "${X}: 1\n", fake_env({{"X", "log"}})) ==
           "test.yaml:18:1: ${X}: unknown key (expected one of: server, admin, upstream, auth, cache, "
-          "database, external, log)");
+          "database, external, l2, log)");
 }
 
 TEST_CASE("errors name the file, line, column and key path", "[unit]") {
@@ -127,7 +127,7 @@ TEST_CASE("errors name the file, line, column and key path", "[unit]") {
         CHECK(error_of(with_line(1, "serverr:")) ==
               "test.yaml:1:1: serverr: unknown key, did you mean \"server\"? (expected one of: server, "
               "admin, upstream, auth, cache, database, "
-              "external, log)");
+              "external, l2, log)");
     }
     SECTION("unknown nested key") {
         CHECK(error_of(with_line(3, "  thread: 2")) ==
@@ -516,6 +516,67 @@ TEST_CASE("cache.warmup: values, defaults and bounds", "[unit]") {
     }
 }
 
+TEST_CASE("l2: off without a url; values, defaults and bounds", "[unit]") {
+    auto with_l2 = [](const std::string& body) { return good + "l2:\n" + body + "\n"; };
+    SECTION("defaults: off, and an empty url (the example's unset variable) is off") {
+        for (const auto& yaml : {good, with_l2("  url: ${SIDECACHE_REDIS_URL:-}")}) {
+            auto cfg = load_string(yaml, "test.yaml", fake_env());
+            CHECK_FALSE(cfg.l2.enabled);
+            CHECK(cfg.l2.connections == 2);
+            CHECK(cfg.l2.op_timeout == 20ms);
+            CHECK(cfg.l2.connect_timeout == 200ms);
+            CHECK(cfg.l2.key_prefix == "sidecache:");
+            CHECK(cfg.l2.max_value_bytes == 1024 * 1024);
+            CHECK(cfg.l2.breaker_failures == 5);
+            CHECK(cfg.l2.breaker_open_for == 1s);
+        }
+    }
+    SECTION("every key") {
+        auto cfg = load_string(with_l2("  url: redis://app:pw@redis.internal:6380/3\n  connections: 4\n"
+                                       "  op_timeout: 5ms\n  connect_timeout: 1s\n  key_prefix: \"sc:\"\n"
+                                       "  max_value_bytes: 64KiB\n  breaker_failures: 3\n"
+                                       "  breaker_open_for: 2s"),
+                               "test.yaml", fake_env());
+        CHECK(cfg.l2.enabled);
+        CHECK(cfg.l2.url.host == "redis.internal");
+        CHECK(cfg.l2.url.port == 6380);
+        CHECK(cfg.l2.url.user == "app");
+        CHECK(cfg.l2.url.password == "pw");
+        CHECK(cfg.l2.url.db == 3);
+        CHECK(cfg.l2.connections == 4);
+        CHECK(cfg.l2.op_timeout == 5ms);
+        CHECK(cfg.l2.connect_timeout == 1s);
+        CHECK(cfg.l2.key_prefix == "sc:");
+        CHECK(cfg.l2.max_value_bytes == 64 * 1024);
+        CHECK(cfg.l2.breaker_failures == 3);
+        CHECK(cfg.l2.breaker_open_for == 2s);
+    }
+    SECTION("the url from the environment; port and db default") {
+        auto cfg = load_string(with_l2("  url: ${SIDECACHE_REDIS_URL:-}"), "test.yaml",
+                               fake_env({{"SIDECACHE_REDIS_URL", "redis://127.0.0.1"}}));
+        CHECK(cfg.l2.enabled);
+        CHECK(cfg.l2.url.host == "127.0.0.1");
+        CHECK(cfg.l2.url.port == 6379);
+        CHECK(cfg.l2.url.db == 0);
+        CHECK(cfg.l2.url.user.empty());
+    }
+    SECTION("a bad url refuses the start at its line and column") {
+        CHECK(error_of(with_l2("  url: http://127.0.0.1:6379")) ==
+              "test.yaml:19:8: l2.url: \"http://127.0.0.1:6379\" is not a redis:// URL: the scheme must be "
+              "redis");
+        CHECK(error_of(with_l2("  url: redis://127.0.0.1:99999")).starts_with("test.yaml:19:8: l2.url: "));
+        CHECK(error_of(with_l2("  url: redis://127.0.0.1/16")).ends_with("a database number from 0 to 15"));
+        CHECK(error_of(with_l2("  url: redis:///0")).ends_with("no host"));
+    }
+    SECTION("bounds and unknown keys") {
+        CHECK(error_of(with_l2("  op_timeout: 0")).starts_with("test.yaml:19:15: l2.op_timeout: "));
+        CHECK(error_of(with_l2("  connections: 0")).starts_with("test.yaml:19:16: l2.connections: "));
+        CHECK(error_of(with_l2("  key_prefix: \"a b\"")).starts_with("test.yaml:19:15: l2.key_prefix: "));
+        CHECK(error_of(with_l2("  op_timout: 5ms"))
+                  .starts_with("test.yaml:19:3: l2.op_timout: unknown key, did you mean \"op_timeout\"?"));
+    }
+}
+
 TEST_CASE("load_file names the file it cannot read", "[unit]") {
     try {
         load_file("/nonexistent/sidecache.yaml", fake_env());
@@ -631,6 +692,14 @@ void check_defaults(const config& cfg) {
         CHECK(got.failure_backoff_max == 30s);
         CHECK(got.degraded_ttl == r.degraded_ttl);
     }
+    CHECK_FALSE(cfg.l2.enabled);
+    CHECK(cfg.l2.connections == d.l2.connections);
+    CHECK(cfg.l2.op_timeout == d.l2.op_timeout);
+    CHECK(cfg.l2.connect_timeout == d.l2.connect_timeout);
+    CHECK(cfg.l2.key_prefix == d.l2.key_prefix);
+    CHECK(cfg.l2.max_value_bytes == d.l2.max_value_bytes);
+    CHECK(cfg.l2.breaker_failures == d.l2.breaker_failures);
+    CHECK(cfg.l2.breaker_open_for == d.l2.breaker_open_for);
 }
 
 }  // namespace

@@ -25,6 +25,7 @@ const std::string base_yaml =
     "log:\n  level: info\n"
     "external:\n  url: https://api.elevenlabs.io\n  try_timeout: 400ms\n"
     "database:\n  url: postgresql://app:pw-one@db/app\n"
+    "l2:\n  url: redis://app:redis-secret-1@redis:6379/0\n  op_timeout: 20ms\n"
     "cache:\n  shards: 16\n  routes:\n"
     "    - name: overview\n      path: /api/dashboard/overview\n      ttl: 30s\n"
     "    - name: agents\n      path: /api/agents\n      ttl: 30s\n";
@@ -120,6 +121,14 @@ TEST_CASE("reload: a key that cannot change live needs a restart and keeps its r
         const auto plan = plan_reload(running, changed("pw-one", "pw-two"));
         CHECK(plan.needs_restart == strings{"database.url"});
         CHECK(plan.effective.database.url == "postgresql://app:pw-one@db/app");
+    }
+    SECTION("an l2 key, and the Redis password alone") {
+        auto plan = plan_reload(running, changed("op_timeout: 20ms", "op_timeout: 50ms"));
+        CHECK(plan.needs_restart == strings{"l2.op_timeout"});
+        CHECK(plan.effective.l2.op_timeout == 20ms);
+        plan = plan_reload(running, changed("redis-secret-1", "redis-secret-2"));
+        CHECK(plan.needs_restart == strings{"l2.url"});
+        CHECK(plan.effective.l2.url.password == "redis-secret-1");
     }
     SECTION("the JWT secret") {
         const auto plan = plan_reload(running, changed("old-jwt-secret", "new-jwt-secret"));

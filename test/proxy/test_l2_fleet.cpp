@@ -1,0 +1,266 @@
+// The second level on Redis, end to end: two sidecache processes (the real
+// binary, the example configuration with SIDECACHE_REDIS_URL set) sharing one
+// PostgreSQL and one redis-server of its own (test/support/redis_server.hpp:
+// not the shared test Redis, since this test stops it). A user filled
+// through one replica is an L2 hit through the other (its fill counter
+// stays at 0); a write committed by SQL invalidates
+// both levels in both; a value planted under another user's key is never
+// served; Redis hung: requests answered within the operation timeout;
+// Redis stopped: every request still answered, /readyz degraded: l2;
+// Redis back: L2 hits again.
+#include "db/pg_test_db.ipp"
+#include "support/admin_stats.hpp"
+#include "support/authorized_get.hpp"
+#include "support/child_process.hpp"
+#include "support/redis_server.hpp"
+#include "support/test_client.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+using namespace sidecache;
+using namespace sidecache::test;
+namespace json = boost::json;
+
+namespace {
+
+// Polls `done` every 10 ms until it holds; fails the test with `what` at the deadline.
+template <class Done>
+void wait_until(Done done, const char* what, std::chrono::milliseconds within = std::chrono::seconds(10)) {
+    const auto until = std::chrono::steady_clock::now() + within;
+    while (!done()) {
+        INFO("waiting for " << what);
+        REQUIRE(std::chrono::steady_clock::now() < until);
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+}
+
+// redis-cli on `port` with `args` (shell words).
+std::string redis_cli(std::uint16_t port, const std::string& args) {
+    return run_command("redis-cli -p " + std::to_string(port) + " " + args);
+}
+
+struct replica {
+    std::unique_ptr<child_process> process;
+    std::uint16_t port = 0;
+    std::uint16_t admin_port = 0;
+
+    explicit replica(const std::string& environment) {
+        process = std::make_unique<child_process>("cd " SIDECACHE_SOURCE_DIR " && " + environment +
+                                                      " exec " SIDECACHE_BINARY_DIR
+                                                      "/sidecache --config " SIDECACHE_SOURCE_DIR
+                                                      "/conf/sidecache.example.yaml",
+                                                  "sidecache");
+        const auto where = process->sidecache_ports();
+        port = where.port;
+        admin_port = where.admin_port;
+    }
+
+    json::object stats() const { return admin_stats(admin_port); }
+    std::uint64_t l2(const char* key) const { return stats().at("l2").at(key).to_number<std::uint64_t>(); }
+    std::uint64_t fills(const char* route) const {
+        return stats().at("cache").at("routes").at(route).at("fills").to_number<std::uint64_t>();
+    }
+    std::uint64_t notifications() const {
+        return stats().at("invalidation").at("notifications").to_number<std::uint64_t>();
+    }
+    bool listening() const { return stats().at("invalidation").at("listening").as_bool(); }
+
+    // /readyz's "degraded" object.
+    json::object degraded() const {
+        test_client admin(admin_port);
+        admin.send(get_request("/readyz"));
+        auto r = admin.read_response();
+        REQUIRE(r.has_value());
+        return json::parse(r->body).at("degraded").as_object();
+    }
+};
+
+struct l2_answer {
+    unsigned status = 0;
+    std::string body;
+    std::string x_cache;
+    std::string cache_status;
+};
+
+l2_answer get(test_client& client, const std::string& target, const std::string& token) {
+    client.send(get_request(target, "Authorization: Bearer " + token + "\r\n"));
+    auto r = client.read_response();
+    REQUIRE(r.has_value());
+    return {r->status, r->body, r->header("X-Cache"), r->header("Cache-Status")};
+}
+
+// The answer's "data" without its "cacheInfo" (which says whether it came
+// from a cache: false in the fill's own answer, true in a cached copy).
+std::string data_of(const std::string& body) {
+    auto data = json::parse(body).at("data");
+    if (data.is_object()) data.as_object().erase("cacheInfo");
+    return json::serialize(data);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "l2 fleet: two replicas share one Redis: fills, invalidation, isolation, Redis down and back [pg][redis]",
+    "[pg][redis]") {
+    auto db = pg_test_db::create(false);
+    if (!db) return;
+    const auto src = source_dir();
+    if (!node_stand_ins_available(src)) return;
+    // Its own: this test stops it and starts it again.
+    auto redis = own_redis::start();
+    if (!redis) return;
+    run_command("node " + src + "/test/data/generate.js --database-url '" + db->url() +
+                "' --preset small --seed 13 >/dev/null");
+    REQUIRE(db->migrate(false) == 0);
+    REQUIRE(db->refresh() == 0);
+
+    const std::string secret = "l2-fleet-secret";
+    child_process mock(
+        "node " + src +
+        "/test/mocks/elevenlabs.js --port 0 --latency-ms 0 --jitter-ms 0 --api-key test-elevenlabs-key");
+    const auto mock_port = std::to_string(mock.listening_port());
+    child_process legacy("node " + src + "/test/legacy/server.js --port 0 --database-url '" + db->url() +
+                         "' --jwt-secret " + secret + " --elevenlabs-url http://127.0.0.1:" + mock_port +
+                         " --elevenlabs-key test-elevenlabs-key");
+    const auto legacy_port = std::to_string(legacy.listening_port());
+    const std::string environment =
+        "SIDECACHE_LISTEN=127.0.0.1:0 SIDECACHE_ADMIN_LISTEN=127.0.0.1:0 LEGACY_URL=http://127.0.0.1:" +
+        legacy_port + " DATABASE_URL='" + db->url() + "' JWT_SECRET=" + secret +
+        " ELEVENLABS_URL=http://127.0.0.1:" + mock_port +
+        " ELEVENLABS_API_KEY=test-elevenlabs-key SIDECACHE_REDIS_URL=" + redis->url();
+    replica a(environment), b(environment);
+    // Their first LISTEN flushes everything (and bumps gen:all): wait for it.
+    wait_until([&] { return a.listening() && b.listening(); }, "both listening");
+    wait_until([&] { return a.l2("invalidations_pending") == 0 && b.l2("invalidations_pending") == 0; },
+               "the flushes made in Redis");
+
+    std::vector<std::string> users;
+    {
+        auto rows = db->sql(
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM (SELECT u.id FROM users u "
+            "WHERE u.is_active AND EXISTS (SELECT 1 FROM agents a WHERE a.user_id = u.id) "
+            "ORDER BY u.id LIMIT 40) s");
+        for (std::size_t at = 0; at < rows.size();) {
+            auto comma = rows.find(',', at);
+            users.push_back(rows.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+            at = comma == std::string::npos ? rows.size() : comma + 1;
+        }
+    }
+    REQUIRE(users.size() >= 30);
+    test_client ca(a.port, std::chrono::seconds(30)), cb(b.port, std::chrono::seconds(30));
+    const auto overview = std::string("/api/dashboard/overview");
+
+    // A user filled through A is an L2 hit through B: no fill in B.
+    const auto t0 = token_for(users[0], secret);
+    auto filled = get(ca, overview, t0);
+    REQUIRE(filled.status == 200);
+    CHECK(filled.x_cache == "MISS");
+    wait_until([&] { return a.l2("stores") >= 1; }, "A's answer stored in Redis");
+    auto shared = get(cb, overview, t0);
+    CHECK(shared.status == 200);
+    CHECK(shared.x_cache == "HIT");
+    CHECK(shared.cache_status == "sidecache; hit; detail=l2");
+    CHECK(data_of(shared.body) == data_of(filled.body));
+    CHECK(b.fills("overview") == 0);
+    CHECK(a.fills("overview") == 1);
+    CHECK(b.l2("hits") == 1);
+
+    // A write committed by SQL: both levels invalidated in both replicas.
+    {
+        const auto before_a = a.notifications(), before_b = b.notifications();
+        const auto credits = credits_of({filled.status, filled.body, filled.x_cache});
+        db->sql("UPDATE users SET credits = credits + 5 WHERE id = '" + users[0] + "'");
+        wait_until([&] { return a.notifications() > before_a && b.notifications() > before_b; },
+                   "the write notified to both");
+        // Until its bump is in Redis, a replica neither reads nor stores the
+        // user's L2 entry: wait for it so that B's answer is stored.
+        wait_until([&] { return a.l2("invalidations_pending") == 0 && b.l2("invalidations_pending") == 0; },
+                   "the invalidations made in Redis");
+        auto after_b = get(cb, overview, t0);
+        CHECK(after_b.x_cache == "MISS");
+        CHECK(credits_of({after_b.status, after_b.body, after_b.x_cache}) == credits + 5);
+        wait_until([&] { return b.l2("stores") >= 1; }, "B's new answer stored in Redis");
+        // A reads B's answer, made after the write.
+        auto after_a = get(ca, overview, t0);
+        CHECK(credits_of({after_a.status, after_a.body, after_a.x_cache}) == credits + 5);
+        CHECK(after_a.cache_status == "sidecache; hit; detail=l2");
+    }
+
+    // users[1]'s value copied under users[2]'s key, with users[2]'s user
+    // generation set to users[1]'s: only the key inside the value tells.
+    {
+        const auto t1 = token_for(users[1], secret), t2 = token_for(users[2], secret);
+        auto other = get(ca, overview, t1);
+        REQUIRE(other.status == 200);
+        wait_until([&] { return a.l2("stores") >= 2; }, "users[1]'s answer stored in Redis");
+        CHECK(redis_cli(redis->port(),
+                        "EVAL 'local p = \"sidecache:\" "
+                        "local v = redis.call(\"GET\", p .. \"v:overview\\n\" .. ARGV[1] .. \"\\n\") "
+                        "redis.call(\"SET\", p .. \"v:overview\\n\" .. ARGV[2] .. \"\\n\", v) "
+                        "redis.call(\"SET\", p .. \"gen:u:\" .. ARGV[2], redis.call(\"GET\", p .. \"gen:u:\" "
+                        ".. ARGV[1])) "
+                        "return 1' 0 " +
+                            users[1] + " " + users[2]) == "1\n");
+        const auto rejected = b.l2("rejected");
+        auto own = get(cb, overview, t2);
+        CHECK(own.status == 200);
+        CHECK(own.x_cache == "MISS");
+        CHECK(data_of(own.body) != data_of(other.body));
+        CHECK(b.l2("rejected") == rejected + 1);
+    }
+
+    // Redis hung (SIGSTOP): each command gives up at l2.op_timeout (20 ms);
+    // every request is answered, well before a waiter's 5 s.
+    std::size_t next = 3;
+    redis->freeze();
+    const auto timeouts = a.l2("timeouts");
+    for (int i = 0; i < 3; ++i) {
+        const auto t = token_for(users[next++], secret);
+        const auto started = std::chrono::steady_clock::now();
+        CHECK(get(ca, overview, t).status == 200);
+        CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+    }
+    CHECK(a.l2("timeouts") > timeouts);
+    redis->thaw();
+
+    // Redis stopped: every request answered (fills), then the breaker opens:
+    // /readyz degraded: l2, still ready.
+    redis->stop();
+    wait_until(
+        [&] {
+            REQUIRE(next + 1 < users.size());
+            const auto t = token_for(users[next++], secret);
+            CHECK(get(ca, overview, t).status == 200);
+            CHECK(get(cb, overview, t).status == 200);
+            return a.degraded().contains("l2") && b.degraded().contains("l2");
+        },
+        "both degraded: l2");
+    CHECK(a.l2("errors") >= 5);
+
+    // Redis back (empty): once a breaker lets a call through, a user filled
+    // through A is an L2 hit through B again.
+    redis->restart();
+    wait_until(
+        [&] {
+            REQUIRE(next < users.size());
+            const auto t = token_for(users[next++], secret);
+            const auto stores = a.l2("stores");
+            CHECK(get(ca, "/api/agents", t).status == 200);
+            // Stored after the answer was sent: give it a second (the
+            // breaker may still skip it: then the next user).
+            const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+            while (a.l2("stores") == stores && std::chrono::steady_clock::now() < until)
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            if (a.l2("stores") == stores) return false;
+            auto through_b = get(cb, "/api/agents", t);
+            CHECK(through_b.status == 200);
+            return through_b.cache_status == "sidecache; hit; detail=l2";
+        },
+        "an L2 hit after Redis came back");
+    wait_until([&] { return a.degraded().empty() && b.degraded().empty(); }, "neither degraded");
+}
