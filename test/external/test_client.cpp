@@ -347,14 +347,16 @@ TEST_CASE("while agents are degraded, the recovery probe sees the API's return w
           "[integration]") {
     START_MOCK(mock, 0);
     net::io_context ioc;
+    // The probe on an io_context of its own: enrich_now runs `ioc` until it
+    // has no work, which the probe's loop never leaves. Both outlive the
+    // client: its connections' sockets belong to them (ASan: a use after
+    // free in ~client when probe_ioc went first).
+    net::io_context probe_ioc;
     auto cfg = config_for(mock);
     cfg.breaker.cool_down = ms{200};
     external::client client(cfg);
     int recoveries = 0;
     client.on_recovery([&] { ++recoveries; });
-    // The probe on an io_context of its own: enrich_now runs `ioc` until it
-    // has no work, which the probe's loop never leaves.
-    net::io_context probe_ioc;
     client.start_recovery_probe(probe_ioc.get_executor());
     const auto run_probe_until = [&](clock_type::time_point deadline) {
         while (recoveries == 0 && clock_type::now() < deadline) {
