@@ -4,6 +4,7 @@
 // refill gets (never yesterday's answer).
 #include "cache/midnight_refill.hpp"
 #include "cache/service.hpp"
+#include "support/answer_bytes.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -18,6 +19,7 @@
 #include <string>
 
 using namespace sidecache;
+using test::body_of;
 using namespace std::chrono_literals;
 namespace net = boost::asio;
 using cache::answer_kind;
@@ -96,12 +98,6 @@ struct day_filler final : cache::filler {
         return n;
     }
 };
-
-std::string body_of(const cache::cache_answer& a) {
-    std::string s;
-    for (auto& b : a.buffers) s.append(static_cast<const char*>(b.data()), b.size());
-    return s.substr(s.find("\r\n\r\n") + 4);
-}
 
 struct fixture {
     conf::cache_config config = make_config();

@@ -2,6 +2,7 @@
 #include "cache/key.hpp"
 #include "cache/policy.hpp"
 #include "cache/response.hpp"
+#include "support/answer_bytes.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -100,8 +101,7 @@ TEST_CASE("response: hop-by-hop headers dropped, per-response headers added", "[
     CHECK(bytes.head() ==
           "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"v1\"\r\nContent-Length: 2\r\n");
     auto a = cache::render(bytes, cache::answer_kind::stale_if_error, 12s, false);
-    std::string all;
-    for (auto& b : a.buffers) all.append(static_cast<const char*>(b.data()), b.size());
+    const auto all = test::bytes_of(a);
     CHECK(all.substr(bytes.head().size()) ==
           "Age: 12\r\nCache-Status: sidecache; hit; fwd=stale; detail=stale-if-error\r\n"
           "X-Cache: STALE\r\nConnection: close\r\n\r\n{}");

@@ -2,6 +2,7 @@
 // coalescing, waiter timeouts and caps, stale-while-revalidate,
 // stale-if-error, versions, invalidation, and threads.
 #include "cache/service.hpp"
+#include "support/answer_bytes.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -22,6 +23,8 @@
 #include <thread>
 
 using namespace sidecache;
+using test::body_of;
+using test::bytes_of;
 using namespace std::chrono_literals;
 namespace net = boost::asio;
 using cache::answer_kind;
@@ -84,17 +87,6 @@ struct scripted_filler final : cache::filler {
         gates.clear();
     }
 };
-
-std::string bytes_of(const cache::cache_answer& a) {
-    std::string out;
-    for (auto& b : a.buffers) out.append(static_cast<const char*>(b.data()), b.size());
-    return out;
-}
-
-std::string body_of(const cache::cache_answer& a) {
-    auto s = bytes_of(a);
-    return s.substr(s.find("\r\n\r\n") + 4);
-}
 
 struct fixture {
     conf::cache_config config = make_config();

@@ -6,6 +6,7 @@
 #include "l2/fake_redis.hpp"
 #include "l2/second_level.hpp"
 #include "l2/value.hpp"
+#include "support/answer_bytes.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -17,6 +18,8 @@
 #include <memory>
 
 using namespace sidecache;
+using test::body_of;
+using test::bytes_of;
 using namespace std::chrono_literals;
 namespace net = boost::asio;
 using cache::answer_kind;
@@ -55,17 +58,6 @@ struct counting_filler final : cache::filler {
         co_return r;
     }
 };
-
-std::string bytes_of(const cache::cache_answer& a) {
-    std::string out;
-    for (auto& b : a.buffers) out.append(static_cast<const char*>(b.data()), b.size());
-    return out;
-}
-
-std::string body_of(const cache::cache_answer& a) {
-    auto s = bytes_of(a);
-    return s.substr(s.find("\r\n\r\n") + 4);
-}
 
 // One sidecache: its cache, its second level, its filler; all on one io_context.
 struct replica {

@@ -9,6 +9,7 @@
 #include "support/admin_stats.hpp"
 #include "support/authorized_get.hpp"
 #include "support/child_process.hpp"
+#include "support/example_sidecache.hpp"
 #include "support/test_client.hpp"
 
 #include <boost/json.hpp>
@@ -26,22 +27,8 @@ namespace json = boost::json;
 namespace {
 
 // One sidecache process; its ports read from its "listening on" line.
-struct replica {
-    std::unique_ptr<child_process> process;
-    std::uint16_t port = 0;
-    std::uint16_t admin_port = 0;
-
-    explicit replica(const std::string& environment) {
-        // From the source tree: the example's queries_dir and migrations_dir are relative.
-        process = std::make_unique<child_process>("cd " SIDECACHE_SOURCE_DIR " && " + environment +
-                                                  " exec " SIDECACHE_BINARY_DIR
-                                                  "/sidecache --config " SIDECACHE_SOURCE_DIR
-                                                  "/conf/sidecache.example.yaml",
-                                                  "sidecache");
-        const auto where = process->sidecache_ports();
-        port = where.port;
-        admin_port = where.admin_port;
-    }
+struct replica : example_sidecache {
+    using example_sidecache::example_sidecache;
 
     // The "invalidation" section of /stats.
     json::object invalidation() const { return admin_stats(admin_port).at("invalidation").as_object(); }

@@ -12,6 +12,7 @@
 #include "support/admin_stats.hpp"
 #include "support/authorized_get.hpp"
 #include "support/child_process.hpp"
+#include "support/example_sidecache.hpp"
 #include "support/redis_server.hpp"
 #include "support/test_client.hpp"
 
@@ -44,21 +45,8 @@ std::string redis_cli(std::uint16_t port, const std::string& args) {
     return run_command("redis-cli -p " + std::to_string(port) + " " + args);
 }
 
-struct replica {
-    std::unique_ptr<child_process> process;
-    std::uint16_t port = 0;
-    std::uint16_t admin_port = 0;
-
-    explicit replica(const std::string& environment) {
-        process = std::make_unique<child_process>("cd " SIDECACHE_SOURCE_DIR " && " + environment +
-                                                      " exec " SIDECACHE_BINARY_DIR
-                                                      "/sidecache --config " SIDECACHE_SOURCE_DIR
-                                                      "/conf/sidecache.example.yaml",
-                                                  "sidecache");
-        const auto where = process->sidecache_ports();
-        port = where.port;
-        admin_port = where.admin_port;
-    }
+struct replica : example_sidecache {
+    using example_sidecache::example_sidecache;
 
     json::object stats() const { return admin_stats(admin_port); }
     std::uint64_t l2(const char* key) const { return stats().at("l2").at(key).to_number<std::uint64_t>(); }
