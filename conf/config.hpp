@@ -140,6 +140,10 @@ struct database_config {
     // The listener NOTIFYs its own channel this often and must hear itself back
     // within two intervals, else no entry is fresh (docs/freshness.md); 0: off.
     duration heartbeat_interval{2'000};
+    // Unheard this long, the connection is taken for dead: replaced, and the
+    // cache flushed. A channel merely late (a loaded server) keeps its
+    // connection, so no notification is lost and nothing needs flushing.
+    duration heartbeat_timeout{10'000};
 };
 
 struct retry_profile {

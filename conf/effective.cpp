@@ -112,7 +112,8 @@ json::object database(const database_config& c) {
             {"notify_channel", c.notify_channel},
             {"listen_notify", c.listen_notify},
             {"listen_ping_interval", format_duration(c.listen_ping_interval)},
-            {"heartbeat_interval", format_duration(c.heartbeat_interval)}};
+            {"heartbeat_interval", format_duration(c.heartbeat_interval)},
+            {"heartbeat_timeout", format_duration(c.heartbeat_timeout)}};
 }
 
 json::object external(const external_config& c) {

@@ -514,6 +514,16 @@ database_config read_database(const section& s) {
         s.get("heartbeat_interval")
             ->fail(fmt::format("{} is out of range: must be 0 (off) or from 10ms to 1h",
                                format_duration(c.heartbeat_interval)));
+    // Given up only after freshness was (two intervals); absent, it grows with
+    // a long interval.
+    s.time("heartbeat_timeout", c.heartbeat_timeout, 20ms, 1h);
+    if (auto timeout = s.get("heartbeat_timeout");
+        timeout && c.heartbeat_interval != 0ms && c.heartbeat_timeout < 2 * c.heartbeat_interval)
+        timeout->fail(fmt::format("{} must be at least two heartbeat_intervals ({})",
+                                  format_duration(c.heartbeat_timeout),
+                                  format_duration(2 * c.heartbeat_interval)));
+    else if (!timeout)
+        c.heartbeat_timeout = std::max(c.heartbeat_timeout, 3 * c.heartbeat_interval);
     return c;
 }
 

@@ -57,7 +57,7 @@ struct listener::impl {
     change_handler handler;
     freshness_handler freshness;
     bool stopping = false;             // db thread only
-    pg_connection* current = nullptr;  // db thread only: abandoned by stop() or an overdue heartbeat
+    pg_connection* current = nullptr;  // db thread only: abandoned by stop() or heartbeat_timeout
     std::optional<net::steady_timer> backoff;
     std::optional<net::steady_timer> watchdog;
 
@@ -65,7 +65,7 @@ struct listener::impl {
     const std::string token = random_token();
     std::uint64_t heartbeat_seq = 0;
     bool ever_listened = false;     // no heartbeat is due before the first LISTEN
-    bool abandoned_silent = false;  // the current connection was given up for an overdue heartbeat
+    bool abandoned_silent = false;  // the current connection was given up at heartbeat_timeout
 
     // Garbled payloads since the last log line (db thread only).
     std::uint64_t garbled_unlogged = 0;
@@ -95,13 +95,18 @@ struct listener::impl {
     // took effect and the cache was flushed of everything from before it.
     void prove(steady_clock::time_point now) {
         proven_at_ns = to_ns(now);
-        if (overdue.exchange(false) && freshness) freshness(true);
+        if (!overdue.exchange(false)) return;
+        if (freshness) freshness(true);
+        if (watchdog) watchdog->cancel();  // it slept toward heartbeat_timeout
     }
 
-    // Runs beside the connection loop: the moment two intervals pass without
-    // proof, tells the cache (no entry is fresh from now on) and gives up the
-    // connection, which may be silently dead: run() replaces it, and its
-    // LISTEN flushes what the gap may have hidden.
+    // Runs beside the connection loop. Two intervals without proof: tells the
+    // cache (no entry is fresh from now on), but keeps the connection: on a
+    // loaded server the heartbeat is late, not lost, and so is every change
+    // queued before it, so hearing it proves the channel again with nothing
+    // to flush. heartbeat_timeout without proof: the connection may be
+    // silently dead; it is given up, run() replaces it, and its LISTEN
+    // flushes what the gap may have hidden.
     awaitable<void> watch() {
         if (!beating()) co_return;
         while (!stopping) {
@@ -109,25 +114,32 @@ struct listener::impl {
             if (ever_listened && !overdue && heartbeat_overdue(proven_at(), now, cfg.heartbeat_interval)) {
                 overdue = true;
                 if (freshness) freshness(false);
-                if (current) {
-                    abandoned_silent = true;
-                    current->abandon();
-                }
             }
-            const bool waiting_for_proof = overdue || !ever_listened;
-            watchdog->expires_at(waiting_for_proof ? now + cfg.heartbeat_interval
-                                                   : proven_at() + 2 * cfg.heartbeat_interval + 1ms);
+            if (overdue && current && !abandoned_silent && now - proven_at() >= cfg.heartbeat_timeout) {
+                abandoned_silent = true;
+                current->abandon();
+            }
+            watchdog->expires_at(next_watch(now));
             co_await watchdog->async_wait(use_tuple);
         }
     }
 
-    // NOTIFYs our own channel; false when the connection failed. Not awaited
-    // past query_timeout; a backend that never answers is abandoned by watch().
+    steady_clock::time_point next_watch(steady_clock::time_point now) const {
+        if (!ever_listened) return now + cfg.heartbeat_interval;
+        if (!overdue) return proven_at() + 2 * cfg.heartbeat_interval + 1ms;
+        if (current && !abandoned_silent) return std::max(now + 1ms, proven_at() + cfg.heartbeat_timeout);
+        return now + cfg.heartbeat_interval;  // reconnecting: its LISTEN proves the channel
+    }
+
+    // NOTIFYs our own channel; false when the connection failed. A NOTIFY
+    // slow to complete on a loaded server is waited for up to
+    // heartbeat_timeout, not cancelled at query_timeout: a cancelled beat
+    // would cost a reconnect and a flush of every entry.
     awaitable<bool> beat(pg_connection& c) {
         auto sql =
             fmt::format("NOTIFY {}, '{}'", cfg.notify_channel, heartbeat_payload(token, ++heartbeat_seq));
         ++heartbeats_sent;
-        auto r = co_await c.execute(sql, steady_clock::now() + cfg.query_timeout);
+        auto r = co_await c.execute(sql, steady_clock::now() + cfg.heartbeat_timeout);
         co_return r.has_value() && c.usable();
     }
 
@@ -347,8 +359,8 @@ std::string listener::heartbeat_reason() const {
         std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - m.proven_at());
     return fmt::format(
         "listener: no heartbeat for {} ms (heartbeat_interval {} ms): the channel is not proven, "
-        "no entry is served as fresh until the listener is back",
-        silent.count(), m.cfg.heartbeat_interval.count());
+        "no entry is served as fresh until it is heard (the connection is replaced after {} ms)",
+        silent.count(), m.cfg.heartbeat_interval.count(), m.cfg.heartbeat_timeout.count());
 }
 
 std::string listener::reason() const {

@@ -17,8 +17,10 @@
 // "heartbeat:<token>:<seq>", and hearing it back proves the channel end to
 // end. Two intervals without its own heartbeat (after the first LISTEN) and
 // the channel is overdue: the freshness handler is told (false: serve no
-// entry as fresh), the connection is abandoned and replaced. The next LISTEN
-// and its flush (change::kind::all) end it (true).
+// entry as fresh). Hearing it late ends that (true): the connection kept
+// every change queued before it. Not heard for heartbeat_timeout, the
+// connection is abandoned and replaced; the next LISTEN and its flush
+// (change::kind::all) end it.
 
 #include "conf/config.hpp"
 #include "db/policy.hpp"

@@ -423,7 +423,7 @@ TEST_CASE("cross-field and enum checks", "[unit]") {
           "query_timeout, reconnect_backoff_max, migrate_on_start, refresh_interval, refresh_marked_users, "
           "queries_dir, "
           "migrations_dir, "
-          "notify_channel, listen_notify, listen_ping_interval, heartbeat_interval)");
+          "notify_channel, listen_notify, listen_ping_interval, heartbeat_interval, heartbeat_timeout)");
     {
         auto cfg = load_string(url + "database:\n  listen_notify: false\n  listen_ping_interval: 2s\n",
                                "t.yaml", fake_env());
@@ -443,6 +443,15 @@ TEST_CASE("cross-field and enum checks", "[unit]") {
     CHECK(error_of(url + "database:\n  heartbeat_interval: often\n") ==
           "test.yaml:4:23: database.heartbeat_interval: \"often\" is not a duration (write 250ms, 30s, 10m, "
           "1h or 0)");
+    // heartbeat_timeout: at least two intervals; absent, 10s or three intervals.
+    CHECK(load_string(url, "t.yaml", fake_env()).database.heartbeat_timeout == std::chrono::seconds(10));
+    CHECK(load_string(url + "database:\n  heartbeat_interval: 5s\n", "t.yaml", fake_env())
+              .database.heartbeat_timeout == std::chrono::seconds(15));
+    CHECK(load_string(url + "database:\n  heartbeat_interval: 200ms\n  heartbeat_timeout: 400ms\n", "t.yaml",
+                      fake_env())
+              .database.heartbeat_timeout == std::chrono::milliseconds(400));
+    CHECK(error_of(url + "database:\n  heartbeat_timeout: 3s\n") ==
+          "test.yaml:4:22: database.heartbeat_timeout: 3s must be at least two heartbeat_intervals (4s)");
     CHECK(error_of(url + "database:\n  refresh_marked_users: 0\n") ==
           "test.yaml:4:25: database.refresh_marked_users: 0 is out of range: must be from 1 to 1000000000");
     CHECK(error_of(url + "database:\n  refresh_marked_users: many\n") ==

@@ -468,12 +468,13 @@ TEST_CASE("heartbeats come back on the channel, change nothing, and another list
     p2.stop();
 }
 
-TEST_CASE("a silently stopped listening backend is found by its heartbeat and replaced [pg]", "[pg]") {
+TEST_CASE("a silently stopped listening backend is found by its heartbeat and replaced at heartbeat_timeout [pg]", "[pg]") {
     auto db = pg_test_db::create(true);
     if (!db) return;
     db->sql(fixture_sql);
     auto cfg = listener_config(*db);
     cfg.heartbeat_interval = 100ms;
+    cfg.heartbeat_timeout = 500ms;
     recorder rec;
     freshness_recorder fresh;
     db::pool p(cfg);
@@ -496,8 +497,11 @@ TEST_CASE("a silently stopped listening backend is found by its heartbeat and re
     CHECK(fresh.seen().front() == false);
     WARN("overdue noticed " << std::chrono::duration_cast<std::chrono::milliseconds>(noticed_after).count()
                             << " ms after SIGSTOP (heartbeat_interval 100 ms)");
+    // Overdue is not dead yet: the connection is kept until heartbeat_timeout.
+    CHECK(p.notify_stats()->up);
     // Replaced: a new backend LISTENs, everything is flushed, then fresh again.
     REQUIRE(rec.wait_for([](const db::change& c) { return c.why == db::change::cause::connected; }));
+    CHECK(steady_clock::now() - stopped_at >= cfg.heartbeat_timeout - cfg.heartbeat_interval);
     REQUIRE(fresh.wait_for(2, 5s));
     CHECK(fresh.seen() == std::vector<bool>{false, true});
     CHECK(stats_reach(p, [&](const db::listener_stats& s) {
