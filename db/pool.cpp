@@ -80,7 +80,8 @@ struct pool::impl {
     std::atomic<unsigned long> refresh_count{0};
     std::atomic<bool> is_leader{false};
     std::atomic<std::size_t> connected{0}, in_use{0};
-    std::atomic<std::uint64_t> waits{0}, query_errors{0}, refresh_ms_total{0};
+    std::atomic<std::uint64_t> waits{0}, query_errors{0}, queue_timeouts{0}, statement_timeouts{0},
+        refresh_ms_total{0};
     mutable std::mutex stats_mutex;
     refresher_stats stats;  // all but leader and refreshes
     mutable std::mutex reason_mutex;
@@ -213,6 +214,7 @@ struct pool::impl {
         auto slot = co_await acquire(deadline, priority);
         if (!slot) {
             query_errors.fetch_add(1, std::memory_order_relaxed);
+            if (slot.error() == error::timeout) queue_timeouts.fetch_add(1, std::memory_order_relaxed);
             co_return slot.error();
         }
         auto& conn = *slots[*slot].conn;
@@ -224,6 +226,7 @@ struct pool::impl {
         auto r = co_await conn.query_prepared(name, params, query_deadline);
         in_use.fetch_sub(1, std::memory_order_relaxed);
         if (!r) query_errors.fetch_add(1, std::memory_order_relaxed);
+        if (!r && r.error() == error::timeout) statement_timeouts.fetch_add(1, std::memory_order_relaxed);
         bool broken = !conn.usable();
         if (broken) set_reason_if_down(fmt::format("postgresql: {}", conn.last_error()));
         release(*slot, broken);
@@ -505,6 +508,8 @@ pool_stats pool::stats() const {
     s.in_use = m.in_use.load(std::memory_order_relaxed);
     s.waits = m.waits.load(std::memory_order_relaxed);
     s.errors = m.query_errors.load(std::memory_order_relaxed);
+    s.queue_timeouts = m.queue_timeouts.load(std::memory_order_relaxed);
+    s.statement_timeouts = m.statement_timeouts.load(std::memory_order_relaxed);
     s.refresh_ms_total = m.refresh_ms_total.load(std::memory_order_relaxed);
     return s;
 }

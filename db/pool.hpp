@@ -40,6 +40,8 @@ struct pool_stats {
     std::size_t in_use = 0;             // of which running a query now
     std::uint64_t waits = 0;            // queries that waited for a connection
     std::uint64_t errors = 0;           // queries that failed: not ready, timeout, connection or SQL error
+    std::uint64_t queue_timeouts = 0;      // of which: no connection came free before the caller's deadline
+    std::uint64_t statement_timeouts = 0;  // of which: cancelled at query_timeout (or the caller's deadline)
     std::uint64_t refresh_ms_total = 0;  // time this pool's completed refreshes took, added up
 };
 

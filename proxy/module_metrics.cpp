@@ -210,6 +210,12 @@ void declare_database_metrics(metrics::registry& r, const db::pool& database) {
     r.add_counter_fn("sidecache_postgres_errors_total",
                      "Queries that failed: not ready, timeout, connection or SQL error.", {}, pool(&p::errors),
                      at("errors"));
+    r.add_counter_fn("sidecache_postgres_queue_timeouts_total",
+                     "Of the errors, queries that got no pool connection before their deadline.", {},
+                     pool(&p::queue_timeouts), at("queue_timeouts"));
+    r.add_counter_fn("sidecache_postgres_statement_timeouts_total",
+                     "Of the errors, statements cancelled at database.query_timeout or their deadline.", {},
+                     pool(&p::statement_timeouts), at("statement_timeouts"));
     r.add_json(at("refreshes"), [&database] { return boost::json::value(database.refreshes()); });
 
     // The view refresher (docs/freshness.md).

@@ -5,6 +5,12 @@
 -- refill runs), anything else (a fill or a wait for one).
 -- Last line: "RESULT requests hits stale others non2xx errors p99_ms".
 local paths = { "/api/dashboard/overview", "/api/dashboard/analytics", "/api/agents" }
+-- READ_DELAY_MS: each connection waits this long between its requests (caps
+-- the read rate below what the machine can do: bench/freshness/run --read-rate).
+local read_delay = tonumber(os.getenv("READ_DELAY_MS") or "0")
+if read_delay > 0 then
+  function delay() return read_delay end
+end
 local tokens = {}
 local i = 0
 local threads = {}

@@ -124,6 +124,10 @@ TEST_CASE("a statement past its deadline or query_timeout is cancelled, the conn
     CHECK(slow.error() == db::error::timeout);
     CHECK(took >= 200ms);
     CHECK(took < 2s);  // PQcancel stopped the 30 s sleep
+    // Counted as a statement timeout, not as a wait for a connection.
+    CHECK(p.stats().errors == 1);
+    CHECK(p.stats().statement_timeouts == 1);
+    CHECK(p.stats().queue_timeouts == 0);
     CHECK(db->sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND state = "
                   "'active' AND pid <> pg_backend_pid()") == "0");
     // The one connection is clean again.
@@ -147,6 +151,7 @@ TEST_CASE("a statement past its deadline or query_timeout is cancelled, the conn
     echo = run_sync(bounded.query_json("echo", "u2", steady_clock::now() + 5s));
     REQUIRE(echo.has_value());
     CHECK(*echo == "{\"user\":\"u2\"}");
+    CHECK(bounded.stats().statement_timeouts == 1);
     bounded.stop();
 }
 
