@@ -76,7 +76,7 @@ struct listener::impl {
     std::atomic<int> backend_pid{0};
     std::atomic<std::uint64_t> notifications{0}, user_changes{0}, agent_changes{0}, all_changes{0},
         garbled{0}, entries_invalidated{0}, connects{0}, reconnects{0}, connect_failures{0},
-        heartbeats_sent{0}, heartbeats_received{0}, foreign_heartbeats{0};
+        heartbeats_sent{0}, heartbeats_received{0}, foreign_heartbeats{0}, heartbeats_overdue{0};
     std::atomic<std::int64_t> proven_at_ns{0};  // steady clock; 0: never proven
     std::atomic<bool> overdue{false};
     mutable std::mutex reason_mutex;
@@ -113,6 +113,7 @@ struct listener::impl {
             const auto now = steady_clock::now();
             if (ever_listened && !overdue && heartbeat_overdue(proven_at(), now, cfg.heartbeat_interval)) {
                 overdue = true;
+                ++heartbeats_overdue;
                 if (freshness) freshness(false);
             }
             if (overdue && current && !abandoned_silent && now - proven_at() >= cfg.heartbeat_timeout) {
@@ -349,6 +350,7 @@ listener_stats listener::stats() const {
             std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - m.proven_at())
                 .count();
     s.heartbeat_overdue = m.overdue;
+    s.heartbeats_overdue = m.heartbeats_overdue;
     return s;
 }
 

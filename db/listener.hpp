@@ -61,6 +61,7 @@ struct listener_stats {
     std::uint64_t foreign_heartbeats = 0;   // other listeners' (replicas'), ignored
     std::int64_t heartbeat_age_ms = -1;     // since the channel was last proven; -1: never
     bool heartbeat_overdue = false;         // no entry is served as fresh meanwhile
+    std::uint64_t heartbeats_overdue = 0;   // times the channel went overdue (late or dead)
 };
 
 class listener {

@@ -282,6 +282,9 @@ void declare_listener_metrics(metrics::registry& r, const db::pool& database, co
                      {{"kind", "received"}}, read(&s::heartbeats_received), beat("received"));
     r.add_counter_fn("sidecache_listener_heartbeats_total", "Heartbeats, by what became of them.",
                      {{"kind", "foreign"}}, read(&s::foreign_heartbeats), beat("foreign"));
+    r.add_counter_fn("sidecache_listener_heartbeats_overdue_total",
+                     "Times the channel went overdue (its heartbeat late or lost): entries stale until proven.",
+                     {}, read(&s::heartbeats_overdue), beat("overdue_count"));
     r.add_gauge_fn("sidecache_listener_heartbeat_age_seconds",
                    "Since the channel was last proven by our own heartbeat; -1: never.", {},
                    [&database] {

@@ -229,6 +229,7 @@ TEST_CASE("a late listener: no HIT while its heartbeat is overdue, then fresh ag
     // The next heartbeat comes back: fresh again, on the same connection.
     CHECK(within(3 * heartbeat + 500ms, [&] { return !invalidation(s.admin()).at("heartbeat").at("overdue").as_bool(); }));
     const auto after = invalidation(s.admin());
+    CHECK(after.at("heartbeat").at("overdue_count").to_number<std::uint64_t>() == 1);
     CHECK(after.at("reconnects").to_number<std::uint64_t>() == 0);
     CHECK(after.at("backend_pid").to_number<int>() == pid);
     CHECK(after.at("listening").as_bool());
