@@ -203,7 +203,7 @@ TEST_CASE("20 agents at 200 ms: one round trip, 20 requests, mapped as the mock 
     SECTION("a second answer comes from the per-agent cache: no request") {
         auto again = enrich_now(ioc, client, body);
         CHECK(mock.requests() == 20);
-        CHECK(again.elapsed <= ms{50});
+        CHECK(again.elapsed < ms{250});  // no request made (the count above); bound loose for sanitizers
         CHECK(again.result.body == t.result.body);
     }
     SECTION("invalidating one agent refetches that one only") {
@@ -258,7 +258,7 @@ TEST_CASE("429 with Retry-After is honoured", "[integration]") {
         auto t = enrich_now(ioc, client, body);
         CHECK(t.count("unavailable") == 5);
         CHECK(t.result.degraded);
-        CHECK(t.elapsed < ms{200});
+        CHECK(t.elapsed < ms{700});  // neither the Retry-After second nor the 800 ms deadline
         CHECK(mock.requests() == 5);
     }
     SECTION("background: waits the second, then succeeds") {
@@ -280,7 +280,7 @@ TEST_CASE("hanging requests: the answer comes by the deadline, degraded", "[inte
     mock.configure(R"({"hangRate":1})");
     auto t = enrich_now(ioc, client, agents_body(ids("agent_h", 12)));
     CHECK(t.elapsed >= ms{700});
-    CHECK(t.elapsed <= ms{850});
+    CHECK(t.elapsed < ms{1'200});  // the deadline, not the hang: loose for sanitizers and load
     CHECK(t.result.degraded);
     // 4 still fresh in the cache, 4 stale, 4 never seen.
     CHECK(t.count("ok") == 4);
@@ -312,14 +312,14 @@ TEST_CASE("mock down: the breaker opens, answers fast, calls nothing, recovers t
 
     const auto before = mock.requests();
     auto open = enrich_now(ioc, client, body);
-    CHECK(open.elapsed <= ms{50});
+    CHECK(open.elapsed < ms{250});  // fast: no request, no wait (the count below)
     CHECK(open.count("stale") == 5);
     CHECK(open.count("unavailable") == 5);
     CHECK(mock.requests() == before);
 
     mock.configure(R"({"down":false})");
     auto still_open = enrich_now(ioc, client, body);
-    CHECK(still_open.elapsed <= ms{50});
+    CHECK(still_open.elapsed < ms{250});
     CHECK(mock.requests() == before);
 
     // Wait for the cool-down to end (the breaker's own clock), bounded.
@@ -409,7 +409,7 @@ TEST_CASE("at most max_connections at once, kept alive and reused", "[integratio
     CHECK(mock.requests() == 6);
     // 6 requests of 100 ms over 2 connections: 3 rounds, not 1.
     CHECK(t.elapsed >= ms{290});
-    CHECK(t.elapsed < ms{500});
+    CHECK(t.elapsed < ms{1'000});
     CHECK(client.stats().open_connections == 2);  // both idle in the pool now
 }
 
