@@ -39,6 +39,7 @@ using std::chrono::steady_clock;
 namespace {
 
 constexpr auto heartbeat = 200ms;
+const std::string overview = "/api/dashboard/overview";
 
 struct ready_answer {
     unsigned status = 0;
@@ -107,6 +108,14 @@ struct setup {
     std::uint16_t admin() { return app->server().admin_port(); }
 };
 
+// The user's overview filled (MISS) then served from the cache (HIT): its credits.
+std::int64_t cached_credits(test_client& client, const std::string& token) {
+    CHECK(authorized_get(client, overview, token).x_cache == "MISS");
+    const auto hit = authorized_get(client, overview, token);
+    REQUIRE(hit.x_cache == "HIT");
+    return credits_of(hit);
+}
+
 }  // namespace
 
 TEST_CASE("a silently dead listener: no HIT within 2 heartbeats, /ready 503, replaced at heartbeat_timeout and "
@@ -116,12 +125,7 @@ TEST_CASE("a silently dead listener: no HIT within 2 heartbeats, /ready 503, rep
     if (!s.start()) return;
     test_client client(s.port());
     const auto t1 = token_for(u1, s.secret);
-    const std::string overview = "/api/dashboard/overview";
-
-    CHECK(authorized_get(client, overview, t1).x_cache == "MISS");
-    const auto hit = authorized_get(client, overview, t1);
-    REQUIRE(hit.x_cache == "HIT");
-    const auto before = credits_of(hit);
+    const auto before = cached_credits(client, t1);
     CHECK(ready(s.admin()).status == 200);
 
     const auto pid = invalidation(s.admin()).at("backend_pid").to_number<int>();
@@ -204,12 +208,7 @@ TEST_CASE("a late listener: no HIT while its heartbeat is overdue, then fresh ag
     if (!s.start()) return;
     test_client client(s.port());
     const auto t1 = token_for(u1, s.secret);
-    const std::string overview = "/api/dashboard/overview";
-
-    CHECK(authorized_get(client, overview, t1).x_cache == "MISS");
-    const auto hit = authorized_get(client, overview, t1);
-    REQUIRE(hit.x_cache == "HIT");
-    const auto before = credits_of(hit);
+    const auto before = cached_credits(client, t1);
     const auto at_start = invalidation(s.admin());
     const auto pid = at_start.at("backend_pid").to_number<int>();
     const auto user_changes = at_start.at("user_changes").to_number<std::uint64_t>();
