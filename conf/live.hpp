@@ -3,9 +3,11 @@
 // /reload; conf/reload.hpp decides what of a new file is taken). Readers call
 // current(): one acquire load, no lock, no allocation, so the hit path may
 // read it per request. What it returns stays valid for the live_config's
-// lifetime: every version published is kept (a reload is rare and a version
-// is a few KiB), so a reader holding a reference across a reload reads the
-// old version whole, never a torn one.
+// lifetime: every version published is kept (a version is a few KiB, and
+// only a reload that changes something publishes one: a SIGHUP sent by a
+// config manager every minute with the same file adds nothing), so a reader
+// holding a reference across a reload reads the old version whole, never a
+// torn one.
 
 #include "conf/config.hpp"
 
@@ -30,6 +32,12 @@ public:
         versions_.push_back(std::make_unique<const config>(std::move(next)));
         current_.store(versions_.back().get(), std::memory_order_release);
         return *versions_.back();
+    }
+
+    // How many versions are kept (the first included).
+    std::size_t versions() {
+        std::lock_guard lock(mutex_);
+        return versions_.size();
     }
 
 private:

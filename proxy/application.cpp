@@ -219,7 +219,8 @@ struct application::impl {
             return reload_outcome{false, e.what(), {}, {}};
         }
         auto plan = conf::plan_reload(running, loaded);
-        apply(live.publish(std::move(plan.effective)));
+        // Nothing to apply: no new version (each is kept for the process's life).
+        if (!plan.applied.empty()) apply(live.publish(std::move(plan.effective)));
         reloads_ok.inc();
         boost::json::array applied, restart;
         for (const auto& k : plan.applied) applied.emplace_back(k);
@@ -256,6 +257,7 @@ struct application::impl {
                                          {"reload", "ok"});
         reloads_error = metrics.add_counter("sidecache_config_reloads_total", reloads_help, {{"result", "error"}},
                                             {"reload", "error"});
+        metrics.add_json({"reload", "versions"}, [this] { return boost::json::value(server->settings().versions()); });
         admin.set_reload([this] { return reload(); });
         if (cache) {
             declare_cache_metrics(metrics, *cache, cfg.cache);

@@ -263,6 +263,13 @@ TEST_CASE("POST /reload: applied and needs-restart keys listed, a broken file 42
         CHECK(sc.route_ttl() == "5s");
         CHECK(sc.get(c, kept).x_cache == "HIT");
         CHECK(sc.reloads("ok") == 1);
+        CHECK(sc.reloads("versions") == 2);
+        // The same file again: nothing applied, no new version kept.
+        r = sc.admin("POST", "/reload");
+        REQUIRE(r.status == 200);
+        CHECK(json::parse(r.body).at("applied").as_array().empty());
+        CHECK(sc.reloads("ok") == 2);
+        CHECK(sc.reloads("versions") == 2);
     }
     SECTION("a new admin token: the old one is refused from then on") {
         sc.write(config_text(sc.legacy.upstream.port(), "10m", "", "reload-admin-token-2"));
