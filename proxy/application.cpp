@@ -264,7 +264,7 @@ struct application::impl {
             admin.set_purge([this](const purge_request& p) { return purge(p); });
             declare_midnight_metrics(metrics, *midnight);
             if (warm) {
-                admin.add_stats("warmup", [this] { return warm->to_json(); });
+                declare_warmup_metrics(metrics, *warm);
                 // Not ready while the start's warm-up runs, up to cache.warmup.ready_timeout.
                 admin.add_readiness("warmup", [this] { return warm->readiness(); });
             }

@@ -6,6 +6,7 @@
 #include "external/client.hpp"
 #include "l2/second_level.hpp"
 #include "proxy/metric_help.hpp"
+#include "proxy/warmup.hpp"
 
 #include <boost/json/value.hpp>
 #include <fmt/format.h>
@@ -60,6 +61,31 @@ void declare_midnight_metrics(metrics::registry& r, const cache::midnight_refill
                        const auto ms = c.last_run_ms.load(std::memory_order_relaxed);
                        return ms < 0 ? -1.0 : static_cast<double>(ms) / 1000.0;
                    });
+}
+
+void declare_warmup_metrics(metrics::registry& r, const warmup& warm) {
+    auto at = [](const char* key) { return json_path{"warmup", key}; };
+    r.add_json(at("enabled"), [&warm] { return boost::json::value(warm.enabled()); });
+    r.add_flag("sidecache_warmup_running", "A warm-up pass (cache.warmup) runs now.", {},
+               [&warm] { return warm.running(); }, at("running"));
+    r.add_counter_fn("sidecache_warmup_passes_total", "Warm-up passes run (at start, after a flush).", {},
+                     [&warm] { return static_cast<double>(warm.passes()); }, at("passes"));
+    r.add_gauge_fn("sidecache_warmup_users", "Users the last warm-up pass read (recently active).", {},
+                   [&warm] { return static_cast<double>(warm.users()); }, at("users"));
+    r.add_counter_fn("sidecache_warmup_errors_total", "Warm-up passes whose users could not be read.", {},
+                     [&warm] { return static_cast<double>(warm.errors()); }, at("errors"));
+    const auto& c = warm.fills();
+    const std::pair<const char*, const std::atomic<std::uint64_t>*> entries[] = {
+        {"selected", &c.selected}, {"filled", &c.refilled}, {"skipped", &c.skipped}, {"failed", &c.failed}};
+    for (const auto& [result, cell] : entries)
+        r.add_counter_fn("sidecache_warmup_entries_total",
+                         "Entries the warm-up picked (selected), then filled and stored, skipped (already "
+                         "cached, or a request's fill came first) or failed.",
+                         {{"result", result}}, [cell] { return load(*cell); }, at(result));
+    r.add_gauge_fn("sidecache_warmup_in_flight", "Warm-up fills running now.", {},
+                   [&c] { return load(c.in_flight); }, at("in_flight"));
+    r.add_json(at("max_in_flight"), [&c] { return boost::json::value(c.max_in_flight.load()); });
+    r.add_json(at("last_run_ms"), [&c] { return boost::json::value(c.last_run_ms.load(std::memory_order_relaxed)); });
 }
 
 void declare_cache_metrics(metrics::registry& r, const cache::service& cache, const conf::cache_config& cfg) {

@@ -24,12 +24,16 @@ class second_level_cache;
 
 namespace sidecache::proxy {
 
+class warmup;
+
 // sidecache_build_info{version="..."} 1
 void declare_build_info(metrics::registry& r);
 // "cache" in /stats: per route results, fills, entries, bytes; max_bytes.
 void declare_cache_metrics(metrics::registry& r, const cache::service& cache, const conf::cache_config& cfg);
 // "midnight_refill" in /stats: the refill of the day-bound entries after UTC midnight.
 void declare_midnight_metrics(metrics::registry& r, const cache::midnight_refill& refill);
+// "warmup" in /stats: the warm-up passes (cache.warmup) and their fills.
+void declare_warmup_metrics(metrics::registry& r, const warmup& warm);
 // "external" in /stats.
 // The second level on Redis (l2.*, sidecache_l2_*).
 void declare_l2_metrics(metrics::registry& r, const l2::second_level_cache& l2);

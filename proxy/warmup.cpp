@@ -91,20 +91,4 @@ std::string warmup::readiness() const {
     return steady::now() - created_ < config_.ready_timeout ? "warming up" : "";
 }
 
-boost::json::object warmup::to_json() const {
-    const auto& s = passes_.warm_stats();
-    return {{"enabled", config_.enabled},
-            {"running", running_.load()},
-            {"passes", passes_run_.load()},
-            {"users", users_.load()},
-            {"errors", errors_.load()},
-            {"selected", s.selected.load()},
-            {"filled", s.refilled.load()},
-            {"skipped", s.skipped.load()},
-            {"failed", s.failed.load()},
-            {"in_flight", s.in_flight.load()},
-            {"max_in_flight", s.max_in_flight.load()},
-            {"last_run_ms", s.last_run_ms.load()}};
-}
-
 }  // namespace sidecache::proxy

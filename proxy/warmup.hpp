@@ -6,11 +6,11 @@
 // is cached). A trigger while one runs makes it go once more after.
 // /readyz may wait for the start's warm-up (ready_timeout).
 
+#include "cache/midnight_refill.hpp"
 #include "conf/config.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/json/object.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -18,9 +18,6 @@
 #include <string>
 #include <vector>
 
-namespace sidecache::cache {
-class midnight_refill;
-}
 namespace sidecache::db {
 class pool;
 }
@@ -39,7 +36,15 @@ public:
     // "" when ready; "warming up" while the start's warm-up runs, for at
     // most ready_timeout after construction (0: always "").
     std::string readiness() const;
-    boost::json::object to_json() const;
+
+    // Its figures (declare_warmup_metrics puts them in /stats and /metrics).
+    bool enabled() const { return config_.enabled; }
+    bool running() const { return running_.load(); }
+    std::uint64_t passes() const { return passes_run_.load(); }
+    std::uint64_t users() const { return users_.load(); }    // of the last pass
+    std::uint64_t errors() const { return errors_.load(); }  // passes whose users could not be read
+    // The entries its passes picked, filled, skipped, failed (in flight, last run).
+    const cache::midnight_refill::counters& fills() const { return passes_.warm_stats(); }
 
 private:
     boost::asio::awaitable<void> run();

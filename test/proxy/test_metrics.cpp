@@ -194,6 +194,7 @@ TEST_CASE("promtool check metrics accepts the whole /metrics of a sidecache with
     cfg.database.url = "postgresql://postgres@127.0.0.1:1/none?connect_timeout=1";
     cfg.database.queries_dir = std::string(SIDECACHE_SOURCE_DIR) + "/db/queries";
     cfg.database.refresh_interval = conf::duration{0};
+    cfg.cache.warmup.enabled = true;
     cfg.cache.routes[0].enrich_agents = true;
     cfg.external.url.scheme = "http";
     cfg.external.url.host = "127.0.0.1";
@@ -218,7 +219,10 @@ TEST_CASE("promtool check metrics accepts the whole /metrics of a sidecache with
                                "sidecache_listener_up", "sidecache_listener_heartbeat_age_seconds",
                                "sidecache_external_tries_total", "sidecache_refresh_failures_total",
                                "sidecache_upstream_connects_total", "sidecache_cache_max_bytes",
-                               "sidecache_midnight_refill_entries_total", "sidecache_midnight_refill_runs_total"}) {
+                               "sidecache_midnight_refill_entries_total", "sidecache_midnight_refill_runs_total",
+                               "sidecache_postgres_statement_timeouts_total", "sidecache_postgres_queue_timeouts_total",
+                               "sidecache_listener_heartbeats_overdue_total", "sidecache_warmup_passes_total",
+                               "sidecache_warmup_entries_total", "sidecache_warmup_running"}) {
         INFO(family);
         CHECK(e.text.find(std::string("# TYPE ") + family + " ") != std::string::npos);
     }
