@@ -5,8 +5,8 @@
 --
 -- performance covers all the agent's calls: the closed days come from the
 -- view sidecache.agent_call_totals, the hours since its boundary from
--- sidecache.hour_totals (010, kept by triggers; lastCallAt: one backward
--- index probe per agent); a user with a late change (sidecache.late_changes),
+-- sidecache.hour_totals (010, kept by triggers; lastCallAt: the agent's
+-- calls of its latest hour); a user with a late change (sidecache.late_changes),
 -- or a boundary older than what hour_totals holds, has the calls since the
 -- boundary read live (wholly, for a late change) until the next refresh.
 -- docs/freshness.md shows why this is exact.
@@ -31,12 +31,20 @@ parts AS (
     WHERE NOT (SELECT by_hours FROM s)
     GROUP BY c.agent_id
     UNION ALL
-    SELECT t.agent_id, sum(t.calls), sum(t.completed), sum(t.duration_sum), sum(t.credits_sum),
-           (SELECT max(c.created_at) FROM calls c  -- sidecache_calls_agent_created, newest first
-            WHERE c.agent_id = t.agent_id AND c.user_id = u.id AND c.created_at >= (SELECT live_from FROM s))
-    FROM u JOIN sidecache.hour_totals t ON t.user_id = u.id
-    WHERE (SELECT by_hours FROM s) AND t.hour >= (SELECT live_from FROM s) AND t.calls > 0
-    GROUP BY t.agent_id, u.id
+    -- lastCallAt: the agent's newest call is in its latest hour: at most one hour
+    -- of the user's calls is read (a probe over all the calls since live_from read
+    -- every one of them, once per agent, when the planner chose the user's index).
+    SELECT g.agent_id, g.calls, g.completed, g.duration_sum, g.credits_sum,
+           (SELECT c.created_at FROM calls c
+            WHERE c.user_id = g.user_id AND c.agent_id = g.agent_id
+              AND c.created_at >= g.last_hour AND c.created_at < g.last_hour + interval '1 hour'
+            ORDER BY c.created_at DESC LIMIT 1)
+    FROM (SELECT u.id AS user_id, t.agent_id, sum(t.calls) AS calls, sum(t.completed) AS completed,
+                 sum(t.duration_sum) AS duration_sum, sum(t.credits_sum) AS credits_sum,
+                 max(t.hour) AS last_hour
+          FROM u JOIN sidecache.hour_totals t ON t.user_id = u.id
+          WHERE (SELECT by_hours FROM s) AND t.hour >= (SELECT live_from FROM s) AND t.calls > 0
+          GROUP BY u.id, t.agent_id) g
 ),
 p AS (
     SELECT agent_id, sum(calls) AS calls, sum(completed) AS completed,
