@@ -75,8 +75,11 @@ $$;
 
 -- Adds the deltas dated on or after `today`, one upsert per bucket, buckets
 -- in key order (two writers of the same buckets cannot deadlock on them).
+-- PL/pgSQL, not SQL: its plan is kept for the session (a SQL function's
+-- statement was planned at every call: 0.3 ms of a one-row INSERT).
 CREATE OR REPLACE FUNCTION sidecache.hour_totals_apply(ds sidecache.hour_delta[], today timestamptz)
-RETURNS void LANGUAGE sql AS $$
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
     INSERT INTO sidecache.hour_totals AS t
     SELECT d.user_id, date_trunc('hour', d.created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', d.agent_id,
            sum(CASE WHEN d.is_call THEN d.sign ELSE 0 END),
@@ -103,7 +106,8 @@ RETURNS void LANGUAGE sql AS $$
         credits_sum = t.credits_sum + excluded.credits_sum, leads = t.leads + excluded.leads,
         qualified = t.qualified + excluded.qualified, hot = t.hot + excluded.hot,
         warm = t.warm + excluded.warm, cold = t.cold + excluded.cold,
-        score_sum = t.score_sum + excluded.score_sum
+        score_sum = t.score_sum + excluded.score_sum;
+END
 $$;
 
 -- calls: INSERT adds the rows (a new call has no lead yet); UPDATE moves the
