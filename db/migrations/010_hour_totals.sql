@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS sidecache.hour_totals (
     cold         bigint      NOT NULL,  -- < 50
     score_sum    bigint      NOT NULL,
     PRIMARY KEY (user_id, hour, agent_id)
-);
+) WITH (fillfactor = 50);  -- room on the page: a busy bucket's updates stay HOT
 
 -- The table holds every call with created_at >= exact_from (the UTC midnight
 -- of this migration): a fill uses it only when its boundary is at or after it.
