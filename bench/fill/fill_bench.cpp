@@ -4,8 +4,9 @@
 //   fill_bench DATABASE_URL QUERIES_DIR USERS_FILE [ROUNDS]
 //
 // USERS_FILE: one user id per line (the first column of `mint.js --all`).
-// Prints one line per endpoint: n, p50, p95, p99, max in ms; then the refresh's
-// duration and the reads' latency while it ran. bench/fill/run drives it.
+// Prints one line per endpoint: n, p50, p95, p99, max in ms, and its three
+// slowest users; then the refresh's duration and the reads' latency while it
+// ran. bench/fill/run drives it.
 #include "db/migrate.hpp"
 #include "db/pool.hpp"
 
@@ -20,6 +21,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using namespace sidecache;
@@ -74,14 +76,22 @@ int main(int argc, char** argv) {
     }
     for (const char* q : {"overview", "analytics", "agents"}) {
         std::vector<double> lat;
+        std::vector<std::pair<double, std::string>> by_user;
         for (int r = 0; r < rounds; ++r)
             for (const auto& u : users) {
                 auto t0 = clk::now();
                 auto res = run_sync(p.query_json(q, u, t0 + std::chrono::seconds(10)));
                 lat.push_back(ms(clk::now() - t0));
+                by_user.emplace_back(lat.back(), u);
                 if (!res) std::fprintf(stderr, "%s %s: %s\n", q, u.c_str(), res.error().message().c_str());
             }
         report((std::string("sidecache ") + q).c_str(), lat);
+        // The slowest fills by user: is the max a heavy user or the machine?
+        auto top = std::min<std::size_t>(3, by_user.size());
+        std::partial_sort(by_user.begin(), by_user.begin() + static_cast<std::ptrdiff_t>(top), by_user.end(),
+                          [](const auto& a, const auto& b) { return a.first > b.first; });
+        for (std::size_t i = 0; i < top; ++i)
+            std::printf("  slowest %zu: %s %.2f ms\n", i + 1, by_user[i].second.c_str(), by_user[i].first);
     }
 
     // A refresh on another thread (the CLI path), reads meanwhile.

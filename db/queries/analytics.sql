@@ -1,23 +1,34 @@
 -- GET /api/dashboard/analytics for user $1 (text), the whole response body.
 -- NULL (no row) when $1 is not an active user. One statement. The closed days
 -- come from the views sidecache.analytics_{day,hour,agent_day}_totals, the
--- calls since their boundary are read live through sidecache_calls_user_created
--- (one lead_analytics probe per call), unless the user has a late change: then
--- W30 is read wholly live (docs/freshness.md shows why this is exact).
+-- hours since their boundary from sidecache.hour_totals (010, kept by
+-- triggers), unless the user has a late change or the boundary is older than
+-- what hour_totals holds: then the part since the boundary is read live (W30
+-- wholly, for a late change; docs/freshness.md shows why this is exact).
 WITH u AS (
     SELECT id FROM users WHERE id = sidecache.try_uuid($1) AND is_active
 ),
-s AS (  -- live30_from: where W30's live part starts; live_from: the view's end for this user
-    SELECT greatest(sidecache.utc_day(-30), x.live_from) AS live30_from, x.live_from
+s AS (  -- live30_from: where W30's part after the views starts; live_from: the view's end for this user;
+        -- by_hours: that part is in hour_totals (else read live)
+    SELECT greatest(sidecache.utc_day(-30), x.live_from) AS live30_from, x.live_from,
+           x.live_from > '-infinity' AND x.live_from >= x.exact_from AS by_hours
     FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM sidecache.late_changes l, u WHERE l.user_id = u.id)
-                      THEN '-infinity'::timestamptz ELSE r.boundary END AS live_from
+                      THEN '-infinity'::timestamptz ELSE r.boundary END AS live_from,
+                 coalesce((SELECT exact_from FROM sidecache.hour_totals_state), 'infinity') AS exact_from
           FROM sidecache.refresh_state r) x
 ),
-c AS (  -- the user's calls read live (W30 since live_from), with their lead's score
+c AS (  -- unless by_hours, the user's calls read live (W30 since live_from), with their lead's score
     SELECT c.id, c.agent_id, c.status, c.created_at, la.total_score
     FROM u
     JOIN calls c ON c.user_id = u.id AND c.created_at >= (SELECT live30_from FROM s)
     LEFT JOIN lead_analytics la ON la.call_id = c.id
+    WHERE NOT (SELECT by_hours FROM s)
+),
+h AS (  -- if by_hours, the hours since live_from (W30's part after the views)
+    SELECT t.hour, t.agent_id, t.calls, t.completed, t.failed, t.in_progress, t.cancelled,
+           t.leads, t.qualified, t.hot, t.warm, t.cold, t.score_sum
+    FROM u JOIN sidecache.hour_totals t ON t.user_id = u.id
+    WHERE (SELECT by_hours FROM s) AND t.hour >= (SELECT live30_from FROM s) AND t.calls > 0
 ),
 w7 AS (  -- W7's closed hours from the view (none when the user is read live)
     SELECT h.hour, h.calls, h.leads, h.qualified
@@ -31,7 +42,10 @@ per_day AS (  -- W7 by UTC day, view + live; future calls fall in no point
           FROM c WHERE created_at >= sidecache.utc_day(-6) AND created_at < sidecache.utc_day(1)
           GROUP BY 1
           UNION ALL
-          SELECT date_trunc('day', hour AT TIME ZONE 'UTC'), calls, leads, qualified FROM w7) x
+          SELECT date_trunc('day', hour AT TIME ZONE 'UTC'), calls, leads, qualified FROM w7
+          UNION ALL
+          SELECT date_trunc('day', hour AT TIME ZONE 'UTC'), calls, leads, qualified
+          FROM h WHERE hour >= sidecache.utc_day(-6) AND hour < sidecache.utc_day(1)) x
     GROUP BY day
 ),
 days AS (  -- leadsOverTime: today-6 .. today, zero-filled
@@ -59,6 +73,8 @@ f AS (  -- W30: the view's closed days plus the live part
         SELECT d.hot, d.warm, d.cold, d.completed, d.failed, d.in_progress, d.cancelled
         FROM u JOIN sidecache.analytics_day_totals d ON d.user_id = u.id
         WHERE d.day >= sidecache.utc_day(-30) AND d.day < (SELECT live_from FROM s)
+        UNION ALL
+        SELECT hot, warm, cold, completed, failed, in_progress, cancelled FROM h
     ) parts
 ),
 perf AS (  -- agents with a call in W7: at most 10, calls desc, name (bytes), id
@@ -73,7 +89,10 @@ perf AS (  -- agents with a call in W7: at most 10, calls desc, name (bytes), id
                 UNION ALL
                 SELECT d.agent_id, d.calls, d.completed, d.leads, d.score_sum
                 FROM u JOIN sidecache.analytics_agent_day_totals d ON d.user_id = u.id
-                WHERE d.day >= sidecache.utc_day(-6) AND d.day < (SELECT live_from FROM s)) x
+                WHERE d.day >= sidecache.utc_day(-6) AND d.day < (SELECT live_from FROM s)
+                UNION ALL
+                SELECT agent_id, calls, completed, leads, score_sum
+                FROM h WHERE hour >= sidecache.utc_day(-6)) x
           GROUP BY agent_id) p
     JOIN agents ag ON ag.id = p.agent_id
     ORDER BY p.calls DESC, ag.name COLLATE "C", ag.id
@@ -93,7 +112,10 @@ per_hour AS (  -- W7 (future calls included) by UTC hour of day, view + live
           FROM c WHERE created_at >= sidecache.utc_day(-6)
           GROUP BY 1
           UNION ALL
-          SELECT extract(hour FROM hour AT TIME ZONE 'UTC')::int, calls FROM w7) x
+          SELECT extract(hour FROM hour AT TIME ZONE 'UTC')::int, calls FROM w7
+          UNION ALL
+          SELECT extract(hour FROM hour AT TIME ZONE 'UTC')::int, calls
+          FROM h WHERE hour >= sidecache.utc_day(-6)) x
     GROUP BY h
 ),
 hours AS (

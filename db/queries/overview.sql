@@ -1,25 +1,30 @@
 -- GET /api/dashboard/overview for user $1 (text), the whole response body.
 -- NULL when $1 is not an active user: the request is then forwarded (403).
 -- One statement, every figure as api.md defines it. W30's closed days come
--- from sidecache.overview_day_totals (009), the calls since its boundary are
--- read live through sidecache_calls_user_created (one lead_analytics probe
--- per call), unless the user has a late change: then W30 is read wholly live
--- (docs/freshness.md shows why this is exact). So a fill's work is bounded
--- by the calls of one day, not of 30.
+-- from sidecache.overview_day_totals (009), the hours since its boundary from
+-- sidecache.hour_totals (010, kept by triggers), unless the user has a late
+-- change or the views' boundary is older than what hour_totals holds: then
+-- the part since the boundary is read live (W30 wholly, for a late change;
+-- docs/freshness.md shows why this is exact). So a fill's work is bounded by
+-- days and hours, not by calls (recentActivity: the 10 newest, by index).
 WITH u AS (
     SELECT id, credits FROM users WHERE id = sidecache.try_uuid($1) AND is_active
 ),
-s AS (  -- live30_from: where W30's live part starts; live_from: the view's end for this user
-    SELECT greatest(sidecache.utc_day(-30), x.live_from) AS live30_from, x.live_from
+s AS (  -- live30_from: where W30's part after the views starts; live_from: the view's end for this user;
+        -- by_hours: that part is in hour_totals (else read live)
+    SELECT greatest(sidecache.utc_day(-30), x.live_from) AS live30_from, x.live_from,
+           x.live_from > '-infinity' AND x.live_from >= x.exact_from AS by_hours
     FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM sidecache.late_changes l, u WHERE l.user_id = u.id)
-                      THEN '-infinity'::timestamptz ELSE r.boundary END AS live_from
+                      THEN '-infinity'::timestamptz ELSE r.boundary END AS live_from,
+                 coalesce((SELECT exact_from FROM sidecache.hour_totals_state), 'infinity') AS exact_from
           FROM sidecache.refresh_state r) x
 ),
-c AS (  -- the user's calls read live (W30 since live_from), with their lead's score (NULL: no lead)
+c AS (  -- unless by_hours, the user's calls read live (W30 since live_from), with their lead's score (NULL: no lead)
     SELECT c.status, c.duration_minutes, c.credits_used, c.created_at, la.total_score
     FROM u
     JOIN calls c ON c.user_id = u.id AND c.created_at >= (SELECT live30_from FROM s)
     LEFT JOIN lead_analytics la ON la.call_id = c.id
+    WHERE NOT (SELECT by_hours FROM s)
 ),
 f AS (  -- W30: the view's closed days plus the live part
     SELECT sum(calls)::bigint AS calls, sum(completed)::bigint AS completed,
@@ -53,6 +58,12 @@ f AS (  -- W30: the view's closed days plus the live part
                d.leads, d.qualified, d.hot, d.warm, d.cold, d.score_sum
         FROM u JOIN sidecache.overview_day_totals d ON d.user_id = u.id
         WHERE d.day >= sidecache.utc_day(-30) AND d.day < (SELECT live_from FROM s)
+        UNION ALL
+        SELECT h.calls, h.completed, h.failed, h.in_progress, h.cancelled, h.duration_sum,
+               h.credits_sum, CASE WHEN h.hour >= sidecache.utc_month() THEN h.credits_sum ELSE 0 END,
+               h.leads, h.qualified, h.hot, h.warm, h.cold, h.score_sum
+        FROM u JOIN sidecache.hour_totals h ON h.user_id = u.id
+        WHERE (SELECT by_hours FROM s) AND h.hour >= (SELECT live30_from FROM s) AND h.calls > 0
     ) parts
 ),
 a AS (

@@ -208,7 +208,7 @@ TEST_CASE("overview figures are exact after late call and lead writes and refres
     p.stop();
 }
 
-TEST_CASE("figures are exact after a TRUNCATE of calls or lead_analytics, before any refresh [pg]", "[pg]") {
+TEST_CASE("figures are exact after a TRUNCATE of calls or lead_analytics, before and after a refresh [pg]", "[pg]") {
     auto db = pg_test_db::create(true);
     if (!db) return;
     db->sql(fixture_sql);
@@ -222,6 +222,11 @@ TEST_CASE("figures are exact after a TRUNCATE of calls or lead_analytics, before
     db->sql("TRUNCATE lead_analytics");
     CHECK(db->sql("SELECT count(DISTINCT user_id) FROM sidecache.late_changes") ==
           db->sql("SELECT count(*) FROM users"));
+    CHECK(lead_quality(p) == "0/0/0 3: 0 0 4");
+    // The marks go: today's part is read from hour_totals (010), whose lead
+    // figures the TRUNCATE zeroed.
+    REQUIRE(db->refresh() == 0);
+    CHECK(db->sql("SELECT count(*) FROM sidecache.late_changes") == "0");
     CHECK(lead_quality(p) == "0/0/0 3: 0 0 4");
     db->sql("TRUNCATE calls CASCADE");
     CHECK(lead_quality(p) == "0/0/0 0: 0 0 0");
@@ -253,7 +258,7 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     auto data = digest();
     auto cols = columns();
     REQUIRE(db->migrate(false) == 0);
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "9");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "10");
     CHECK(db->sql("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'sidecache\\_%'") == "3");
     CHECK(db->sql("SELECT bool_and(indisvalid)::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
                   " WHERE c.relname LIKE 'sidecache\\_%'") == "true");
@@ -266,13 +271,15 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     // 007: the agents' triggers also name the agent.
     CHECK(db->sql("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
                   " WHERE n.nspname = 'sidecache' AND p.proname = 'notify_agents'") == "1");
+    // 010: hour_totals' triggers, four on each table (a BEFORE DELETE row trigger on calls).
+    CHECK(db->sql("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'sidecache\\_%\\_hours\\_%'") == "9");
     // 008: the refresher's log and facts.
     CHECK(db->sql("SELECT sidecache.refresh_facts()") == "0 1 0");
     REQUIRE(db->refresh() == 0);
     CHECK(db->sql("SELECT reason || ' ' || array_length(views, 1) FROM sidecache.refresh_log") == "command 5");
     CHECK(db->sql("SELECT sidecache.refresh_facts()") == "1 0 0");
     REQUIRE(db->migrate(false) == 0);  // again: nothing to do, nothing fails
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "9");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "10");
     REQUIRE(db->refresh() == 0);
     CHECK(digest() == data);
     CHECK(columns() == cols);
@@ -289,5 +296,5 @@ TEST_CASE("migrate: idempotent up, down removes everything, legacy data untouche
     CHECK(digest() == data);
     CHECK(columns() == cols);
     REQUIRE(db->migrate(false) == 0);  // and up again from nothing
-    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "9");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.schema_migrations") == "10");
 }
