@@ -1,16 +1,20 @@
-// Cold fill latency of db::pool::query_json per endpoint (no cache), and a
-// read's latency while REFRESH MATERIALIZED VIEW CONCURRENTLY runs.
+// Cold fill latency of db::pool::query_json per endpoint (no cache), and the
+// same while REFRESH MATERIALIZED VIEW CONCURRENTLY runs.
 //
-//   fill_bench DATABASE_URL QUERIES_DIR USERS_FILE [ROUNDS]
+//   fill_bench DATABASE_URL QUERIES_DIR USERS_FILE [ROUNDS] [CLIENTS]
 //
 // USERS_FILE: one user id per line (the first column of `mint.js --all`).
+// CLIENTS (default 1): fills at once, each client taking the next user, on a
+// pool of database.pool_size 4 (the example configuration's) when CLIENTS >
+// 1, so a fill's time includes its wait for a connection, as in sidecache.
 // Prints one line per endpoint: n, p50, p95, p99, max in ms, and its three
-// slowest users; then the refresh's duration and the reads' latency while it
-// ran. bench/fill/run drives it.
+// slowest users; then the refresh's duration and every endpoint's fills while
+// it ran (the same clients). bench/fill/run drives it.
 #include "db/migrate.hpp"
 #include "db/pool.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
@@ -19,6 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -49,14 +54,52 @@ void report(const char* what, std::vector<double> v) {
                 at(0.95), at(0.99), v.back());
 }
 
+// `clients` coroutines fill `query` for users[next++] until `more()` says
+// stop; every fill's time and user.
+struct fills {
+    std::vector<double> ms_each;
+    std::vector<std::pair<double, std::string>> by_user;
+};
+
+fills fill_all(db::pool& p, const char* query, const std::vector<std::string>& users, int clients,
+               const std::function<bool(std::size_t)>& more) {
+    namespace net = boost::asio;
+    fills out;
+    std::size_t next = 0;
+    net::io_context ioc;
+    auto client = [&]() -> net::awaitable<void> {
+        for (std::size_t i = next++; more(i); i = next++) {
+            const auto& u = users[i % users.size()];
+            auto t0 = clk::now();
+            auto res = co_await p.query_json(query, u, t0 + std::chrono::seconds(30));
+            out.ms_each.push_back(ms(clk::now() - t0));
+            out.by_user.emplace_back(out.ms_each.back(), u);
+            if (!res) std::fprintf(stderr, "%s %s: %s\n", query, u.c_str(), res.error().message().c_str());
+        }
+    };
+    for (int c = 0; c < clients; ++c) net::co_spawn(ioc, client(), net::detached);
+    ioc.run();
+    return out;
+}
+
+void report_slowest(fills f) {
+    // The slowest fills by user: is the max a heavy user or the machine?
+    auto top = std::min<std::size_t>(3, f.by_user.size());
+    std::partial_sort(f.by_user.begin(), f.by_user.begin() + static_cast<std::ptrdiff_t>(top), f.by_user.end(),
+                      [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (std::size_t i = 0; i < top; ++i)
+        std::printf("  slowest %zu: %s %.2f ms\n", i + 1, f.by_user[i].second.c_str(), f.by_user[i].first);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc < 4) {
-        std::fprintf(stderr, "usage: fill_bench DATABASE_URL QUERIES_DIR USERS_FILE [ROUNDS]\n");
+        std::fprintf(stderr, "usage: fill_bench DATABASE_URL QUERIES_DIR USERS_FILE [ROUNDS] [CLIENTS]\n");
         return 2;
     }
-    int rounds = argc > 4 ? std::stoi(argv[4]) : 1;
+    const int rounds = argc > 4 ? std::stoi(argv[4]) : 1;
+    const int clients = argc > 5 ? std::max(1, std::stoi(argv[5])) : 1;
     std::vector<std::string> users;
     std::ifstream in(argv[3]);
     for (std::string l; std::getline(in, l);)
@@ -65,7 +108,7 @@ int main(int argc, char** argv) {
     conf::database_config cfg;
     cfg.url = argv[1];
     cfg.queries_dir = argv[2];
-    cfg.pool_size = 2;
+    cfg.pool_size = clients > 1 ? 4 : 2;
     cfg.query_timeout = std::chrono::seconds(10);
     cfg.refresh_interval = std::chrono::milliseconds(0);
     db::pool p(cfg);
@@ -74,27 +117,16 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "not ready: %s\n", p.reason().c_str());
         return 1;
     }
+    std::printf("# %d client(s) at once, pool_size %zu\n", clients, cfg.pool_size);
+    const auto total = users.size() * static_cast<std::size_t>(rounds);
     for (const char* q : {"overview", "analytics", "agents"}) {
-        std::vector<double> lat;
-        std::vector<std::pair<double, std::string>> by_user;
-        for (int r = 0; r < rounds; ++r)
-            for (const auto& u : users) {
-                auto t0 = clk::now();
-                auto res = run_sync(p.query_json(q, u, t0 + std::chrono::seconds(10)));
-                lat.push_back(ms(clk::now() - t0));
-                by_user.emplace_back(lat.back(), u);
-                if (!res) std::fprintf(stderr, "%s %s: %s\n", q, u.c_str(), res.error().message().c_str());
-            }
-        report((std::string("sidecache ") + q).c_str(), lat);
-        // The slowest fills by user: is the max a heavy user or the machine?
-        auto top = std::min<std::size_t>(3, by_user.size());
-        std::partial_sort(by_user.begin(), by_user.begin() + static_cast<std::ptrdiff_t>(top), by_user.end(),
-                          [](const auto& a, const auto& b) { return a.first > b.first; });
-        for (std::size_t i = 0; i < top; ++i)
-            std::printf("  slowest %zu: %s %.2f ms\n", i + 1, by_user[i].second.c_str(), by_user[i].first);
+        auto f = fill_all(p, q, users, clients, [total](std::size_t i) { return i < total; });
+        report((std::string("sidecache ") + q).c_str(), f.ms_each);
+        report_slowest(std::move(f));
     }
 
-    // A refresh on another thread (the CLI path), reads meanwhile.
+    // A refresh on another thread (the CLI path); each endpoint's fills
+    // meanwhile, in turn, until it ends.
     std::atomic<bool> done{false};
     clk::duration refresh_took{};
     std::thread refresher([&] {
@@ -105,15 +137,21 @@ int main(int argc, char** argv) {
         refresh_took = clk::now() - t0;
         done = true;
     });
-    std::vector<double> during;
-    for (std::size_t i = 0; !done; ++i) {
-        auto t0 = clk::now();
-        (void)run_sync(p.query_json("agents", users[i % users.size()], t0 + std::chrono::seconds(10)));
-        if (!done) during.push_back(ms(clk::now() - t0));
+    std::vector<fills> during(3);
+    const char* queries[] = {"overview", "analytics", "agents"};
+    for (std::size_t turn = 0; !done; ++turn) {
+        // A few hundred fills per turn, so that every endpoint gets its share.
+        auto f = fill_all(p, queries[turn % 3], users, clients, [&done](std::size_t i) { return !done && i < 300; });
+        auto& d = during[turn % 3];
+        d.ms_each.insert(d.ms_each.end(), f.ms_each.begin(), f.ms_each.end());
+        d.by_user.insert(d.by_user.end(), f.by_user.begin(), f.by_user.end());
     }
     refresher.join();
     std::printf("refresh (REFRESH CONCURRENTLY) took %.0f ms\n", ms(refresh_took));
-    report("agents during the refresh", during);
+    for (std::size_t i = 0; i < 3; ++i) {
+        report((std::string(queries[i]) + " during the refresh").c_str(), during[i].ms_each);
+        report_slowest(std::move(during[i]));
+    }
     p.stop();
     return 0;
 }
