@@ -86,6 +86,7 @@ struct second_level_cache::state {
     mutable std::mutex mutex;
     std::map<std::string, std::uint64_t, std::less<>> pending_users;
     std::uint64_t pending_all = 0;
+    std::uint64_t held_all = 0;  // pending_all's sequence while its bump is held (0: none)
     std::uint64_t sequence = 0;
     bool draining = false;
     bool stopping = false;
@@ -150,6 +151,18 @@ struct second_level_cache::state {
 
     net::awaitable<bool> generations(redis_commands& redis, std::string_view user_id, const reply& user_gen,
                                      const reply& all_gen, cache::second_level_read& out);
+    // Whether the drain has a bump to make (under the mutex).
+    bool bumpable() const { return (pending_all != 0 && pending_all != held_all) || !pending_users.empty(); }
+    // Starts the drain unless it runs (under the mutex).
+    void start_drain() {
+        if (draining || stopping || !bumpable()) return;
+        draining = true;
+        // Posted: co_spawn starts inline when called on `background`'s
+        // thread (release_held, from the fleet lease), where drain() would
+        // lock the mutex held here.
+        net::post(background, [this] { net::co_spawn(background, drain(), [](std::exception_ptr) {}); });
+    }
+
     net::awaitable<bool> drain_once();
     net::awaitable<void> drain();
 };
@@ -160,7 +173,7 @@ net::awaitable<bool> second_level_cache::state::drain_once() {
     std::vector<std::pair<std::string, std::uint64_t>> users;
     {
         std::lock_guard lock(mutex);
-        all = pending_all;
+        all = pending_all == held_all ? 0 : pending_all;
         users.assign(pending_users.begin(), pending_users.end());
     }
     if (all != 0) {
@@ -186,7 +199,7 @@ net::awaitable<void> second_level_cache::state::drain() {
     for (;;) {
         {
             std::lock_guard lock(mutex);
-            if (stopping || (pending_all == 0 && pending_users.empty())) {
+            if (stopping || !bumpable()) {
                 draining = false;
                 co_return;
             }
@@ -361,9 +374,26 @@ void second_level_cache::invalidate(std::string_view tag) {
     else
         s.pending_all = ++s.sequence;
     s.publish_count();
-    if (s.draining) return;
-    s.draining = true;
-    net::co_spawn(s.background, s.drain(), [](std::exception_ptr) {});
+    s.start_drain();
+}
+
+void second_level_cache::invalidate_held() {
+    auto& s = *state_;
+    std::lock_guard lock(s.mutex);
+    if (s.stopping) return;
+    s.pending_all = s.held_all = ++s.sequence;
+    s.publish_count();
+}
+
+void second_level_cache::release_held(bool bump) {
+    auto& s = *state_;
+    std::lock_guard lock(s.mutex);
+    if (s.held_all == 0) return;
+    // Not cleared if an invalidation of all came since: that one is bumped.
+    if (!bump && s.pending_all == s.held_all) s.pending_all = 0;
+    s.held_all = 0;
+    s.publish_count();
+    s.start_drain();
 }
 
 void second_level_cache::stop() {

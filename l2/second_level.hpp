@@ -93,6 +93,14 @@ public:
                                        std::chrono::system_clock::time_point expires_at,
                                        std::chrono::milliseconds remaining) override;
     void invalidate(std::string_view tag) override;
+    // An invalidation of all whose bump is held: everything is pending (no
+    // read, no store) as after invalidate(), but gen:all is bumped only when
+    // release_held(true) says so; release_held(false) ends it without a bump
+    // (a starting replica that proved the fleet listened across its start:
+    // l2/fleet_lease.hpp). An invalidation of all made meanwhile is bumped
+    // as usual. Any thread.
+    void invalidate_held();
+    void release_held(bool bump);
 
     // Ends the retries of pending invalidations (at shutdown).
     void stop();

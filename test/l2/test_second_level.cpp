@@ -306,3 +306,52 @@ TEST_CASE("l2: while the invalidation channel is unproven, the second level is n
     CHECK(f.serve(f.b, "u2").kind == answer_kind::miss_stored);
     CHECK(f.redis.commands.size() > commands);
 }
+
+TEST_CASE(
+    "l2: a starting replica's held flush skips L2 until released; released unbumped, the fleet's copies "
+    "serve",
+    "[unit]") {
+    fixture f;
+    f.serve(f.a, "u1");  // "fill 1 from a"
+    f.serve(f.a, "u2");  // "fill 2 from a"
+    // B's first LISTEN's flush, its bump held (l2/fleet_lease.hpp).
+    f.b.l2.invalidate_held();
+    f.b.svc.invalidate_first_level("route:overview", cache::invalidation::hard);
+    f.ioc.restart();
+    f.ioc.poll();
+    CHECK(f.b.l2.pending() == 1);
+    CHECK(f.b.l2.stats().bumps == 0);
+    // Meanwhile B neither reads nor stores: it fills on its own.
+    const auto mgets = f.redis.count("MGET");
+    auto during = f.serve(f.b, "u1");
+    CHECK(body_of(during) == "fill 1 from b");
+    CHECK(f.redis.count("MGET") == mgets);
+    CHECK(f.b.l2.stats().stores == 0);
+
+    SECTION("proven: released without a bump, A's copies are hits through B") {
+        f.b.l2.release_held(false);
+        f.run_until([&] { return f.b.l2.pending() == 0; });
+        CHECK(f.b.l2.stats().bumps == 0);
+        auto after = f.serve(f.b, "u2");
+        CHECK(after.kind == answer_kind::hit_l2);
+        CHECK(body_of(after) == "fill 2 from a");
+        CHECK(f.b.filler.fills == 1);
+    }
+    SECTION("no proof: released with a bump, A's copies are unusable") {
+        f.b.l2.release_held(true);
+        f.run_until([&] { return f.b.l2.pending() == 0; });
+        CHECK(f.b.l2.stats().bumps == 1);
+        auto after = f.serve(f.b, "u2");
+        CHECK(after.kind == answer_kind::miss_stored);
+        CHECK(body_of(after) == "fill 2 from b");
+    }
+    SECTION("an invalidation of all during the hold is bumped, and a release cannot undo it") {
+        f.b.svc.invalidate("route:overview", cache::invalidation::hard);
+        f.run_until([&] { return f.b.l2.stats().bumps == 1; });
+        f.b.l2.release_held(false);
+        f.run_until([&] { return f.b.l2.pending() == 0; });
+        auto after = f.serve(f.b, "u2");
+        CHECK(after.kind == answer_kind::miss_stored);
+        CHECK(body_of(after) == "fill 2 from b");
+    }
+}
