@@ -27,9 +27,9 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 // The leases read before the first LISTEN: a few SCAN pages and one MGET,
 // each within op_timeout. Past this the start reads no lease, and bumps.
 constexpr auto read_bound = 250ms;
-// After a heartbeat of a replica with a lease, its lease is read this many
-// times, this far apart: it writes it when it hears the same heartbeat.
-constexpr int lease_checks = 4;
+// After a heartbeat of a replica with a lease, its lease is read this often
+// until it proves the start or the hold ends: that replica writes it when
+// it hears the same heartbeat, later on a loaded machine.
 constexpr auto lease_check_gap = 50ms;
 
 // "<session>:<seq>".
@@ -106,7 +106,7 @@ net::awaitable<std::vector<std::string>> fleet_lease::state::scan_leases() {
     const auto pattern = glob_literal(config.key_prefix + "lease:") + "*";
     do {
         std::vector<std::string> args{"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
-        auto r = co_await commands.command(std::move(args));
+        auto r = co_await l2.call(commands, std::move(args));
         if (!r || r->type != reply::kind::array || r->elements.size() != 2)
             co_return std::vector<std::string>{};
         cursor = r->elements[0].str;
@@ -121,7 +121,7 @@ net::awaitable<std::size_t> fleet_lease::state::read_leases() {
     if (keys.empty()) co_return 0;
     std::vector<std::string> args{"MGET"};
     args.insert(args.end(), keys.begin(), keys.end());
-    auto r = co_await commands.command(std::move(args));
+    auto r = co_await l2.call(commands, std::move(args));
     if (!r || r->type != reply::kind::array || r->elements.size() != keys.size()) co_return 0;
     const auto prefix_size = lease_key("").size();
     before.clear();
@@ -159,7 +159,7 @@ void fleet_lease::state::renew(std::string token, std::uint64_t listen_session, 
     auto write = [](state& s, std::string key, std::string value) -> net::awaitable<void> {
         std::vector<std::string> args{"SET", std::move(key), std::move(value), "PX",
                                       std::to_string((3 * s.interval).count())};
-        co_await s.commands.command(std::move(args));
+        co_await s.l2.call(s.commands, std::move(args));
     };
     net::co_spawn(background,
                   write(*this, lease_key(token), std::to_string(listen_session) + ":" + std::to_string(seq)),
@@ -169,7 +169,8 @@ void fleet_lease::state::renew(std::string token, std::uint64_t listen_session, 
 // Another replica's heartbeat, heard after our LISTEN.
 void fleet_lease::state::consider(std::string token, std::uint64_t seq) {
     if (!holding || !before.contains(token)) return;
-    heard.try_emplace(token, seq);
+    // The first heard: the later ones of the same session are covered by it.
+    if (!heard.try_emplace(token, seq).second) return;
     net::co_spawn(background, check(std::move(token)), [](std::exception_ptr) {});
 }
 
@@ -177,14 +178,14 @@ void fleet_lease::state::consider(std::string token, std::uint64_t seq) {
 // covers the first heartbeat of it that we heard.
 net::awaitable<void> fleet_lease::state::check(std::string token) {
     net::steady_timer gap(background);
-    for (int i = 0; i < lease_checks && holding && !stopping; ++i) {
-        if (i > 0) {
+    for (bool first = true; holding && !stopping; first = false) {
+        if (!first) {
             gap.expires_after(lease_check_gap);
             co_await gap.async_wait(use_tuple);
             if (!holding || stopping) co_return;
         }
         std::vector<std::string> args{"GET", lease_key(token)};
-        auto r = co_await commands.command(std::move(args));
+        auto r = co_await l2.call(commands, std::move(args));
         if (!holding || stopping) co_return;
         if (!r || r->type != reply::kind::string) continue;
         auto l = parse_lease(r->str);

@@ -99,6 +99,7 @@ struct fleet_world {
     std::optional<pg_test_db> db = pg_test_db::create(false);
     std::unique_ptr<own_redis> redis;
     std::unique_ptr<child_process> mock, legacy;
+    std::uint16_t mock_port = 0;
     const std::string secret = "l2-fleet-secret";
     std::string environment;
     std::vector<std::string> users;
@@ -117,7 +118,8 @@ struct fleet_world {
         mock = std::make_unique<child_process>(
             "node " + src + "/test/mocks/elevenlabs.js --port 0 --latency-ms " +
             std::to_string(mock_latency_ms) + " --jitter-ms 0 --api-key test-elevenlabs-key");
-        const auto mock_port = std::to_string(mock->listening_port());
+        mock_port = mock->listening_port();
+        const auto mock_port = std::to_string(this->mock_port);
         legacy = std::make_unique<child_process>(
             "node " + src + "/test/legacy/server.js --port 0 --database-url '" + db->url() +
             "' --jwt-secret " + secret + " --elevenlabs-url http://127.0.0.1:" + mock_port +
@@ -167,7 +169,13 @@ TEST_CASE(
     auto filled = get(ca, overview, t0);
     REQUIRE(filled.status == 200);
     CHECK(filled.x_cache == "MISS");
-    wait_until([&] { return a.l2("stores") >= 1; }, "A's answer stored in Redis");
+    wait_until(
+        [&] {
+            UNSCOPED_INFO(json::serialize(a.stats().at("l2"))
+                          << json::serialize(a.stats().at("invalidation")));
+            return a.l2("stores") >= 1;
+        },
+        "A's answer stored in Redis");
     auto shared = get(cb, overview, t0);
     CHECK(shared.status == 200);
     CHECK(shared.x_cache == "HIT");
@@ -191,7 +199,13 @@ TEST_CASE(
         auto after_b = get(cb, overview, t0);
         CHECK(after_b.x_cache == "MISS");
         CHECK(credits_of({after_b.status, after_b.body, after_b.x_cache}) == credits + 5);
-        wait_until([&] { return b.l2("stores") >= 1; }, "B's new answer stored in Redis");
+        wait_until(
+            [&] {
+                UNSCOPED_INFO(json::serialize(b.stats().at("l2"))
+                              << json::serialize(b.stats().at("invalidation")));
+                return b.l2("stores") >= 1;
+            },
+            "B's new answer stored in Redis");
         // A reads B's answer, made after the write.
         auto after_a = get(ca, overview, t0);
         CHECK(credits_of({after_a.status, after_a.body, after_a.x_cache}) == credits + 5);
@@ -332,7 +346,13 @@ TEST_CASE(
         auto filled = get(ca, overview, t0);
         REQUIRE(filled.status == 200);
         credits = credits_of({filled.status, filled.body, filled.x_cache});
-        wait_until([&] { return a.l2("stores") >= 1; }, "A's answer stored in Redis");
+        wait_until(
+            [&] {
+                UNSCOPED_INFO(json::serialize(a.stats().at("l2"))
+                              << json::serialize(a.stats().at("invalidation")));
+                return a.l2("stores") >= 1;
+            },
+            "A's answer stored in Redis");
         wait_until([&] { return !leases(*w.redis).empty(); }, "A's lease");
     }
     // A is gone: nobody hears this write. Its lease is kept (as it would be
@@ -350,4 +370,79 @@ TEST_CASE(
     CHECK(after.x_cache == "MISS");
     CHECK(credits_of({after.status, after.body, after.x_cache}) == credits + 5);
     CHECK(b.l2("invalidations") >= 1);  // gen:all, bumped after two heartbeat intervals without proof
+}
+
+namespace {
+
+// A control call to the ElevenLabs mock (its /__mock/ endpoints).
+json::object mock_call(std::uint16_t port, const std::string& method, const std::string& path,
+                       const std::string& body = "") {
+    test_client mock(port);
+    mock.send(method + " " + path + " HTTP/1.1\r\nHost: mock\r\nContent-Type: application/json\r\n" +
+              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    auto r = mock.read_response();
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    return json::parse(r->body).as_object();
+}
+
+}  // namespace
+
+// The race of a fill that began before a write, across replicas: A's fill of
+// a user's /api/agents has read PostgreSQL and is held at its ElevenLabs
+// fetch; the write commits (it unpublishes and renames the user's agents,
+// so the fill after it needs no ElevenLabs call); B answers after it with
+// the write; A's fill then completes with the old answer, which is never
+// stored in L2: A stores nothing, and both replicas keep showing the write.
+TEST_CASE("l2 fleet: a fill that began before a write is never stored in L2 [pg][redis]", "[pg][redis]") {
+    fleet_world w;
+    if (!w.ready) return;
+    const auto user = w.db->sql(
+        "SELECT a.user_id FROM agents a JOIN users u ON u.id = a.user_id "
+        "WHERE u.is_active AND a.elevenlabs_agent_id IS NOT NULL ORDER BY a.user_id LIMIT 1");
+    REQUIRE(!user.empty());
+    const auto token = token_for(user, w.secret);
+    const std::string renamed = "Renamed after the write";
+    replica a(w.environment);
+    wait_until([&] { return a.listening() && a.l2("invalidations_pending") == 0; }, "A listening, flushed");
+    replica b(w.environment);
+    wait_until([&] { return b.listening() && b.l2("invalidations_pending") == 0; }, "B listening, settled");
+
+    mock_call(w.mock_port, "POST", "/__mock/config", R"({"hold": true})");
+    test_client before_write(a.port, std::chrono::seconds(30));
+    before_write.send(get_request("/api/agents", "Authorization: Bearer " + token + "\r\n"));
+    wait_until(
+        [&] { return mock_call(w.mock_port, "GET", "/__mock/stats").at("inFlight").to_number<int>() >= 1; },
+        "A's fill held at its ElevenLabs fetch");
+
+    const auto heard_a = a.notifications(), heard_b = b.notifications();
+    w.db->sql("UPDATE agents SET elevenlabs_agent_id = NULL, name = '" + renamed + "' WHERE user_id = '" +
+              user + "'");
+    wait_until([&] { return a.notifications() > heard_a && b.notifications() > heard_b; }, "the write heard");
+    wait_until([&] { return a.l2("invalidations_pending") == 0 && b.l2("invalidations_pending") == 0; },
+               "the invalidations made in Redis");
+
+    test_client cb(b.port, std::chrono::seconds(30));
+    const auto b_stores = b.l2("stores");
+    auto after = get(cb, "/api/agents", token);
+    REQUIRE(after.status == 200);
+    CHECK(after.body.find(renamed) != std::string::npos);
+    wait_until([&] { return b.l2("stores") > b_stores; }, "B's answer stored in Redis");
+
+    // A's fill completes with what it read before the write.
+    const auto a_stores = a.l2("stores");
+    mock_call(w.mock_port, "POST", "/__mock/config", R"({"hold": false})");
+    auto old = before_write.read_response();
+    REQUIRE(old);
+    CHECK(old->status == 200);
+    CHECK(old->body.find(renamed) == std::string::npos);
+
+    // Through A again (its first level refused its own fill): B's answer, from L2.
+    test_client ca(a.port, std::chrono::seconds(30));
+    auto through_a = get(ca, "/api/agents", token);
+    CHECK(through_a.body.find(renamed) != std::string::npos);
+    CHECK(through_a.cache_status == "sidecache; hit; detail=l2");
+    auto through_b = get(cb, "/api/agents", token);
+    CHECK(through_b.body.find(renamed) != std::string::npos);
+    CHECK(a.l2("stores") == a_stores);
 }
