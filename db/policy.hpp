@@ -86,7 +86,8 @@ enum class heartbeat_of {
 };
 std::string heartbeat_payload(std::string_view token, std::uint64_t seq);
 heartbeat_of classify_heartbeat(std::string_view payload, std::string_view token);
-// A heartbeat's token and sequence number; nullopt: not a heartbeat, or garbled.
+// A heartbeat's token (a view into the payload) and sequence number;
+// nullopt: not a heartbeat, or garbled.
 struct heartbeat {
     std::string_view token;
     std::uint64_t seq = 0;
