@@ -442,6 +442,10 @@ std::size_t service::invalidate(std::string_view tag, invalidation mode) {
     // it for the tag, so a fill that begins after the store's invalidation
     // cannot find the copy there that it drops.
     if (l2_) l2_->invalidate(tag);
+    return invalidate_first_level(tag, mode);
+}
+
+std::size_t service::invalidate_first_level(std::string_view tag, invalidation mode) {
     // The store first (its epoch refuses what the fills in flight would
     // store), then the flights: a request that arrives after this returns
     // starts or joins a fill that began after it.

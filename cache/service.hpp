@@ -116,6 +116,10 @@ public:
     // route:) are not stored and leave the flight table: a request arriving
     // after this returns never gets their answer. Returns the entries hit.
     std::size_t invalidate(std::string_view tag, invalidation mode = invalidation::soft);
+    // invalidate() without telling the second level: for a caller that made
+    // the second level's invalidation itself, first (a starting replica's
+    // flush: second_level_cache::invalidate_held).
+    std::size_t invalidate_first_level(std::string_view tag, invalidation mode);
     // The same for the entries only: the fills in flight stay joinable, and
     // one is not stored only if its answer carries `tag`. For a tag that the
     // key does not name and whose fills in flight another invalidation sent

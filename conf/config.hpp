@@ -200,6 +200,11 @@ struct l2_config {
     std::size_t max_value_bytes = 1024 * 1024;  // larger answers are not stored in L2
     unsigned breaker_failures = 5;              // consecutive failures that open the breaker
     duration breaker_open_for{1'000};           // no Redis call for this long, then one try
+    // An L2 miss takes <prefix>lock:... for fill_lock_ttl; another replica
+    // missing the key meanwhile polls L2 for its value up to fill_lock_wait,
+    // then fills on its own. 0: no lock.
+    duration fill_lock_wait{150};
+    duration fill_lock_ttl{1'000};
 };
 
 struct log_config {

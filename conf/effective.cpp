@@ -145,7 +145,9 @@ json::object l2(const l2_config& c) {
             {"key_prefix", c.key_prefix},
             {"max_value_bytes", format_size(c.max_value_bytes)},
             {"breaker_failures", c.breaker_failures},
-            {"breaker_open_for", format_duration(c.breaker_open_for)}};
+            {"breaker_open_for", format_duration(c.breaker_open_for)},
+            {"fill_lock_wait", format_duration(c.fill_lock_wait)},
+            {"fill_lock_ttl", format_duration(c.fill_lock_ttl)}};
 }
 
 }  // namespace

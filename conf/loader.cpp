@@ -589,6 +589,8 @@ l2_config read_l2(const section& s) {
     s.size("max_value_bytes", c.max_value_bytes, 1024, 512 * 1024 * 1024);
     s.count("breaker_failures", c.breaker_failures, 1u, 1'000'000u);
     s.time("breaker_open_for", c.breaker_open_for, 1ms, 1h);
+    s.time("fill_lock_wait", c.fill_lock_wait, 0ms, 10s);
+    s.time("fill_lock_ttl", c.fill_lock_ttl, 1ms, 1min);
     return c;
 }
 

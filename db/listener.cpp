@@ -56,6 +56,7 @@ struct listener::impl {
     const conf::database_config& cfg;
     change_handler handler;
     freshness_handler freshness;
+    listener_hooks hooks;
     bool stopping = false;             // db thread only
     pg_connection* current = nullptr;  // db thread only: abandoned by stop() or heartbeat_timeout
     std::optional<net::steady_timer> backoff;
@@ -82,8 +83,8 @@ struct listener::impl {
     mutable std::mutex reason_mutex;
     std::string reason_text = "listener not connected yet: changes are not seen until it is";
 
-    impl(const conf::database_config& c, change_handler h, freshness_handler f)
-        : cfg(c), handler(std::move(h)), freshness(std::move(f)) {}
+    impl(const conf::database_config& c, change_handler h, freshness_handler f, listener_hooks k)
+        : cfg(c), handler(std::move(h)), freshness(std::move(f)), hooks(std::move(k)) {}
 
     bool beating() const { return cfg.heartbeat_interval.count() > 0; }
 
@@ -155,7 +156,11 @@ struct listener::impl {
 
     void handle(const notification& n) {
         if (n.channel != cfg.notify_channel) return;  // not ours (we LISTEN only on it)
-        switch (classify_heartbeat(n.payload, token)) {
+        const auto of = classify_heartbeat(n.payload, token);
+        if (of != heartbeat_of::none && hooks.heartbeat)
+            if (auto h = parse_heartbeat(n.payload))
+                hooks.heartbeat(h->token, h->seq, of == heartbeat_of::ours);
+        switch (of) {
         case heartbeat_of::ours:
             ++heartbeats_received;
             prove(steady_clock::now());
@@ -250,8 +255,9 @@ struct listener::impl {
     awaitable<void> connect_loop(net::any_io_executor ex);
 };
 
-listener::listener(const conf::database_config& cfg, change_handler handler, freshness_handler freshness)
-    : impl_(std::make_unique<impl>(cfg, std::move(handler), std::move(freshness))) {}
+listener::listener(const conf::database_config& cfg, change_handler handler, freshness_handler freshness,
+                   listener_hooks hooks)
+    : impl_(std::make_unique<impl>(cfg, std::move(handler), std::move(freshness), std::move(hooks))) {}
 
 listener::~listener() = default;
 
@@ -269,6 +275,8 @@ awaitable<void> listener::impl::connect_loop(net::any_io_executor ex) {
     unsigned failures = 0;
     bool was_up = false;
     while (!m.stopping) {
+        if (m.hooks.before_listen) co_await m.hooks.before_listen(!m.ever_listened);
+        if (m.stopping) break;
         std::string why;
         auto deadline = steady_clock::now() + m.cfg.connect_timeout;
         // Scoped: a broken connection is closed before the backoff, not after.

@@ -44,6 +44,17 @@ using change_handler = std::function<std::size_t(const change&)>;
 // heartbeat is overdue (no entry may be fresh), true when it is proven again.
 using freshness_handler = std::function<void(bool proven)>;
 
+// What the second level's fleet lease needs of the listener (l2/fleet_lease.hpp,
+// docs/l2.md "A starting replica"). Both on the db thread.
+struct listener_hooks {
+    // Awaited before every connect, so that what it reads precedes the
+    // LISTEN; `first`: no LISTEN has succeeded yet. Must be bounded.
+    std::function<boost::asio::awaitable<void>(bool first)> before_listen;
+    // Every heartbeat heard on the channel (ours: this listener's own), in
+    // the order of the channel: after every change delivered before it.
+    std::function<void(std::string_view token, std::uint64_t seq, bool ours)> heartbeat;
+};
+
 struct listener_stats {
     bool up = false;                        // LISTENing now
     std::uint64_t notifications = 0;        // received on our channel
@@ -67,7 +78,8 @@ struct listener_stats {
 class listener {
 public:
     // `cfg` must outlive it.
-    listener(const conf::database_config& cfg, change_handler handler, freshness_handler freshness = {});
+    listener(const conf::database_config& cfg, change_handler handler, freshness_handler freshness = {},
+             listener_hooks hooks = {});
     ~listener();
     listener(const listener&) = delete;
     listener& operator=(const listener&) = delete;

@@ -33,6 +33,19 @@ heartbeat_of classify_heartbeat(std::string_view payload, std::string_view token
     return ours ? heartbeat_of::ours : heartbeat_of::other;
 }
 
+std::optional<heartbeat> parse_heartbeat(std::string_view payload) {
+    constexpr std::string_view prefix = "heartbeat:";
+    if (!payload.starts_with(prefix)) return std::nullopt;
+    auto rest = payload.substr(prefix.size());
+    const auto colon = rest.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+    heartbeat h{rest.substr(0, colon)};
+    const auto digits = rest.substr(colon + 1);
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), h.seq);
+    if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
+    return h;
+}
+
 bool heartbeat_overdue(std::chrono::steady_clock::time_point proven_at,
                        std::chrono::steady_clock::time_point now, std::chrono::milliseconds interval) {
     return interval.count() > 0 && now - proven_at > 2 * interval;

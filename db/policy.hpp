@@ -86,6 +86,13 @@ enum class heartbeat_of {
 };
 std::string heartbeat_payload(std::string_view token, std::uint64_t seq);
 heartbeat_of classify_heartbeat(std::string_view payload, std::string_view token);
+// A heartbeat's token (a view into the payload) and sequence number;
+// nullopt: not a heartbeat, or garbled.
+struct heartbeat {
+    std::string_view token;
+    std::uint64_t seq = 0;
+};
+std::optional<heartbeat> parse_heartbeat(std::string_view payload);
 
 // The channel is proven by the listener's last own heartbeat received at
 // `proven_at`; past two intervals of silence it is overdue: no entry may be

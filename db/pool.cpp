@@ -514,10 +514,11 @@ pool_stats pool::stats() const {
     return s;
 }
 
-void pool::on_change(change_handler handler, freshness_handler freshness) {
+void pool::on_change(change_handler handler, freshness_handler freshness, listener_hooks hooks) {
     auto& m = *impl_;
     if (m.cfg.url.empty() || !m.cfg.listen_notify || m.thread.joinable()) return;
-    m.notify_listener = std::make_unique<db::listener>(m.cfg, std::move(handler), std::move(freshness));
+    m.notify_listener =
+        std::make_unique<db::listener>(m.cfg, std::move(handler), std::move(freshness), std::move(hooks));
 }
 
 std::optional<listener_stats> pool::notify_stats() const {

@@ -109,7 +109,7 @@ public:
     // runs a db::listener on the db thread whose changes go to `handler`
     // (called on the db thread: it must be thread-safe), and the flips of
     // its heartbeat to `freshness` (db/listener.hpp). Before start().
-    void on_change(change_handler handler, freshness_handler freshness = {});
+    void on_change(change_handler handler, freshness_handler freshness = {}, listener_hooks hooks = {});
     // The listener's counters; nullopt when there is none.
     std::optional<listener_stats> notify_stats() const;
     // Why invalidation by NOTIFY is not working, "" when it is (or there is

@@ -86,6 +86,7 @@ struct second_level_cache::state {
     mutable std::mutex mutex;
     std::map<std::string, std::uint64_t, std::less<>> pending_users;
     std::uint64_t pending_all = 0;
+    std::uint64_t held_all = 0;  // pending_all's sequence while its bump is held (0: none)
     std::uint64_t sequence = 0;
     bool draining = false;
     bool stopping = false;
@@ -148,8 +149,30 @@ struct second_level_cache::state {
         co_return r.has_value();
     }
 
+    struct attempt {
+        cache::second_level_read read;
+        bool miss = false;      // read, nothing usable: the fill runs
+        bool rejected = false;  // of a miss: a value was there, not served
+    };
+    net::awaitable<attempt> read_once(std::size_t at, std::string_view key, std::string_view user_id);
+    net::awaitable<bool> take_fill_lock(std::size_t at, std::string_view key,
+                                        const cache::second_level_read& ticket);
+    net::awaitable<attempt> wait_for_fill(std::size_t at, std::string_view key, std::string_view user_id,
+                                          attempt last);
     net::awaitable<bool> generations(redis_commands& redis, std::string_view user_id, const reply& user_gen,
                                      const reply& all_gen, cache::second_level_read& out);
+    // Whether the drain has a bump to make (under the mutex).
+    bool bumpable() const { return (pending_all != 0 && pending_all != held_all) || !pending_users.empty(); }
+    // Starts the drain unless it runs (under the mutex).
+    void start_drain() {
+        if (draining || stopping || !bumpable()) return;
+        draining = true;
+        // Posted: co_spawn starts inline when called on `background`'s
+        // thread (release_held, from the fleet lease), where drain() would
+        // lock the mutex held here.
+        net::post(background, [this] { net::co_spawn(background, drain(), [](std::exception_ptr) {}); });
+    }
+
     net::awaitable<bool> drain_once();
     net::awaitable<void> drain();
 };
@@ -160,7 +183,7 @@ net::awaitable<bool> second_level_cache::state::drain_once() {
     std::vector<std::pair<std::string, std::uint64_t>> users;
     {
         std::lock_guard lock(mutex);
-        all = pending_all;
+        all = pending_all == held_all ? 0 : pending_all;
         users.assign(pending_users.begin(), pending_users.end());
     }
     if (all != 0) {
@@ -186,7 +209,7 @@ net::awaitable<void> second_level_cache::state::drain() {
     for (;;) {
         {
             std::lock_guard lock(mutex);
-            if (stopping || (pending_all == 0 && pending_users.empty())) {
+            if (stopping || !bumpable()) {
                 draining = false;
                 co_return;
             }
@@ -258,42 +281,94 @@ net::awaitable<bool> second_level_cache::state::generations(redis_commands& redi
     co_return true;
 }
 
-net::awaitable<cache::second_level_read> second_level_cache::read(std::string_view key,
-                                                                  std::string_view user_id) {
-    auto& s = *state_;
-    cache::second_level_read out;
-    auto at = s.binding_index(co_await net::this_coro::executor);
-    if (at == s.bindings.size()) co_return out;
-    auto& redis = *s.bindings[at].commands;
-    s.note_breaker(at);
-    if (!redis.available() || s.pending(user_id)) {
-        s.stats.skipped.fetch_add(1, std::memory_order_relaxed);
+// One read: a hit (counted), a miss (counted by the caller: once per
+// request however many reads it made) or neither (skipped or failed: no ticket).
+net::awaitable<second_level_cache::state::attempt> second_level_cache::state::read_once(
+    std::size_t at, std::string_view key, std::string_view user_id) {
+    attempt out;
+    auto& redis = *bindings[at].commands;
+    note_breaker(at);
+    if (!redis.available() || pending(user_id)) {
+        stats.skipped.fetch_add(1, std::memory_order_relaxed);
         co_return out;
     }
-    std::vector<std::string> mget{"MGET", s.value_key(key), s.user_key(user_id), s.all_key()};
-    auto got = co_await s.call(redis, std::move(mget));
-    s.note_breaker(at);
+    std::vector<std::string> mget{"MGET", value_key(key), user_key(user_id), all_key()};
+    auto got = co_await call(redis, std::move(mget));
+    note_breaker(at);
     if (!got || got->type != reply::kind::array || got->elements.size() != 3) co_return out;
     std::size_t read_bytes = 0;
     for (const auto& e : got->elements) read_bytes += e.str.size();
-    s.stats.bytes_read.fetch_add(read_bytes, std::memory_order_relaxed);
-    if (!co_await s.generations(redis, user_id, got->elements[1], got->elements[2], out)) {
-        s.stats.misses.fetch_add(1, std::memory_order_relaxed);
+    stats.bytes_read.fetch_add(read_bytes, std::memory_order_relaxed);
+    if (!co_await generations(redis, user_id, got->elements[1], got->elements[2], out.read)) {
+        out.read = {};
+        out.miss = true;
         co_return out;
     }
     // An invalidation during the read: its generations may be the old ones.
-    if (s.pending(user_id)) {
-        s.stats.skipped.fetch_add(1, std::memory_order_relaxed);
-        co_return cache::second_level_read{};
+    if (pending(user_id)) {
+        stats.skipped.fetch_add(1, std::memory_order_relaxed);
+        co_return attempt{};
     }
-    out.may_store = true;
-    if (take_hit(got->elements[0], key, out)) {
-        s.stats.hits.fetch_add(1, std::memory_order_relaxed);
+    out.read.may_store = true;
+    if (take_hit(got->elements[0], key, out.read)) {
+        stats.hits.fetch_add(1, std::memory_order_relaxed);
         co_return out;
     }
-    if (is_string(got->elements[0])) s.stats.rejected.fetch_add(1, std::memory_order_relaxed);
-    s.stats.misses.fetch_add(1, std::memory_order_relaxed);
+    out.rejected = is_string(got->elements[0]);
+    out.miss = true;
     co_return out;
+}
+
+// Whether this replica fills `key` after a miss read with `ticket`: it took
+// the fill lock, or Redis did not answer (then nobody waits on it). The
+// lock names the generations read, so an invalidation frees the key at once.
+net::awaitable<bool> second_level_cache::state::take_fill_lock(std::size_t at, std::string_view key,
+                                                               const cache::second_level_read& ticket) {
+    std::vector<std::string> args{"SET",
+                                  config.key_prefix + "lock:" + ticket.user_generation + ":" +
+                                      ticket.global_generation + ":" + std::string(key),
+                                  "1",
+                                  "NX",
+                                  "PX",
+                                  std::to_string(config.fill_lock_ttl.count())};
+    auto r = co_await call(*bindings[at].commands, std::move(args));
+    note_breaker(at);
+    co_return !r || r->type != reply::kind::nil;
+}
+
+// Another replica fills `key`: its value is read every lock_poll until it
+// is there or fill_lock_wait passed; then this one fills (with the latest
+// ticket), or stores nothing if an invalidation came meanwhile.
+net::awaitable<second_level_cache::state::attempt> second_level_cache::state::wait_for_fill(
+    std::size_t at, std::string_view key, std::string_view user_id, attempt last) {
+    constexpr auto lock_poll = 10ms;
+    stats.lock_waits.fetch_add(1, std::memory_order_relaxed);
+    const auto until = std::chrono::steady_clock::now() + config.fill_lock_wait;
+    net::steady_timer timer(co_await net::this_coro::executor);
+    while (std::chrono::steady_clock::now() < until) {
+        timer.expires_at(std::min(std::chrono::steady_clock::now() + lock_poll, until));
+        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+        auto again = co_await read_once(at, key, user_id);
+        if (again.read.hit) stats.lock_hits.fetch_add(1, std::memory_order_relaxed);
+        if (again.read.hit || !again.miss) co_return again;
+        last = std::move(again);
+    }
+    co_return last;
+}
+
+net::awaitable<cache::second_level_read> second_level_cache::read(std::string_view key,
+                                                                  std::string_view user_id) {
+    auto& s = *state_;
+    auto at = s.binding_index(co_await net::this_coro::executor);
+    if (at == s.bindings.size()) co_return cache::second_level_read{};
+    auto got = co_await s.read_once(at, key, user_id);
+    // Counted once per request, however many reads its wait made.
+    if (got.rejected) s.stats.rejected.fetch_add(1, std::memory_order_relaxed);
+    if (got.miss && got.read.may_store && s.config.fill_lock_wait > 0ms &&
+        !co_await s.take_fill_lock(at, key, got.read))
+        got = co_await s.wait_for_fill(at, key, user_id, std::move(got));
+    if (got.miss) s.stats.misses.fetch_add(1, std::memory_order_relaxed);
+    co_return std::move(got.read);
 }
 
 net::awaitable<void> second_level_cache::store(std::string key, std::string user_id,
@@ -361,9 +436,31 @@ void second_level_cache::invalidate(std::string_view tag) {
     else
         s.pending_all = ++s.sequence;
     s.publish_count();
-    if (s.draining) return;
-    s.draining = true;
-    net::co_spawn(s.background, s.drain(), [](std::exception_ptr) {});
+    s.start_drain();
+}
+
+net::awaitable<std::optional<reply>> second_level_cache::call(redis_commands& redis,
+                                                              std::vector<std::string> args) {
+    return state_->call(redis, std::move(args));
+}
+
+void second_level_cache::invalidate_held() {
+    auto& s = *state_;
+    std::lock_guard lock(s.mutex);
+    if (s.stopping) return;
+    s.pending_all = s.held_all = ++s.sequence;
+    s.publish_count();
+}
+
+void second_level_cache::release_held(bool bump) {
+    auto& s = *state_;
+    std::lock_guard lock(s.mutex);
+    if (s.held_all == 0) return;
+    // Not cleared if an invalidation of all came since: that one is bumped.
+    if (!bump && s.pending_all == s.held_all) s.pending_all = 0;
+    s.held_all = 0;
+    s.publish_count();
+    s.start_drain();
 }
 
 void second_level_cache::stop() {

@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,8 @@ struct second_level_stats {
     std::atomic<std::uint64_t> bytes_written{0};
     std::atomic<std::uint64_t> bumps{0};          // generations bumped (invalidations made in Redis)
     std::atomic<std::uint64_t> bump_failures{0};  // attempts that failed (retried)
+    std::atomic<std::uint64_t> lock_waits{0};     // misses that waited for another replica's fill
+    std::atomic<std::uint64_t> lock_hits{0};      // of which got its value (no fill here)
 };
 
 class second_level_cache final : public cache::second_level {
@@ -93,6 +96,19 @@ public:
                                        std::chrono::system_clock::time_point expires_at,
                                        std::chrono::milliseconds remaining) override;
     void invalidate(std::string_view tag) override;
+    // An invalidation of all whose bump is held: everything is pending (no
+    // read, no store) as after invalidate(), but gen:all is bumped only when
+    // release_held(true) says so; release_held(false) ends it without a bump
+    // (a starting replica that proved the fleet listened across its start:
+    // l2/fleet_lease.hpp). An invalidation of all made meanwhile is bumped
+    // as usual. Any thread.
+    void invalidate_held();
+    void release_held(bool bump);
+
+    // One command on `redis` (a binding's, or the background one), counted
+    // as the second level's own (errors, timeouts, bytes written): for
+    // l2/fleet_lease.hpp. nullopt: failed, or an error reply.
+    boost::asio::awaitable<std::optional<reply>> call(redis_commands& redis, std::vector<std::string> args);
 
     // Ends the retries of pending invalidations (at shutdown).
     void stop();

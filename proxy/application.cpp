@@ -9,6 +9,7 @@
 #include "db/pool.hpp"
 #include "external/client.hpp"
 #include "l2/client.hpp"
+#include "l2/fleet_lease.hpp"
 #include "l2/second_level.hpp"
 #include "log/logger.hpp"
 #include "metrics/registry.hpp"
@@ -53,7 +54,8 @@ struct application::impl {
     std::vector<std::unique_ptr<l2::client>> redis;
     std::vector<std::unique_ptr<l2::client_commands>> redis_commands;
     std::unique_ptr<l2::second_level_cache> l2;
-    std::mutex reload_mutex;  // one reload at a time (SIGHUP, POST /reload)
+    std::unique_ptr<l2::fleet_lease> lease;  // with a NOTIFY heartbeat: a start keeps the fleet's L2
+    std::mutex reload_mutex;                 // one reload at a time (SIGHUP, POST /reload)
     metrics::counter reloads_ok, reloads_error;
 
     impl(conf::config c, const sync::time_source& t) : cfg(std::move(c)), clock(t) {
@@ -109,7 +111,21 @@ struct application::impl {
         // An overdue heartbeat: no entry is fresh until the channel is back.
         if (database)
             database->on_change([this](const db::change& c) { return invalidate(c); },
-                                [this](bool proven) { cache->suspend_freshness(!proven); });
+                                [this](bool proven) { cache->suspend_freshness(!proven); }, lease_hooks());
+    }
+
+    // The listener's hooks for the fleet lease (docs/l2.md "A starting
+    // replica"): none without L2 or without heartbeats.
+    db::listener_hooks lease_hooks() {
+        if (!l2 || !database || !cfg.database.listen_notify || cfg.database.heartbeat_interval.count() <= 0)
+            return {};
+        lease =
+            std::make_unique<l2::fleet_lease>(cfg.l2, cfg.database.heartbeat_interval,
+                                              server->context().get_executor(), *redis_commands.front(), *l2);
+        return {[this](bool first) { return lease->before_listen(first); },
+                [this](std::string_view token, std::uint64_t seq, bool ours) {
+                    lease->heartbeat(token, seq, ours);
+                }};
     }
 
     // The second level (docs/l2.md): a Redis client per io thread; pending
@@ -142,6 +158,8 @@ struct application::impl {
     // At shutdown, after the io threads stopped: no more Redis calls.
     void stop_second_level() {
         if (!l2) return;
+        if (lease) lease->stop();
+        lease.reset();
         cache->use_second_level(nullptr);
         l2->stop();
         l2.reset();
@@ -170,9 +188,13 @@ struct application::impl {
         // Any agent may have changed: their configurations are fetched
         // again (the last good one stays servable as "stale").
         if (external) external->invalidate_all();
+        // The first LISTEN's flush beside a fleet that listened: its L2 bump
+        // is held until the lease proves the fleet saw what came before it.
+        const bool held = c.why == db::change::cause::connected && lease && lease->hold_start_flush();
         std::size_t hit = 0;
         for (const auto& route : cfg.cache.routes)
-            hit += cache->invalidate("route:" + route.name, cache::invalidation::hard);
+            hit += held ? cache->invalidate_first_level("route:" + route.name, cache::invalidation::hard)
+                        : cache->invalidate("route:" + route.name, cache::invalidation::hard);
         if (warm) warm->trigger();  // a flush: warm up again
         return hit;
     }

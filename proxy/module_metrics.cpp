@@ -149,6 +149,9 @@ void declare_l2_metrics(metrics::registry& r, const l2::second_level_cache& l2) 
         {"bytes_read", "Bytes of values and generations read from Redis.", &c.bytes_read},
         {"bytes_written", "Bytes of commands sent to Redis.", &c.bytes_written},
         {"invalidations", "Generations bumped in Redis (invalidations made there).", &c.bumps},
+        {"fill_lock_waits", "Misses that found another replica's fill lock and read L2 for its answer.",
+         &c.lock_waits},
+        {"fill_lock_hits", "Of the fill lock waits, those that got the answer (no fill here).", &c.lock_hits},
     };
     for (const auto& [name, help, counter] : counters)
         r.add_counter_fn(

@@ -538,13 +538,15 @@ TEST_CASE("l2: off without a url; values, defaults and bounds", "[unit]") {
             CHECK(cfg.l2.max_value_bytes == 1024 * 1024);
             CHECK(cfg.l2.breaker_failures == 5);
             CHECK(cfg.l2.breaker_open_for == 1s);
+            CHECK(cfg.l2.fill_lock_wait == 150ms);
+            CHECK(cfg.l2.fill_lock_ttl == 1s);
         }
     }
     SECTION("every key") {
         auto cfg = load_string(with_l2("  url: redis://app:pw@redis.internal:6380/3\n  connections: 4\n"
                                        "  op_timeout: 5ms\n  connect_timeout: 1s\n  key_prefix: \"sc:\"\n"
                                        "  max_value_bytes: 64KiB\n  breaker_failures: 3\n"
-                                       "  breaker_open_for: 2s"),
+                                       "  breaker_open_for: 2s\n  fill_lock_wait: 0s\n  fill_lock_ttl: 3s"),
                                "test.yaml", fake_env());
         CHECK(cfg.l2.enabled);
         CHECK(cfg.l2.url.host == "redis.internal");
@@ -559,6 +561,8 @@ TEST_CASE("l2: off without a url; values, defaults and bounds", "[unit]") {
         CHECK(cfg.l2.max_value_bytes == 64 * 1024);
         CHECK(cfg.l2.breaker_failures == 3);
         CHECK(cfg.l2.breaker_open_for == 2s);
+        CHECK(cfg.l2.fill_lock_wait == 0ms);
+        CHECK(cfg.l2.fill_lock_ttl == 3s);
     }
     SECTION("the url from the environment; port and db default") {
         auto cfg = load_string(with_l2("  url: ${SIDECACHE_REDIS_URL:-}"), "test.yaml",
@@ -709,6 +713,8 @@ void check_defaults(const config& cfg) {
     CHECK(cfg.l2.max_value_bytes == d.l2.max_value_bytes);
     CHECK(cfg.l2.breaker_failures == d.l2.breaker_failures);
     CHECK(cfg.l2.breaker_open_for == d.l2.breaker_open_for);
+    CHECK(cfg.l2.fill_lock_wait == d.l2.fill_lock_wait);
+    CHECK(cfg.l2.fill_lock_ttl == d.l2.fill_lock_ttl);
 }
 
 }  // namespace

@@ -374,6 +374,17 @@ TEST_CASE("heartbeat payloads: ours, another listener's, and not one [unit]", "[
     CHECK_FALSE(db::heartbeat_overdue(t0, t0 + 24h, 0ms));  // off
 }
 
+TEST_CASE("heartbeat payloads: token and sequence number read back, garbled ones refused [unit]", "[unit]") {
+    const auto payload = db::heartbeat_payload("0123abcd0123abcd", 42);
+    auto h = db::parse_heartbeat(payload);
+    REQUIRE(h);
+    CHECK(h->token == "0123abcd0123abcd");
+    CHECK(h->seq == 42);
+    for (const char* bad : {"all", "heartbeat:", "heartbeat:abc", "heartbeat::7", "heartbeat:abc:",
+                            "heartbeat:abc:7x", "heartbeat:abc:-1", "heartbeat:abc:99999999999999999999999"})
+        CHECK_FALSE(db::parse_heartbeat(bad));
+}
+
 namespace {
 
 // The listener's freshness flips, for the test thread to wait on.

@@ -1,13 +1,13 @@
 #pragma once
 // An in-memory stand-in for Redis, enough for l2::second_level_cache: MGET,
-// and the three EVAL scripts told apart by their number of keys (2: set the
-// missing generations, 1: bump one, 3: the conditional store), with what
-// each does in l2/second_level.cpp. Completes at once, on the caller's
-// executor. Tests make it fail (fail_with), refuse (up = false), or change
-// its data between two commands (before_command).
+// SET (NX, PX recorded but never expiring: the fill lock), and the three EVAL scripts told apart by their
+// number of keys (2: set the missing generations, 1: bump one, 3: the conditional store), with what each does
+// in l2/second_level.cpp. Completes at once, on the caller's executor. Tests make it fail (fail_with), refuse
+// (up = false), or change its data between two commands (before_command).
 
 #include "l2/second_level.hpp"
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <optional>
@@ -65,6 +65,16 @@ struct fake_redis final : l2::redis_commands {
         if (a[0] == "MGET") {
             out.type = l2::reply::kind::array;
             for (std::size_t i = 1; i < a.size(); ++i) out.elements.push_back(get(a[i]));
+            return out;
+        }
+        if (a[0] == "SET") {  // SET key value [NX] [PX ms]: the fill lock (no expiry here)
+            const bool nx = std::find(a.begin(), a.end(), "NX") != a.end();
+            if (nx && data.contains(a[1])) return out;  // nil: not set
+            data[a[1]] = a[2];
+            if (auto at = std::find(a.begin(), a.end(), "PX"); at != a.end() && at + 1 != a.end())
+                px[a[1]] = std::stoll(*(at + 1));
+            out.type = l2::reply::kind::status;
+            out.str = "OK";
             return out;
         }
         if (a[0] != "EVAL") {

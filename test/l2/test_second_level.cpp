@@ -306,3 +306,109 @@ TEST_CASE("l2: while the invalidation channel is unproven, the second level is n
     CHECK(f.serve(f.b, "u2").kind == answer_kind::miss_stored);
     CHECK(f.redis.commands.size() > commands);
 }
+
+TEST_CASE(
+    "l2: a starting replica's held flush skips L2 until released; released unbumped, the fleet's copies "
+    "serve",
+    "[unit]") {
+    fixture f;
+    f.serve(f.a, "u1");  // "fill 1 from a"
+    f.serve(f.a, "u2");  // "fill 2 from a"
+    // B's first LISTEN's flush, its bump held (l2/fleet_lease.hpp).
+    f.b.l2.invalidate_held();
+    f.b.svc.invalidate_first_level("route:overview", cache::invalidation::hard);
+    f.ioc.restart();
+    f.ioc.poll();
+    CHECK(f.b.l2.pending() == 1);
+    CHECK(f.b.l2.stats().bumps == 0);
+    // Meanwhile B neither reads nor stores: it fills on its own.
+    const auto mgets = f.redis.count("MGET");
+    auto during = f.serve(f.b, "u1");
+    CHECK(body_of(during) == "fill 1 from b");
+    CHECK(f.redis.count("MGET") == mgets);
+    CHECK(f.b.l2.stats().stores == 0);
+
+    SECTION("proven: released without a bump, A's copies are hits through B") {
+        f.b.l2.release_held(false);
+        f.run_until([&] { return f.b.l2.pending() == 0; });
+        CHECK(f.b.l2.stats().bumps == 0);
+        auto after = f.serve(f.b, "u2");
+        CHECK(after.kind == answer_kind::hit_l2);
+        CHECK(body_of(after) == "fill 2 from a");
+        CHECK(f.b.filler.fills == 1);
+    }
+    SECTION("no proof: released with a bump, A's copies are unusable") {
+        f.b.l2.release_held(true);
+        f.run_until([&] { return f.b.l2.pending() == 0; });
+        CHECK(f.b.l2.stats().bumps == 1);
+        auto after = f.serve(f.b, "u2");
+        CHECK(after.kind == answer_kind::miss_stored);
+        CHECK(body_of(after) == "fill 2 from b");
+    }
+    SECTION("an invalidation of all during the hold is bumped, and a release cannot undo it") {
+        f.b.svc.invalidate("route:overview", cache::invalidation::hard);
+        f.run_until([&] { return f.b.l2.stats().bumps == 1; });
+        f.b.l2.release_held(false);
+        f.run_until([&] { return f.b.l2.pending() == 0; });
+        auto after = f.serve(f.b, "u2");
+        CHECK(after.kind == answer_kind::miss_stored);
+        CHECK(body_of(after) == "fill 2 from b");
+    }
+}
+
+TEST_CASE(
+    "l2: concurrent misses of one key on two replicas: one fill in the fleet, the other waits a bounded time",
+    "[unit]") {
+    fixture f;
+    f.a.filler.gate = std::make_shared<net::steady_timer>(f.ioc, net::steady_timer::time_point::max());
+    auto from_a = std::make_shared<std::optional<cache::cache_answer>>();
+    f.start(f.a, "u1", from_a);
+    f.run_until([&] { return f.a.filler.fills == 1; });  // A took the lock, and fills
+    CHECK(f.redis.count("SET") == 1);
+    auto from_b = std::make_shared<std::optional<cache::cache_answer>>();
+    const auto started = std::chrono::steady_clock::now();
+
+    SECTION("A's answer comes within fill_lock_wait: B serves it from L2") {
+        f.start(f.b, "u1", from_b);
+        f.run_until([&] { return f.b.l2.stats().lock_waits == 1; });
+        f.a.filler.gate->cancel();
+        f.run_until([&] { return from_a->has_value() && from_b->has_value(); });
+        CHECK(body_of(**from_b) == "fill 1 from a");
+        CHECK((*from_b)->kind == answer_kind::hit_l2);
+        CHECK(f.b.filler.fills == 0);
+        CHECK(f.b.l2.stats().lock_hits == 1);
+    }
+    SECTION("A is slower than fill_lock_wait: B fills on its own after it") {
+        f.start(f.b, "u1", from_b);
+        f.run_until([&] { return from_b->has_value(); });
+        const auto waited = std::chrono::steady_clock::now() - started;
+        CHECK(body_of(**from_b) == "fill 1 from b");
+        CHECK(f.b.l2.stats().lock_waits == 1);
+        CHECK(f.b.l2.stats().lock_hits == 0);
+        CHECK(waited >= f.l2cfg.fill_lock_wait);
+        CHECK(waited < f.l2cfg.fill_lock_wait + 500ms);
+        f.a.filler.gate->cancel();
+        f.run_until([&] { return from_a->has_value(); });
+    }
+    SECTION("Redis refuses the lock: B fills at once") {
+        f.redis.fail_with = l2::make_error_code(l2::error::unavailable);
+        f.redis.fail_only = [](const std::vector<std::string>& a) { return a[0] == "SET"; };
+        f.start(f.b, "u1", from_b);
+        f.run_until([&] { return from_b->has_value(); });
+        CHECK(body_of(**from_b) == "fill 1 from b");
+        CHECK(f.b.l2.stats().lock_waits == 0);
+        CHECK(std::chrono::steady_clock::now() - started < f.l2cfg.fill_lock_wait);
+        f.a.filler.gate->cancel();
+        f.run_until([&] { return from_a->has_value(); });
+    }
+    SECTION("an invalidation frees the key: the lock names the generations read") {
+        f.b.svc.invalidate("user:u1", cache::invalidation::hard);
+        f.run_until([&] { return f.b.l2.pending() == 0; });
+        f.start(f.b, "u1", from_b);
+        f.run_until([&] { return from_b->has_value(); });
+        CHECK(body_of(**from_b) == "fill 1 from b");
+        CHECK(f.b.l2.stats().lock_waits == 0);
+        f.a.filler.gate->cancel();
+        f.run_until([&] { return from_a->has_value(); });
+    }
+}
