@@ -18,6 +18,7 @@
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <memory>
 #include <thread>
@@ -317,13 +318,22 @@ TEST_CASE("l2 fleet: a replica started beside a listening one serves the fleet's
     // Until the proof (or two heartbeat intervals) B's flush is pending.
     wait_until([&] { return b.listening() && b.l2("invalidations_pending") == 0; }, "B's start settled");
     test_client cb(b.port, std::chrono::seconds(30));
+    std::size_t from_l2 = 0;
     for (std::size_t i = 0; i < n; ++i) {
         auto r = get(cb, overview, token_for(w.users[i], w.secret));
         CHECK(r.status == 200);
-        CHECK(r.cache_status == "sidecache; hit; detail=l2");
+        from_l2 += r.cache_status == "sidecache; hit; detail=l2";
     }
-    CHECK(b.fills("overview") == 0);
-    CHECK(b.l2("hits") == n);
+    // A read may time out on a loaded machine (l2.op_timeout 20 ms: then B
+    // fills that one itself); what must never happen is a miss, a value
+    // found unusable, which is what a gen:all bump makes of every one.
+    CHECK(b.l2("misses") == 0);
+    CHECK(from_l2 >= 1);
+    CHECK(b.l2("hits") == from_l2);
+    CHECK(b.fills("overview") == n - from_l2);
+    if (from_l2 < n)
+        WARN(fmt::format("{} of {} reads not answered from L2: errors {}, timeouts {}, skipped {}", n - from_l2, n,
+                         b.l2("errors"), b.l2("timeouts"), b.l2("skipped")));
     CHECK(b.l2("invalidations") == 0);
 }
 
