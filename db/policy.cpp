@@ -25,18 +25,21 @@ std::string heartbeat_payload(std::string_view token, std::uint64_t seq) {
     return "heartbeat:" + std::string(token) + ":" + std::to_string(seq);
 }
 
+namespace {
+constexpr std::string_view heartbeat_prefix = "heartbeat:";
+}  // namespace
+
+// Anything under the prefix is a heartbeat (never a change); ours only if it
+// reads back whole with our token.
 heartbeat_of classify_heartbeat(std::string_view payload, std::string_view token) {
-    constexpr std::string_view prefix = "heartbeat:";
-    if (!payload.starts_with(prefix)) return heartbeat_of::none;
-    auto rest = payload.substr(prefix.size());
-    const bool ours = rest.size() > token.size() && rest.starts_with(token) && rest[token.size()] == ':';
-    return ours ? heartbeat_of::ours : heartbeat_of::other;
+    if (!payload.starts_with(heartbeat_prefix)) return heartbeat_of::none;
+    const auto h = parse_heartbeat(payload);
+    return h && h->token == token ? heartbeat_of::ours : heartbeat_of::other;
 }
 
 std::optional<heartbeat> parse_heartbeat(std::string_view payload) {
-    constexpr std::string_view prefix = "heartbeat:";
-    if (!payload.starts_with(prefix)) return std::nullopt;
-    auto rest = payload.substr(prefix.size());
+    if (!payload.starts_with(heartbeat_prefix)) return std::nullopt;
+    auto rest = payload.substr(heartbeat_prefix.size());
     const auto colon = rest.rfind(':');
     if (colon == std::string_view::npos || colon == 0) return std::nullopt;
     heartbeat h{rest.substr(0, colon)};
