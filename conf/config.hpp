@@ -129,6 +129,9 @@ struct database_config {
     duration connect_timeout{3'000};
     duration query_timeout{2'000};
     duration reconnect_backoff_max{10'000};
+    // The pool lost every connection (PostgreSQL restarting): fills wait for
+    // one until this long after the loss, within their deadline, then fall back.
+    duration reconnect_wait{2'000};
     bool migrate_on_start = false;
     duration refresh_interval{300'000};  // materialized views; 0: never on a schedule
     std::uint64_t refresh_marked_users = 100;  // marked users that make the refresher leader refresh

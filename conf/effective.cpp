@@ -104,6 +104,7 @@ json::object database(const database_config& c) {
             {"connect_timeout", format_duration(c.connect_timeout)},
             {"query_timeout", format_duration(c.query_timeout)},
             {"reconnect_backoff_max", format_duration(c.reconnect_backoff_max)},
+            {"reconnect_wait", format_duration(c.reconnect_wait)},
             {"migrate_on_start", c.migrate_on_start},
             {"refresh_interval", format_duration(c.refresh_interval)},
             {"refresh_marked_users", c.refresh_marked_users},

@@ -490,6 +490,7 @@ database_config read_database(const section& s) {
     s.time("connect_timeout", c.connect_timeout, 1ms, 1h);
     s.time("query_timeout", c.query_timeout, 1ms, 1h);
     s.time("reconnect_backoff_max", c.reconnect_backoff_max, 1ms, 1h);
+    s.time("reconnect_wait", c.reconnect_wait, 0ms, 1h);
     s.boolean("migrate_on_start", c.migrate_on_start);
     s.time("refresh_interval", c.refresh_interval, 0ms, one_week);
     s.count<std::uint64_t>("refresh_marked_users", c.refresh_marked_users, 1, 1'000'000'000);

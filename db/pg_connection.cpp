@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 #include <utility>
 
@@ -203,6 +204,23 @@ int pg_connection::backend_pid() const noexcept {
 
 bool pg_connection::usable() const noexcept {
     return !impl_->broken;
+}
+
+bool pg_connection::peer_closed() noexcept {
+    auto& m = *impl_;
+    if (m.broken) return true;
+    // The server sends nothing unasked to an idle connection that does not
+    // LISTEN but its farewell (57P01 "terminating connection due to
+    // administrator command") before it closes: the close itself (POLLRDHUP)
+    // is what tells, not readable bytes (a ParameterStatus after a reload).
+    pollfd p{};
+    p.fd = m.sd.is_open() ? m.sd.native_handle() : -1;
+    p.events = POLLIN | POLLRDHUP;
+    if (p.fd < 0 || ::poll(&p, 1, 0) < 0) return false;
+    if ((p.revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0) return false;
+    m.broken = true;
+    m.error = "the server closed the connection while it was idle";
+    return true;
 }
 const std::string& pg_connection::last_error() const noexcept {
     return impl_->error;

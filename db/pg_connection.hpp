@@ -80,6 +80,10 @@ public:
 
     // False once the connection is broken: the owner replaces it.
     bool usable() const noexcept;
+    // For an idle connection, before a statement is sent on it: true when the
+    // server has closed it meanwhile (its backend terminated, a restart or a
+    // failover), which marks it broken. A look at the socket, no round trip.
+    bool peer_closed() noexcept;
     // libpq's last error message (connection or statement).
     const std::string& last_error() const noexcept;
 

@@ -71,6 +71,7 @@ struct pool::impl {
     std::optional<net::steady_timer> refresh_timer;
     std::unique_ptr<db::listener> notify_listener;  // when cfg.listen_notify and on_change()
     bool stopping = false;                          // db thread only
+    time_point lost_at = time_point::min();         // the pool's last connection lost; db thread only
     bool refresh_requested = false;                 // db thread only
     pg_connection* refreshing = nullptr;            // the refresh's connection, while it runs
     std::unique_ptr<pg_connection> leader_conn;     // tries, then holds, the refresher's lock
@@ -80,8 +81,8 @@ struct pool::impl {
     std::atomic<unsigned long> refresh_count{0};
     std::atomic<bool> is_leader{false};
     std::atomic<std::size_t> connected{0}, in_use{0};
-    std::atomic<std::uint64_t> waits{0}, query_errors{0}, queue_timeouts{0}, statement_timeouts{0},
-        refresh_ms_total{0};
+    std::atomic<std::uint64_t> waits{0}, reconnect_waits{0}, retries{0}, query_errors{0}, queue_timeouts{0},
+        statement_timeouts{0}, refresh_ms_total{0};
     mutable std::mutex stats_mutex;
     refresher_stats stats;  // all but leader and refreshes
     mutable std::mutex reason_mutex;
@@ -98,6 +99,7 @@ struct pool::impl {
         for (auto& s : slots) count += s.conn != nullptr;
         any = count > 0;
         connected.store(count, std::memory_order_relaxed);
+        if (is_ready && !any) lost_at = steady_clock::now();
         is_ready = any;
         if (any) {
             set_reason("");
@@ -150,20 +152,46 @@ struct pool::impl {
         co_return true;
     }
 
+    // A free connection, else a wait for one until `deadline`. When the pool
+    // has just lost every connection (PostgreSQL restarting, a failover), a
+    // query waits for one to come back until database.reconnect_wait after
+    // the loss rather than fail at once: a restart of a second or two costs
+    // its fills a wait, not a fallback each to a legacy backend that reads
+    // the same restarting database. Past that (a longer outage), or when the
+    // pool never connected: not_ready at once, and the caller falls back.
     awaitable<result<int>> acquire(time_point deadline, query_priority priority) {
-        for (std::size_t i = 0; i < slots.size(); ++i) {
-            if (slots[i].conn && !slots[i].busy) {
+        for (;;) {
+            if (stopping) co_return error::shutting_down;
+            for (std::size_t i = 0; i < slots.size(); ++i) {
+                if (!slots[i].conn || slots[i].busy) continue;
+                // Closed by the server while idle: replaced, never used.
+                if (slots[i].conn->peer_closed()) {
+                    set_reason_if_down(fmt::format("postgresql: {}", slots[i].conn->last_error()));
+                    release(static_cast<int>(i), true);
+                    continue;
+                }
                 slots[i].busy = true;
                 co_return static_cast<int>(i);
             }
+            if (!is_ready) {
+                const auto reconnect_until =
+                    lost_at == time_point::min() ? lost_at : std::min(deadline, lost_at + cfg.reconnect_wait);
+                if (steady_clock::now() >= reconnect_until) co_return error::not_ready;
+                reconnect_waits.fetch_add(1, std::memory_order_relaxed);
+                co_await ready_waiters.wait(reconnect_until);  // woken by update_ready()
+                continue;
+            }
+            auto& queue = priority == query_priority::foreground ? waiters : background_waiters;
+            waits.fetch_add(1, std::memory_order_relaxed);
+            auto ticket = queue.enqueue(ioc.get_executor(), deadline);
+            const auto woke = co_await ticket.wait();
+            if (woke == sync::wake::woken && ticket.value() > 0)
+                co_return static_cast<int>(ticket.value() - 1);
+            if (stopping) co_return error::shutting_down;
+            // Woken with nothing: the pool lost its last connection (release()).
+            if (woke == sync::wake::woken) continue;
+            co_return error::timeout;
         }
-        if (!is_ready) co_return error::not_ready;
-        auto& queue = priority == query_priority::foreground ? waiters : background_waiters;
-        waits.fetch_add(1, std::memory_order_relaxed);
-        auto ticket = queue.enqueue(ioc.get_executor(), deadline);
-        if (co_await ticket.wait() == sync::wake::woken && ticket.value() > 0)
-            co_return static_cast<int>(ticket.value() - 1);
-        co_return stopping ? error::shutting_down : error::timeout;
     }
 
     // Back to the pool; a broken connection is dropped and its maintainer
@@ -176,7 +204,8 @@ struct pool::impl {
             update_ready();
             s.wake->cancel();
             if (!is_ready) {
-                // Nobody can serve the waiters now: let them fall back.
+                // Nobody can serve the waiters now: they wait for a
+                // reconnection (acquire()), or fall back.
                 waiters.wake_all();
                 background_waiters.wake_all();
             }
@@ -211,28 +240,39 @@ struct pool::impl {
                                              query_priority priority) {
         if (stopping) co_return error::shutting_down;
         if (!queries.contains(name)) co_return error::unknown_query;
-        auto slot = co_await acquire(deadline, priority);
-        if (!slot) {
-            query_errors.fetch_add(1, std::memory_order_relaxed);
-            if (slot.error() == error::timeout) queue_timeouts.fetch_add(1, std::memory_order_relaxed);
-            co_return slot.error();
-        }
-        auto& conn = *slots[*slot].conn;
-        in_use.fetch_add(1, std::memory_order_relaxed);
         std::string params[] = {std::move(user)};
-        // The statement gets database.query_timeout from now, within the
-        // caller's deadline; past it, it is cancelled and the caller falls back.
-        auto query_deadline = std::min(deadline, steady_clock::now() + cfg.query_timeout);
-        auto r = co_await conn.query_prepared(name, params, query_deadline);
-        in_use.fetch_sub(1, std::memory_order_relaxed);
-        if (!r) query_errors.fetch_add(1, std::memory_order_relaxed);
-        if (!r && r.error() == error::timeout) statement_timeouts.fetch_add(1, std::memory_order_relaxed);
-        bool broken = !conn.usable();
-        if (broken) set_reason_if_down(fmt::format("postgresql: {}", conn.last_error()));
-        release(*slot, broken);
-        if (!r) co_return r.error();
-        if (!*r) co_return error::no_such_user;
-        co_return std::move(**r);
+        // A statement whose connection is lost under it (its backend
+        // terminated: a restart, a failover, an operator) runs once more on
+        // another connection, within the deadline: the fill statements only
+        // read, like the idempotent requests a proxy retries on a reset.
+        for (int attempt = 0;; ++attempt) {
+            auto slot = co_await acquire(deadline, priority);
+            if (!slot) {
+                query_errors.fetch_add(1, std::memory_order_relaxed);
+                if (slot.error() == error::timeout) queue_timeouts.fetch_add(1, std::memory_order_relaxed);
+                co_return slot.error();
+            }
+            auto& conn = *slots[*slot].conn;
+            in_use.fetch_add(1, std::memory_order_relaxed);
+            // The statement gets database.query_timeout from now, within the
+            // caller's deadline; past it, it is cancelled and the caller falls back.
+            auto query_deadline = std::min(deadline, steady_clock::now() + cfg.query_timeout);
+            auto r = co_await conn.query_prepared(name, params, query_deadline);
+            in_use.fetch_sub(1, std::memory_order_relaxed);
+            bool broken = !conn.usable();
+            if (broken) set_reason_if_down(fmt::format("postgresql: {}", conn.last_error()));
+            release(*slot, broken);
+            if (!r && r.error() == error::connection_failed && attempt == 0 && !stopping &&
+                steady_clock::now() < deadline) {
+                retries.fetch_add(1, std::memory_order_relaxed);
+                continue;
+            }
+            if (!r) query_errors.fetch_add(1, std::memory_order_relaxed);
+            if (!r && r.error() == error::timeout) statement_timeouts.fetch_add(1, std::memory_order_relaxed);
+            if (!r) co_return r.error();
+            if (!*r) co_return error::no_such_user;
+            co_return std::move(**r);
+        }
     }
 
     // ---- views ----
@@ -507,6 +547,8 @@ pool_stats pool::stats() const {
     s.connections = m.connected.load(std::memory_order_relaxed);
     s.in_use = m.in_use.load(std::memory_order_relaxed);
     s.waits = m.waits.load(std::memory_order_relaxed);
+    s.reconnect_waits = m.reconnect_waits.load(std::memory_order_relaxed);
+    s.retries = m.retries.load(std::memory_order_relaxed);
     s.errors = m.query_errors.load(std::memory_order_relaxed);
     s.queue_timeouts = m.queue_timeouts.load(std::memory_order_relaxed);
     s.statement_timeouts = m.statement_timeouts.load(std::memory_order_relaxed);

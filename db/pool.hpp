@@ -39,6 +39,8 @@ struct pool_stats {
     std::size_t connections = 0;        // connected now, statements prepared
     std::size_t in_use = 0;             // of which running a query now
     std::uint64_t waits = 0;            // queries that waited for a connection
+    std::uint64_t reconnect_waits = 0;  // queries that waited for the pool to reconnect (it had no connection)
+    std::uint64_t retries = 0;          // statements run again after their connection was lost under them
     std::uint64_t errors = 0;           // queries that failed: not ready, timeout, connection or SQL error
     std::uint64_t queue_timeouts = 0;      // of which: no connection came free before the caller's deadline
     std::uint64_t statement_timeouts = 0;  // of which: cancelled at query_timeout (or the caller's deadline)
@@ -74,7 +76,11 @@ public:
     // connection: the single text column of its answer (the whole response
     // body). Waits for a connection until `deadline`; the statement then runs
     // until `deadline` or cfg.query_timeout, whichever comes first, and is
-    // cancelled (PQcancel) past it with error::timeout. Errors (all mean "fall back to the upstream fill"):
+    // cancelled (PQcancel) past it with error::timeout. When the pool has
+    // just lost its last connection, it waits for one to come back until
+    // cfg.reconnect_wait after the loss (within `deadline`), then fails with
+    // not_ready, at once if the pool never connected. A statement
+    // whose connection is lost under it runs once more on another one. Errors (all mean "fall back to the upstream fill"):
     // not_configured, not_ready, timeout, connection_failed, query_failed, unknown_query, no_such_user (the
     // SQL found no active user), shutting_down. Never blocks the caller's thread; completes on the caller's
     // executor.

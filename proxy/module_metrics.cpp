@@ -236,6 +236,12 @@ void declare_database_metrics(metrics::registry& r, const db::pool& database) {
                    {{"state", "in_use"}}, pool(&p::in_use), at("in_use"));
     r.add_counter_fn("sidecache_postgres_waits_total", "Queries that waited for a pool connection.", {},
                      pool(&p::waits), at("waits"));
+    r.add_counter_fn("sidecache_postgres_reconnect_waits_total",
+                     "Queries that waited for the pool to reconnect: it had no connection (database.reconnect_wait).",
+                     {}, pool(&p::reconnect_waits), at("reconnect_waits"));
+    r.add_counter_fn("sidecache_postgres_retries_total",
+                     "Statements run again on another connection after theirs was lost under them.", {},
+                     pool(&p::retries), at("retries"));
     r.add_counter_fn("sidecache_postgres_errors_total",
                      "Queries that failed: not ready, timeout, connection or SQL error.", {}, pool(&p::errors),
                      at("errors"));

@@ -1,9 +1,12 @@
 // Cold fill latency of db::pool::query_json per endpoint (no cache), and the
 // same while REFRESH MATERIALIZED VIEW CONCURRENTLY runs.
 //
-//   fill_bench DATABASE_URL QUERIES_DIR USERS_FILE [ROUNDS] [CLIENTS]
+//   fill_bench DATABASE_URL QUERIES_DIR USERS_FILE [ROUNDS] [CLIENTS] [WATCHED_FILE]
 //
 // USERS_FILE: one user id per line (the first column of `mint.js --all`).
+// WATCHED_FILE: user ids (first column) whose own fills are printed by name
+// after each endpoint's line (the heaviest users, from bench/fill/run); they
+// are filled in every turn during the refresh too.
 // CLIENTS (default 1): fills at once, each client taking the next user, on a
 // pool of database.pool_size 4 (the example configuration's) when CLIENTS >
 // 1, so a fill's time includes its wait for a connection, as in sidecache.
@@ -82,6 +85,17 @@ fills fill_all(db::pool& p, const char* query, const std::vector<std::string>& u
     return out;
 }
 
+// The watched users' fills (each one's slowest) by user.
+void report_watched(const fills& f, const std::vector<std::pair<std::string, std::string>>& watched) {
+    for (const auto& [id, name] : watched) {
+        double worst = -1;
+        int n = 0;
+        for (const auto& [t, u] : f.by_user)
+            if (u == id) worst = std::max(worst, t), ++n;
+        if (n > 0) std::printf("  watched %s (%s): %.2f ms (max of %d)\n", id.c_str(), name.c_str(), worst, n);
+    }
+}
+
 void report_slowest(fills f) {
     // The slowest fills by user: is the max a heavy user or the machine?
     auto top = std::min<std::size_t>(3, f.by_user.size());
@@ -95,7 +109,8 @@ void report_slowest(fills f) {
 
 int main(int argc, char** argv) {
     if (argc < 4) {
-        std::fprintf(stderr, "usage: fill_bench DATABASE_URL QUERIES_DIR USERS_FILE [ROUNDS] [CLIENTS]\n");
+        std::fprintf(stderr,
+                     "usage: fill_bench DATABASE_URL QUERIES_DIR USERS_FILE [ROUNDS] [CLIENTS] [WATCHED_FILE]\n");
         return 2;
     }
     const int rounds = argc > 4 ? std::stoi(argv[4]) : 1;
@@ -104,6 +119,16 @@ int main(int argc, char** argv) {
     std::ifstream in(argv[3]);
     for (std::string l; std::getline(in, l);)
         if (!l.empty()) users.push_back(l.substr(0, l.find('\t')));
+    // id, then the rest of the line (a name) as its label.
+    std::vector<std::pair<std::string, std::string>> watched;
+    if (argc > 6) {
+        std::ifstream w(argv[6]);
+        for (std::string l; std::getline(w, l);) {
+            if (l.empty()) continue;
+            auto tab = l.find('\t');
+            watched.emplace_back(l.substr(0, tab), tab == std::string::npos ? "" : l.substr(tab + 1));
+        }
+    }
 
     conf::database_config cfg;
     cfg.url = argv[1];
@@ -122,6 +147,7 @@ int main(int argc, char** argv) {
     for (const char* q : {"overview", "analytics", "agents"}) {
         auto f = fill_all(p, q, users, clients, [total](std::size_t i) { return i < total; });
         report((std::string("sidecache ") + q).c_str(), f.ms_each);
+        report_watched(f, watched);
         report_slowest(std::move(f));
     }
 
@@ -139,9 +165,17 @@ int main(int argc, char** argv) {
     });
     std::vector<fills> during(3);
     const char* queries[] = {"overview", "analytics", "agents"};
+    // A few hundred fills per turn, so that every endpoint gets its share:
+    // the watched users first, then the next users in turn.
+    constexpr std::size_t per_turn = 300;
+    std::vector<std::string> turn_users;
     for (std::size_t turn = 0; !done; ++turn) {
-        // A few hundred fills per turn, so that every endpoint gets its share.
-        auto f = fill_all(p, queries[turn % 3], users, clients, [&done](std::size_t i) { return !done && i < 300; });
+        turn_users.clear();
+        for (const auto& w : watched) turn_users.push_back(w.first);
+        for (std::size_t i = turn_users.size(); i < per_turn; ++i)
+            turn_users.push_back(users[(turn * per_turn + i) % users.size()]);
+        auto f = fill_all(p, queries[turn % 3], turn_users, clients,
+                          [&done](std::size_t i) { return !done && i < per_turn; });
         auto& d = during[turn % 3];
         d.ms_each.insert(d.ms_each.end(), f.ms_each.begin(), f.ms_each.end());
         d.by_user.insert(d.by_user.end(), f.by_user.begin(), f.by_user.end());
@@ -150,6 +184,7 @@ int main(int argc, char** argv) {
     std::printf("refresh (REFRESH CONCURRENTLY) took %.0f ms\n", ms(refresh_took));
     for (std::size_t i = 0; i < 3; ++i) {
         report((std::string(queries[i]) + " during the refresh").c_str(), during[i].ms_each);
+        report_watched(during[i], watched);
         report_slowest(std::move(during[i]));
     }
     p.stop();

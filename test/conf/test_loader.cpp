@@ -420,7 +420,8 @@ TEST_CASE("cross-field and enum checks", "[unit]") {
     CHECK(error_of(url + "database:\n  listen_notfy: true\n") ==
           "test.yaml:4:3: database.listen_notfy: unknown key, did you mean \"listen_notify\"? (expected one "
           "of: url, pool_size, connect_timeout, "
-          "query_timeout, reconnect_backoff_max, migrate_on_start, refresh_interval, refresh_marked_users, "
+          "query_timeout, reconnect_backoff_max, reconnect_wait, migrate_on_start, refresh_interval, "
+          "refresh_marked_users, "
           "queries_dir, "
           "migrations_dir, "
           "notify_channel, listen_notify, listen_ping_interval, heartbeat_interval, heartbeat_timeout)");
@@ -443,6 +444,12 @@ TEST_CASE("cross-field and enum checks", "[unit]") {
     CHECK(error_of(url + "database:\n  heartbeat_interval: often\n") ==
           "test.yaml:4:23: database.heartbeat_interval: \"often\" is not a duration (write 250ms, 30s, 10m, "
           "1h or 0)");
+    // reconnect_wait: 2s by default, 0 allowed (fall back at once).
+    CHECK(load_string(url, "t.yaml", fake_env()).database.reconnect_wait == std::chrono::seconds(2));
+    CHECK(load_string(url + "database:\n  reconnect_wait: 0\n", "t.yaml", fake_env()).database.reconnect_wait ==
+          std::chrono::milliseconds(0));
+    CHECK(error_of(url + "database:\n  reconnect_wait: 2h\n") ==
+          "test.yaml:4:19: database.reconnect_wait: 2h is out of range: must be from 0 to 1h");
     // heartbeat_timeout: at least two intervals; absent, 10s or three intervals.
     CHECK(load_string(url, "t.yaml", fake_env()).database.heartbeat_timeout == std::chrono::seconds(10));
     CHECK(load_string(url + "database:\n  heartbeat_interval: 5s\n", "t.yaml", fake_env())

@@ -53,6 +53,16 @@ conf::database_config one_connection(const pg_test_db& db, const query_files& qu
     return cfg;
 }
 
+// The process has exited (gone, or a zombie): its sockets are closed. Gone
+// from pg_stat_activity is not yet that far.
+bool exited_pid(const std::string& pid) {
+    std::ifstream status("/proc/" + pid + "/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("State:", 0) == 0) return line.find('Z') != std::string::npos;
+    return true;
+}
+
 }  // namespace
 
 TEST_CASE("reconnect backoff doubles from 100 ms up to the cap [unit]", "[unit]") {
@@ -94,11 +104,14 @@ TEST_CASE("PostgreSQL down: the pool starts, says why, fails fast [integration]"
     CHECK_FALSE(run_sync(p.wait_ready(steady_clock::now() + 300ms)));
     CHECK_FALSE(p.ready());
     CHECK(p.reason().find("postgresql") != std::string::npos);
+    // Never connected: no reconnection to wait for (reconnect_wait is for a
+    // pool that just lost its connections), the caller falls back at once.
     auto t0 = steady_clock::now();
     auto r = run_sync(p.query_json("overview", "11111111-1111-4111-8111-111111111111", t0 + 5s));
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error() == db::error::not_ready);
     CHECK(steady_clock::now() - t0 < 100ms);
+    CHECK(p.stats().reconnect_waits == 0);
     p.stop();
 
     db::pool none(conf::database_config{});
@@ -217,16 +230,16 @@ TEST_CASE("steady foreground queries do not starve a background one: it gets one
                                                                     "client 5", "client 6"});
 }
 
-TEST_CASE("a statement blocked on a lock whose backend is terminated fails at once, the connection replaced [pg]",
-          "[pg]") {
+TEST_CASE("a statement whose backend is terminated under it runs again on a new connection, once [pg]", "[pg]") {
     auto db = pg_test_db::create(false);
     if (!db) return;
-    db->sql("CREATE TABLE sc_locked (id int)");
+    // An advisory lock, not a table's: a new connection's PREPARE must not
+    // wait on it, only the statement's execution.
     const query_files queries(
         "sc_db_locked",
         {{"locked.sql",
-          "SELECT '{\"pid\":' || pg_backend_pid() || ',\"rows\":' || (SELECT count(*) FROM sc_locked) "
-          "|| ',\"user\":\"' || $1 || '\"}'"}});
+          "SELECT '{\"pid\":' || pg_backend_pid() || ',\"user\":\"' || $1 || '\"}' "
+          "FROM (SELECT pg_advisory_xact_lock_shared(424242)) AS l"}});
     auto cfg = one_connection(*db, queries);
     cfg.query_timeout = 30s;  // the kill, not a timeout, must end the statement
     db::pool p(cfg);
@@ -235,39 +248,131 @@ TEST_CASE("a statement blocked on a lock whose backend is terminated fails at on
     const auto first = run_sync(p.query_json("locked", "u0", steady_clock::now() + 5s));
     REQUIRE(first.has_value());
 
-    // Another session holds the table: the pool's statement waits on the lock,
+    // Another session holds the lock: the pool's statement waits on it,
     // an `active` backend, until that backend is terminated.
     auto holder = db::pg_session::open(db->url());
     REQUIRE(holder.has_value());
     REQUIRE(holder->execute("BEGIN").has_value());
-    REQUIRE(holder->execute("LOCK TABLE sc_locked IN ACCESS EXCLUSIVE MODE").has_value());
+    REQUIRE(holder->execute("SELECT pg_advisory_xact_lock(424242)").has_value());
     auto blocked = std::async(std::launch::async,
                               [&] { return run_sync(p.query_json("locked", "u1", steady_clock::now() + 30s)); });
+    auto waiting_pid = [&db] {
+        return db->sql("SELECT pid FROM pg_stat_activity WHERE state = 'active' AND wait_event_type = 'Lock' "
+                       "AND query LIKE '%424242%' AND pid <> pg_backend_pid()");
+    };
     std::string pid;
     const auto waiting_by = steady_clock::now() + 10s;
-    while (pid.empty() && steady_clock::now() < waiting_by) {
-        pid = db->sql("SELECT pid FROM pg_stat_activity WHERE state = 'active' AND wait_event_type = 'Lock' "
-                      "AND query LIKE '%sc_locked%' AND pid <> pg_backend_pid()");
-    }
+    while (pid.empty() && steady_clock::now() < waiting_by) pid = waiting_pid();
     REQUIRE_FALSE(pid.empty());
-    const auto killed = steady_clock::now();
     CHECK(db->sql("SELECT pg_terminate_backend(" + pid + ")") == "t");
 
-    // The caller hears of it at once, not at its 30 s deadline.
+    // Not an error for the caller: the pool reconnects (its only connection
+    // gone, the query waits up to reconnect_wait for the new one) and runs the
+    // statement again there, where it waits on the lock in turn.
+    std::string again;
+    const auto again_by = steady_clock::now() + 10s;
+    while ((again.empty() || again == pid) && steady_clock::now() < again_by) again = waiting_pid();
+    REQUIRE_FALSE(again.empty());
+    CHECK(again != pid);
+    CHECK(blocked.wait_for(0s) == std::future_status::timeout);
+
+    // The lock released, the caller gets the new backend's answer.
+    REQUIRE(holder->execute("COMMIT").has_value());
     REQUIRE(blocked.wait_for(5s) == std::future_status::ready);
-    const auto lost = blocked.get();
+    const auto answer = blocked.get();
+    REQUIRE(answer.has_value());
+    CHECK(answer->find("\"user\":\"u1\"") != std::string::npos);
+    CHECK(answer->find("\"pid\":" + again + ",") != std::string::npos);
+    CHECK(p.stats().retries == 1);
+    CHECK(p.stats().errors == 0);
+
+    // Once only: the retried statement's backend terminated too, the caller
+    // hears of it at once (not at its 30 s deadline) and falls back.
+    REQUIRE(holder->execute("BEGIN").has_value());
+    REQUIRE(holder->execute("SELECT pg_advisory_xact_lock(424242)").has_value());
+    auto twice = std::async(std::launch::async,
+                            [&] { return run_sync(p.query_json("locked", "u2", steady_clock::now() + 30s)); });
+    for (int kill = 0; kill < 2; ++kill) {
+        std::string victim;
+        const auto by = steady_clock::now() + 10s;
+        while ((victim.empty() || victim == pid) && steady_clock::now() < by) victim = waiting_pid();
+        REQUIRE_FALSE(victim.empty());
+        CHECK(db->sql("SELECT pg_terminate_backend(" + victim + ")") == "t");
+        pid = victim;
+    }
+    const auto killed = steady_clock::now();
+    REQUIRE(twice.wait_for(5s) == std::future_status::ready);
     CHECK(steady_clock::now() - killed < 2s);
+    const auto lost = twice.get();
     REQUIRE_FALSE(lost.has_value());
     CHECK(lost.error() == db::error::connection_failed);
-
-    // The lock released, the pool reconnects (its only connection is gone:
-    // until then a query fails at once with not_ready, and the fill falls
-    // back) and the next query runs on a new backend.
+    CHECK(p.stats().retries == 2);
+    CHECK(p.stats().errors == 1);
     REQUIRE(holder->execute("COMMIT").has_value());
-    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + 10s)));
-    const auto next = run_sync(p.query_json("locked", "u2", steady_clock::now() + 10s));
-    REQUIRE(next.has_value());
-    CHECK(next->find("\"rows\":0,\"user\":\"u2\"") != std::string::npos);
-    CHECK(next->find("\"pid\":" + pid + ",") == std::string::npos);
     p.stop();
+}
+
+TEST_CASE("a connection the server closed while idle is never used: the query waits for the new one [pg]", "[pg]") {
+    // What a PostgreSQL restart does to a pool between two fills: every idle
+    // backend is terminated. The next query must not be sent on a dead
+    // connection (an error, then a fallback to a legacy that reads the same
+    // restarting database), but wait for the reconnection.
+    auto db = pg_test_db::create(false);
+    if (!db) return;
+    const query_files queries("sc_db_idle_closed",
+                              {{"pid.sql", "SELECT '{\"pid\":' || pg_backend_pid() || ',\"user\":\"' || $1 || '\"}'"}});
+    auto cfg = one_connection(*db, queries);
+    cfg.reconnect_wait = 5s;
+    db::pool p(cfg);
+    p.start();
+    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + 10s)));
+    const auto first = run_sync(p.query_json("pid", "u0", steady_clock::now() + 5s));
+    REQUIRE(first.has_value());
+    const auto pid = first->substr(7, first->find(',') - 7);
+
+    CHECK(db->sql("SELECT pg_terminate_backend(" + pid + ")") == "t");
+    const auto gone_by = steady_clock::now() + 10s;
+    while (db->sql("SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) != "0" &&
+           steady_clock::now() < gone_by) {
+    }
+    REQUIRE(db->sql("SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) == "0");
+    // Gone from the view is not yet exited: its socket closes with the
+    // process (a zombie has none).
+    while (!exited_pid(pid) && steady_clock::now() < gone_by) {
+    }
+    REQUIRE(exited_pid(pid));
+
+    const auto next = run_sync(p.query_json("pid", "u1", steady_clock::now() + 10s));
+    REQUIRE(next.has_value());
+    CHECK(next->find("\"user\":\"u1\"") != std::string::npos);
+    CHECK(next->find("\"pid\":" + pid + ",") == std::string::npos);
+    CHECK(p.stats().errors == 0);
+    CHECK(p.stats().retries == 0);  // never sent on the dead connection
+    CHECK(p.stats().reconnect_waits == 1);
+    p.stop();
+
+    // reconnect_wait 0: the lost pool fails the query at once (the caller
+    // falls back), still without sending it on the dead connection.
+    cfg.reconnect_wait = 0ms;
+    db::pool at_once(cfg);
+    at_once.start();
+    REQUIRE(run_sync(at_once.wait_ready(steady_clock::now() + 10s)));
+    const auto mine = run_sync(at_once.query_json("pid", "u2", steady_clock::now() + 5s));
+    REQUIRE(mine.has_value());
+    const auto pid2 = mine->substr(7, mine->find(',') - 7);
+    CHECK(db->sql("SELECT pg_terminate_backend(" + pid2 + ")") == "t");
+    while (db->sql("SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid2) != "0" &&
+           steady_clock::now() < gone_by + 10s) {
+    }
+    while (!exited_pid(pid2) && steady_clock::now() < gone_by + 10s) {
+    }
+    REQUIRE(exited_pid(pid2));
+    const auto t0 = steady_clock::now();
+    const auto refused = run_sync(at_once.query_json("pid", "u3", t0 + 10s));
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error() == db::error::not_ready);
+    CHECK(steady_clock::now() - t0 < 100ms);
+    CHECK(at_once.stats().retries == 0);
+    CHECK(at_once.stats().reconnect_waits == 0);
+    at_once.stop();
 }

@@ -221,6 +221,7 @@ TEST_CASE("promtool check metrics accepts the whole /metrics of a sidecache with
                                "sidecache_upstream_connects_total", "sidecache_cache_max_bytes",
                                "sidecache_midnight_refill_entries_total", "sidecache_midnight_refill_runs_total",
                                "sidecache_postgres_statement_timeouts_total", "sidecache_postgres_queue_timeouts_total",
+                               "sidecache_postgres_reconnect_waits_total", "sidecache_postgres_retries_total",
                                "sidecache_listener_heartbeats_overdue_total", "sidecache_warmup_passes_total",
                                "sidecache_warmup_entries_total", "sidecache_warmup_running"}) {
         INFO(family);
