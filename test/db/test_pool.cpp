@@ -63,6 +63,18 @@ bool exited_pid(const std::string& pid) {
     return true;
 }
 
+// pg_terminate_backend(pid), then waits (10 s at most) until the backend has
+// exited: its end of the connection closed. False if it did not.
+bool terminated(pg_test_db& db, const std::string& pid) {
+    if (db.sql("SELECT pg_terminate_backend(" + pid + ")") != "t") return false;
+    const auto by = steady_clock::now() + 10s;
+    while (db.sql("SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) != "0" ||
+           !exited_pid(pid)) {
+        if (steady_clock::now() >= by) return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 TEST_CASE("reconnect backoff doubles from 100 ms up to the cap [unit]", "[unit]") {
@@ -323,24 +335,17 @@ TEST_CASE("a connection the server closed while idle is never used: the query wa
                               {{"pid.sql", "SELECT '{\"pid\":' || pg_backend_pid() || ',\"user\":\"' || $1 || '\"}'"}});
     auto cfg = one_connection(*db, queries);
     cfg.reconnect_wait = 5s;
+    // Starts `pool`, asks for its one connection's backend: its pid.
+    auto backend_of = [](db::pool& pool) {
+        pool.start();
+        REQUIRE(run_sync(pool.wait_ready(steady_clock::now() + 10s)));
+        const auto answer = run_sync(pool.query_json("pid", "u0", steady_clock::now() + 5s));
+        REQUIRE(answer.has_value());
+        return answer->substr(7, answer->find(',') - 7);
+    };
     db::pool p(cfg);
-    p.start();
-    REQUIRE(run_sync(p.wait_ready(steady_clock::now() + 10s)));
-    const auto first = run_sync(p.query_json("pid", "u0", steady_clock::now() + 5s));
-    REQUIRE(first.has_value());
-    const auto pid = first->substr(7, first->find(',') - 7);
-
-    CHECK(db->sql("SELECT pg_terminate_backend(" + pid + ")") == "t");
-    const auto gone_by = steady_clock::now() + 10s;
-    while (db->sql("SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) != "0" &&
-           steady_clock::now() < gone_by) {
-    }
-    REQUIRE(db->sql("SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) == "0");
-    // Gone from the view is not yet exited: its socket closes with the
-    // process (a zombie has none).
-    while (!exited_pid(pid) && steady_clock::now() < gone_by) {
-    }
-    REQUIRE(exited_pid(pid));
+    const auto pid = backend_of(p);
+    REQUIRE(terminated(*db, pid));
 
     const auto next = run_sync(p.query_json("pid", "u1", steady_clock::now() + 10s));
     REQUIRE(next.has_value());
@@ -355,18 +360,7 @@ TEST_CASE("a connection the server closed while idle is never used: the query wa
     // falls back), still without sending it on the dead connection.
     cfg.reconnect_wait = 0ms;
     db::pool at_once(cfg);
-    at_once.start();
-    REQUIRE(run_sync(at_once.wait_ready(steady_clock::now() + 10s)));
-    const auto mine = run_sync(at_once.query_json("pid", "u2", steady_clock::now() + 5s));
-    REQUIRE(mine.has_value());
-    const auto pid2 = mine->substr(7, mine->find(',') - 7);
-    CHECK(db->sql("SELECT pg_terminate_backend(" + pid2 + ")") == "t");
-    while (db->sql("SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid2) != "0" &&
-           steady_clock::now() < gone_by + 10s) {
-    }
-    while (!exited_pid(pid2) && steady_clock::now() < gone_by + 10s) {
-    }
-    REQUIRE(exited_pid(pid2));
+    REQUIRE(terminated(*db, backend_of(at_once)));
     const auto t0 = steady_clock::now();
     const auto refused = run_sync(at_once.query_json("pid", "u3", t0 + 10s));
     REQUIRE_FALSE(refused.has_value());
