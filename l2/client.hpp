@@ -16,6 +16,11 @@
 #include <string_view>
 #include <vector>
 
+namespace sidecache::conf {
+struct redis_url;
+struct l2_config;
+}  // namespace sidecache::conf
+
 namespace boost::asio {
 class io_context;
 }
@@ -43,8 +48,10 @@ struct client_options {
     std::chrono::milliseconds breaker_open_for{1000};
 };
 
-// redis://[user:password@]host:port/db (port defaults to 6379, db to 0).
-boost::system::result<client_options> parse_url(std::string_view url);
+// A redis:// URL as conf::parse_redis_url split it; the rest at its defaults.
+client_options options_from(const conf::redis_url& url);
+// The l2 section: its URL and its connections, timeouts and breaker.
+client_options options_from(const conf::l2_config& cfg);
 
 // One per io_context (io thread); not thread-safe; completes on that io_context.
 // Destroy it on that thread once its commands have completed (or its

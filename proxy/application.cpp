@@ -131,17 +131,7 @@ struct application::impl {
     // The second level (docs/l2.md): a Redis client per io thread; pending
     // invalidations are retried on the first one.
     void start_second_level() {
-        l2::client_options o;
-        o.host = cfg.l2.url.host;
-        o.port = cfg.l2.url.port;
-        o.user = cfg.l2.url.user;
-        o.password = cfg.l2.url.password;
-        o.db = static_cast<int>(cfg.l2.url.db);
-        o.connections = cfg.l2.connections;
-        o.op_timeout = cfg.l2.op_timeout;
-        o.connect_timeout = cfg.l2.connect_timeout;
-        o.breaker_failures = static_cast<int>(cfg.l2.breaker_failures);
-        o.breaker_open_for = cfg.l2.breaker_open_for;
+        const auto o = l2::options_from(cfg.l2);
         std::vector<l2::second_level_cache::binding> bindings;
         for (auto* ioc : server->contexts()) {
             redis.push_back(std::make_unique<l2::client>(*ioc, o));

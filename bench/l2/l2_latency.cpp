@@ -5,6 +5,8 @@
 //   build/bench/l2_latency "$REDIS_URL" [N]        (N: 10000)
 //   scripts/redis stop "$REDIS_TMP_DIR"
 
+#include "conf/config.hpp"
+#include "conf/values.hpp"
 #include "l2/client.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -49,14 +51,15 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "usage: l2_latency REDIS_URL [N]\n");
         return 2;
     }
-    auto opts = l2::parse_url(argv[1]);
-    if (!opts) {
-        fmt::print(stderr, "l2_latency: bad URL {}\n", argv[1]);
+    auto url = conf::parse_redis_url(argv[1]);
+    if (!url) {
+        fmt::print(stderr, "l2_latency: {}\n", url.error().message);
         return 2;
     }
+    const auto opts = l2::options_from(*url);
     const int n = argc > 2 ? std::atoi(argv[2]) : 10'000;
     net::io_context ioc;
-    l2::client c(ioc, *opts);
+    l2::client c(ioc, opts);
     auto f = net::co_spawn(ioc, measure(c, n), net::use_future);
     ioc.run();
     const auto us = f.get();

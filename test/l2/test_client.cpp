@@ -2,6 +2,8 @@
 // round trips (keys of this process only), a redis-server of the test's own
 // when Redis must die or hang, a silent local acceptor for timeouts.
 
+#include "conf/config.hpp"
+#include "conf/values.hpp"
 #include "l2/client.hpp"
 #include "support/redis_server.hpp"
 
@@ -55,11 +57,12 @@ std::string key(const std::string& name) {
 }
 
 client_options options_for(const std::string& url) {
-    auto o = parse_url(url);
-    REQUIRE(o.has_value());
+    auto parsed = sidecache::conf::parse_redis_url(url);
+    REQUIRE(parsed.has_value());
+    auto o = options_from(*parsed);
     // Loopback, but a loaded CI machine: the round-trip tests are not about time.
-    o->op_timeout = 2s;
-    return *o;
+    o.op_timeout = 2s;
+    return o;
 }
 
 // The reply of a command that must have reached Redis.
