@@ -131,7 +131,17 @@ struct pool::impl {
                 }
                 ++failures;
                 set_reason_if_down(fmt::format("postgresql: {}", why));
-                s.wake->expires_after(reconnect_backoff(failures, cfg.reconnect_backoff_max));
+                auto backoff = reconnect_backoff(failures, cfg.reconnect_backoff_max);
+                // Fills wait for the pool until reconnect_wait after it lost
+                // everything (acquire()): meanwhile, retry every 100 ms rather
+                // than back off past the end of a short restart; the backoff
+                // proper starts after that window.
+                if (!is_ready && lost_at != time_point::min() &&
+                    steady_clock::now() < lost_at + cfg.reconnect_wait) {
+                    backoff = std::min<std::chrono::milliseconds>(backoff, std::chrono::milliseconds(100));
+                    failures = 0;
+                }
+                s.wake->expires_after(backoff);
             } else {
                 s.wake->expires_at(net::steady_timer::time_point::max());
             }
