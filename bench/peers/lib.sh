@@ -107,3 +107,27 @@ CONF
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print 0; else print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+# The kernel's autogroup scheduling (kernel.sched_autogroup_enabled = 1, the
+# Debian kernel's default) shares the CPU equally between sessions first, and
+# pg_ctl starts PostgreSQL in a session of its own: with a bench saturating
+# the cores from another session, all of PostgreSQL's processes share one
+# session's slice, and were seen runnable but without CPU for 1-4 s at a time
+# (bench/README.md "freshness"). A database on its own host or cgroup, as in
+# production, has no such neighbour. autogroup_off turns it off for a run
+# (root only; says so), autogroup_restore puts the old value back.
+autogroup_file=/proc/sys/kernel/sched_autogroup_enabled
+autogroup_was=""
+autogroup_off() {
+  [ -w "$autogroup_file" ] || return 0
+  autogroup_was=$(cat "$autogroup_file")
+  [ "$autogroup_was" != 0 ] || { autogroup_was=""; return 0; }
+  if echo 0 2>/dev/null >"$autogroup_file"; then
+    echo "== kernel.sched_autogroup_enabled 0 for this run (was $autogroup_was; --autogroup keep to leave it)" >&2
+  else
+    autogroup_was=""
+  fi
+}
+autogroup_restore() {
+  [ -z "$autogroup_was" ] || echo "$autogroup_was" 2>/dev/null >"$autogroup_file" || true
+}
