@@ -45,6 +45,7 @@ constexpr auto refresh_deadline = std::chrono::minutes(30);
 struct pool::impl {
     struct slot {
         std::unique_ptr<pg_connection> conn;
+        time_point connected_at{};  // when conn was made
         bool busy = false;
         std::optional<net::steady_timer> wake;  // the maintainer sleeps on it
     };
@@ -121,6 +122,7 @@ struct pool::impl {
                     auto ok = co_await setup(**c, deadline);
                     if (ok) {
                         s.conn = std::move(*c);
+                        s.connected_at = steady_clock::now();
                         s.busy = false;
                         failures = 0;
                         update_ready();
@@ -252,10 +254,14 @@ struct pool::impl {
         if (!queries.contains(name)) co_return error::unknown_query;
         std::string params[] = {std::move(user)};
         // A statement whose connection is lost under it (its backend
-        // terminated: a restart, a failover, an operator) runs once more on
+        // terminated: a restart, a failover, an operator) runs again on
         // another connection, within the deadline: the fill statements only
-        // read, like the idempotent requests a proxy retries on a reset.
-        for (int attempt = 0;; ++attempt) {
+        // read, like the idempotent requests a proxy retries on a reset. As
+        // often as the lost connection predates the statement (a restart
+        // closes them all within milliseconds, each dropped once lost), and
+        // once after a loss on a connection made since.
+        const auto began = steady_clock::now();
+        for (bool retried = false;;) {
             auto slot = co_await acquire(deadline, priority);
             if (!slot) {
                 query_errors.fetch_add(1, std::memory_order_relaxed);
@@ -263,6 +269,7 @@ struct pool::impl {
                 co_return slot.error();
             }
             auto& conn = *slots[*slot].conn;
+            const bool predates = slots[*slot].connected_at < began;
             in_use.fetch_add(1, std::memory_order_relaxed);
             // The statement gets database.query_timeout from now, within the
             // caller's deadline; past it, it is cancelled and the caller falls back.
@@ -272,9 +279,10 @@ struct pool::impl {
             bool broken = !conn.usable();
             if (broken) set_reason_if_down(fmt::format("postgresql: {}", conn.last_error()));
             release(*slot, broken);
-            if (!r && r.error() == error::connection_failed && attempt == 0 && !stopping &&
+            if (!r && r.error() == error::connection_failed && (predates || !retried) && !stopping &&
                 steady_clock::now() < deadline) {
                 retries.fetch_add(1, std::memory_order_relaxed);
+                retried = true;
                 continue;
             }
             if (!r) query_errors.fetch_add(1, std::memory_order_relaxed);

@@ -80,7 +80,8 @@ public:
     // just lost its last connection, it waits for one to come back until
     // cfg.reconnect_wait after the loss (within `deadline`), then fails with
     // not_ready, at once if the pool never connected. A statement
-    // whose connection is lost under it runs once more on another one. Errors (all mean "fall back to the upstream fill"):
+    // whose connection is lost under it runs again on another one: as often
+    // as the lost one predates the statement (a restart), once otherwise. Errors (all mean "fall back to the upstream fill"):
     // not_configured, not_ready, timeout, connection_failed, query_failed, unknown_query, no_such_user (the
     // SQL found no active user), shutting_down. Never blocks the caller's thread; completes on the caller's
     // executor.

@@ -15,6 +15,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -322,6 +323,77 @@ TEST_CASE("a statement whose backend is terminated under it runs again on a new 
     CHECK(p.stats().errors == 1);
     REQUIRE(holder->execute("COMMIT").has_value());
     p.stop();
+}
+
+TEST_CASE("a statement runs again on every connection older than it that dies under it, as in a restart [pg]",
+          "[pg]") {
+    // A restart closes every connection within milliseconds: the idle ones
+    // may still look open when a statement is sent on them. Each one older
+    // than the statement that dies under it is dropped and the statement runs
+    // again, until a new connection answers.
+    auto db = pg_test_db::create(false);
+    if (!db) return;
+    const query_files queries(
+        "sc_db_restart_race",
+        {{"locked.sql", "SELECT '{\"pid\":' || pg_backend_pid() || ',\"user\":\"' || $1 || '\"}' "
+                        "FROM (SELECT pg_advisory_xact_lock_shared(434343)) AS l"}});
+    // Its own role, so that new connections can be refused while the old
+    // ones die, as during a restart.
+    const auto role = "sc_race_" + std::to_string(::getpid());
+    db->sql("DROP ROLE IF EXISTS " + role);
+    db->sql("CREATE ROLE " + role + " LOGIN");
+    auto cfg = one_connection(*db, queries);
+    const auto at = cfg.url.find("postgres@");
+    REQUIRE(at != std::string::npos);
+    cfg.url.replace(at, 8, role);
+    cfg.pool_size = 3;
+    cfg.query_timeout = 30s;
+    cfg.reconnect_wait = 20s;
+    db::pool p(cfg);
+    p.start();
+    const auto all_up = steady_clock::now() + 10s;
+    while (p.stats().connections < 3 && steady_clock::now() < all_up) {
+    }
+    REQUIRE(p.stats().connections == 3);
+
+    auto holder = db::pg_session::open(db->url());
+    REQUIRE(holder.has_value());
+    REQUIRE(holder->execute("BEGIN").has_value());
+    REQUIRE(holder->execute("SELECT pg_advisory_xact_lock(434343)").has_value());
+    auto blocked = std::async(std::launch::async,
+                              [&] { return run_sync(p.query_json("locked", "u1", steady_clock::now() + 30s)); });
+    // No new connection from now on; kills the backend running the
+    // statement, three times: the pool's three connections, all older than it.
+    db->sql("ALTER ROLE " + role + " NOLOGIN");
+    std::vector<std::string> killed;
+    for (int kill = 0; kill < 3; ++kill) {
+        std::string victim;
+        const auto by = steady_clock::now() + 10s;
+        while (steady_clock::now() < by) {
+            victim = db->sql("SELECT pid FROM pg_stat_activity WHERE state = 'active' AND wait_event_type = "
+                             "'Lock' AND query LIKE '%434343%' AND pid <> pg_backend_pid()");
+            if (!victim.empty() && std::find(killed.begin(), killed.end(), victim) == killed.end()) break;
+            victim.clear();
+        }
+        REQUIRE_FALSE(victim.empty());
+        REQUIRE(terminated(*db, victim));
+        killed.push_back(victim);
+    }
+    // Then it waits for a new connection (the pool has none), runs there
+    // (waiting on the lock again) and answers from it.
+    CHECK(blocked.wait_for(200ms) == std::future_status::timeout);
+    CHECK(p.stats().connections == 0);
+    db->sql("ALTER ROLE " + role + " LOGIN");
+    REQUIRE(holder->execute("COMMIT").has_value());
+    REQUIRE(blocked.wait_for(10s) == std::future_status::ready);
+    const auto answer = blocked.get();
+    REQUIRE(answer.has_value());
+    CHECK(answer->find("\"user\":\"u1\"") != std::string::npos);
+    for (const auto& pid : killed) CHECK(answer->find("\"pid\":" + pid + ",") == std::string::npos);
+    CHECK(p.stats().retries == 3);
+    CHECK(p.stats().errors == 0);
+    p.stop();
+    db->sql("DROP ROLE " + role);
 }
 
 TEST_CASE("a connection the server closed while idle is never used: the query waits for the new one [pg]", "[pg]") {
