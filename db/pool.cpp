@@ -138,8 +138,7 @@ struct pool::impl {
                 // everything (acquire()): meanwhile, retry every 100 ms rather
                 // than back off past the end of a short restart; the backoff
                 // proper starts after that window.
-                if (!is_ready && lost_at != time_point::min() &&
-                    steady_clock::now() < lost_at + cfg.reconnect_wait) {
+                if (!is_ready && steady_clock::now() < reconnect_until()) {
                     backoff = std::min<std::chrono::milliseconds>(backoff, std::chrono::milliseconds(100));
                     failures = 0;
                 }
@@ -149,6 +148,12 @@ struct pool::impl {
             }
             co_await s.wake->async_wait(use_tuple);  // backoff, or until broken/stopping
         }
+    }
+
+    // Until when fills wait for the pool to reconnect (acquire()): reconnect_wait
+    // after it lost its last connection; time_point::min() if it never had one.
+    time_point reconnect_until() const {
+        return lost_at == time_point::min() ? lost_at : lost_at + cfg.reconnect_wait;
     }
 
     void set_reason_if_down(std::string why) {
@@ -186,11 +191,10 @@ struct pool::impl {
                 co_return static_cast<int>(i);
             }
             if (!is_ready) {
-                const auto reconnect_until =
-                    lost_at == time_point::min() ? lost_at : std::min(deadline, lost_at + cfg.reconnect_wait);
-                if (steady_clock::now() >= reconnect_until) co_return error::not_ready;
+                const auto until = std::min(deadline, reconnect_until());
+                if (steady_clock::now() >= until) co_return error::not_ready;
                 reconnect_waits.fetch_add(1, std::memory_order_relaxed);
-                co_await ready_waiters.wait(reconnect_until);  // woken by update_ready()
+                co_await ready_waiters.wait(until);  // woken by update_ready()
                 continue;
             }
             auto& queue = priority == query_priority::foreground ? waiters : background_waiters;
