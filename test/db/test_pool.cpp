@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <optional>
 #include <initializer_list>
 #include <string>
 #include <utility>
@@ -62,6 +63,19 @@ bool exited_pid(const std::string& pid) {
     while (std::getline(status, line))
         if (line.rfind("State:", 0) == 0) return line.find('Z') != std::string::npos;
     return true;
+}
+
+// Takes the advisory lock `key` in a transaction of `holder` (opened on
+// `db` if empty): statements that take it shared then wait on it as
+// `active` backends (wait_event_type Lock) until the holder's COMMIT.
+void hold_advisory_lock(pg_test_db& db, std::optional<db::pg_session>& holder, int key) {
+    if (!holder) {
+        auto opened = db::pg_session::open(db.url());
+        REQUIRE(opened.has_value());
+        holder.emplace(std::move(*opened));
+    }
+    REQUIRE(holder->execute("BEGIN").has_value());
+    REQUIRE(holder->execute("SELECT pg_advisory_xact_lock(" + std::to_string(key) + ")").has_value());
 }
 
 // pg_terminate_backend(pid), then waits (10 s at most) until the backend has
@@ -263,10 +277,8 @@ TEST_CASE("a statement whose backend is terminated under it runs again on a new 
 
     // Another session holds the lock: the pool's statement waits on it,
     // an `active` backend, until that backend is terminated.
-    auto holder = db::pg_session::open(db->url());
-    REQUIRE(holder.has_value());
-    REQUIRE(holder->execute("BEGIN").has_value());
-    REQUIRE(holder->execute("SELECT pg_advisory_xact_lock(424242)").has_value());
+    std::optional<db::pg_session> holder;
+    hold_advisory_lock(*db, holder, 424242);
     auto blocked = std::async(std::launch::async,
                               [&] { return run_sync(p.query_json("locked", "u1", steady_clock::now() + 30s)); });
     auto waiting_pid = [&db] {
@@ -301,8 +313,7 @@ TEST_CASE("a statement whose backend is terminated under it runs again on a new 
 
     // Once only: the retried statement's backend terminated too, the caller
     // hears of it at once (not at its 30 s deadline) and falls back.
-    REQUIRE(holder->execute("BEGIN").has_value());
-    REQUIRE(holder->execute("SELECT pg_advisory_xact_lock(424242)").has_value());
+    hold_advisory_lock(*db, holder, 424242);
     auto twice = std::async(std::launch::async,
                             [&] { return run_sync(p.query_json("locked", "u2", steady_clock::now() + 30s)); });
     for (int kill = 0; kill < 2; ++kill) {
@@ -356,10 +367,8 @@ TEST_CASE("a statement runs again on every connection older than it that dies un
     }
     REQUIRE(p.stats().connections == 3);
 
-    auto holder = db::pg_session::open(db->url());
-    REQUIRE(holder.has_value());
-    REQUIRE(holder->execute("BEGIN").has_value());
-    REQUIRE(holder->execute("SELECT pg_advisory_xact_lock(434343)").has_value());
+    std::optional<db::pg_session> holder;
+    hold_advisory_lock(*db, holder, 434343);
     auto blocked = std::async(std::launch::async,
                               [&] { return run_sync(p.query_json("locked", "u1", steady_clock::now() + 30s)); });
     // No new connection from now on; kills the backend running the
