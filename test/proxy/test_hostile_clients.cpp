@@ -7,6 +7,7 @@
 
 #include "proxy/server.hpp"
 #include "support/test_client.hpp"
+#include "support/started_proxy.hpp"
 #include "support/test_config.hpp"
 #include "support/test_upstream.hpp"
 
@@ -32,6 +33,7 @@ using namespace sidecache;
 using namespace std::chrono_literals;
 using test::get_request;
 using test::scripted_response;
+using test::start_proxy;
 using test::test_client;
 using test::test_upstream;
 
@@ -44,15 +46,6 @@ scripted_response echo(const test::recorded_request& r) {
     res.headers = {{"Content-Type", "text/plain"}};
     res.body = "answer for " + r.target;
     return res;
-}
-
-std::unique_ptr<proxy::server> start_proxy(std::uint16_t upstream_port,
-                                           const std::function<void(conf::config&)>& tweak = {}) {
-    auto cfg = test::test_config(upstream_port);
-    if (tweak) tweak(cfg);
-    auto srv = std::make_unique<proxy::server>(cfg);
-    srv->start();
-    return srv;
 }
 
 // A normal client's request, answered while a hostile one is at work.

@@ -4,6 +4,7 @@
 #include "proxy/interceptor.hpp"
 #include "proxy/server.hpp"
 #include "support/test_client.hpp"
+#include "support/started_proxy.hpp"
 #include "support/test_config.hpp"
 #include "support/test_upstream.hpp"
 
@@ -21,6 +22,7 @@ using namespace sidecache;
 using namespace std::chrono_literals;
 using test::get_request;
 using test::scripted_response;
+using test::start_proxy;
 using test::test_client;
 using test::test_upstream;
 
@@ -33,14 +35,6 @@ scripted_response echo(const test::recorded_request& r) {
     res.headers = {{"Content-Type", "text/plain"}};
     res.body = "answer for " + r.target;
     return res;
-}
-
-std::unique_ptr<proxy::server> start_proxy(std::uint16_t upstream_port, std::chrono::milliseconds idle) {
-    auto cfg = test::test_config(upstream_port);
-    cfg.server.idle_timeout = idle;
-    auto srv = std::make_unique<proxy::server>(cfg);
-    srv->start();
-    return srv;
 }
 
 // Answers GET /hit/<n> with "hit <n>", from bytes that only the answer's
@@ -68,7 +62,7 @@ public:
 TEST_CASE("a keep-alive connection idle past server.idle_timeout is closed, a busy one is not",
           "[integration]") {
     test_upstream up(echo);
-    auto srv = start_proxy(up.port(), 300ms);
+    auto srv = start_proxy(up.port(), [](conf::config& c) { c.server.idle_timeout = 300ms; });
 
     SECTION("idle: closed after about idle_timeout") {
         test_client client(srv->port());
@@ -105,7 +99,7 @@ TEST_CASE("a keep-alive connection idle past server.idle_timeout is closed, a bu
 
 TEST_CASE("pipelined requests in one write: every answer, in order, on one connection", "[integration]") {
     test_upstream up(echo);
-    auto srv = start_proxy(up.port(), 10s);
+    auto srv = start_proxy(up.port(), [](conf::config& c) { c.server.idle_timeout = 10s; });
     const int count = GENERATE(2, 16, 40);  // below, at and above server.max_pipelined (16)
     test_client client(srv->port());
     std::string burst;

@@ -5,6 +5,7 @@
 #include "proxy/interceptor.hpp"
 #include "proxy/server.hpp"
 #include "support/test_client.hpp"
+#include "support/started_proxy.hpp"
 #include "support/test_config.hpp"
 #include "support/test_upstream.hpp"
 #include "upstream/pool.hpp"
@@ -22,6 +23,7 @@ using namespace sidecache;
 using namespace std::chrono_literals;
 using test::get_request;
 using test::scripted_response;
+using test::start_proxy;
 using test::test_client;
 using test::test_upstream;
 
@@ -32,16 +34,6 @@ std::string random_bytes(std::size_t n, unsigned seed) {
     std::string out(n, '\0');
     for (auto& c : out) c = static_cast<char>(gen());
     return out;
-}
-
-// A proxy in front of `up`, started, with `tweak` applied to the config.
-std::unique_ptr<proxy::server> start_proxy(std::uint16_t upstream_port,
-                                           const std::function<void(conf::config&)>& tweak = {}) {
-    auto cfg = test::test_config(upstream_port);
-    if (tweak) tweak(cfg);
-    auto srv = std::make_unique<proxy::server>(cfg);
-    srv->start();
-    return srv;
 }
 
 scripted_response ok(std::string body) {
