@@ -74,6 +74,8 @@ struct pool::impl {
     bool stopping = false;                          // db thread only
     time_point lost_at = time_point::min();         // the pool's last connection lost; db thread only
     bool refresh_requested = false;                 // db thread only
+    bool lead_requested = false;                    // db thread only: try to lead now (see recheck_leader)
+    bool refresher_idle = false;                    // db thread only: it waits on refresh_timer
     pg_connection* refreshing = nullptr;            // the refresh's connection, while it runs
     std::unique_ptr<pg_connection> leader_conn;     // tries, then holds, the refresher's lock
     const std::string refresher_id = refresher_name();  // host:pid, in sidecache.refresh_log
@@ -126,6 +128,7 @@ struct pool::impl {
                         s.busy = false;
                         failures = 0;
                         update_ready();
+                        recheck_leader();
                         release(static_cast<int>(i), false);
                         continue;
                     }
@@ -148,6 +151,19 @@ struct pool::impl {
             }
             co_await s.wake->async_wait(use_tuple);  // backoff, or until broken/stopping
         }
+    }
+
+    // A connection made again means the server closed one (a restart, a
+    // failover, an operator). If it closed the refresher's connection too,
+    // that session's lock is gone: leadership is tried again now, not at the
+    // next check (up to refresh_interval away; until then no replica would
+    // lead, and /stats would say this one does). Only while the refresher
+    // waits: otherwise it is using that connection, and finds out itself.
+    void recheck_leader() {
+        if (!refresher_idle || !leader_conn || !leader_conn->peer_closed()) return;
+        lose_leadership();
+        lead_requested = true;
+        refresh_timer->cancel();
     }
 
     // Until when fills wait for the pool to reconnect (acquire()): reconnect_wait
@@ -304,17 +320,24 @@ struct pool::impl {
         const bool scheduled = cfg.refresh_interval.count() > 0;
         bool due = scheduled;  // a scheduled refresher checks at start too
         while (!stopping) {
-            if (!due && !refresh_requested) {
+            if (!due && !refresh_requested && !lead_requested) {
                 if (scheduled) {
                     auto at = next_refresh_at(std::chrono::system_clock::now(), cfg.refresh_interval);
                     refresh_timer->expires_after(at - std::chrono::system_clock::now());
                 } else {
                     refresh_timer->expires_at(net::steady_timer::time_point::max());
                 }
-                auto waited = co_await refresh_timer->async_wait(use_tuple);  // or request_refresh()
+                refresher_idle = true;
+                auto waited = co_await refresh_timer->async_wait(use_tuple);  // or a request
+                refresher_idle = false;
                 if (stopping) break;
                 // Expired: the schedule's turn; cancelled: a request.
                 due = scheduled && !std::get<0>(waited);
+            }
+            if (lead_requested) {
+                lead_requested = false;
+                // Only a scheduled refresher leads (refresh_interval 0 never decides).
+                if (scheduled) co_await hold_leadership();
             }
             if (refresh_requested) {
                 refresh_requested = false;

@@ -24,6 +24,13 @@ public:
     std::string sql(const std::string& text);
     int migrate(bool down);  // db::run_migrate with this database
     int refresh();           // db::run_refresh with this database
+    // pg_terminate_backend(pid), then waits (10 s at most) until the backend
+    // has exited: its end of the connection closed (gone from
+    // pg_stat_activity is not yet that far). False if it did not.
+    bool terminate(const std::string& pid);
+    // The same for every other backend connected to this database (a
+    // restart, as the clients see it); false if one did not exit.
+    bool terminate_others();
 
 private:
     pg_test_db() = default;

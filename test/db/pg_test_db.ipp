@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -94,6 +95,36 @@ std::string pg_test_db::sql(const std::string& text) {
     REQUIRE(r.has_value());
     if (r->empty() || r->front().empty() || !r->front().front()) return "";
     return *r->front().front();
+}
+
+namespace {
+// The process has exited (gone, or a zombie): its sockets are closed.
+bool exited_pid(const std::string& pid) {
+    std::ifstream status("/proc/" + pid + "/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("State:", 0) == 0) return line.find('Z') != std::string::npos;
+    return true;
+}
+}  // namespace
+
+bool pg_test_db::terminate(const std::string& pid) {
+    if (sql("SELECT pg_terminate_backend(" + pid + ")") != "t") return false;
+    const auto by = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (sql("SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) != "0" || !exited_pid(pid)) {
+        if (std::chrono::steady_clock::now() >= by) return false;
+    }
+    return true;
+}
+
+bool pg_test_db::terminate_others() {
+    const auto pids = sql("SELECT string_agg(pid::text, ' ') FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND backend_type = 'client backend' "
+                          "AND pid <> pg_backend_pid()");
+    std::istringstream each(pids);
+    bool all = true;
+    for (std::string pid; each >> pid;) all = terminate(pid) && all;
+    return all;
 }
 
 int pg_test_db::migrate(bool down) {

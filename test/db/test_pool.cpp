@@ -55,16 +55,6 @@ conf::database_config one_connection(const pg_test_db& db, const query_files& qu
     return cfg;
 }
 
-// The process has exited (gone, or a zombie): its sockets are closed. Gone
-// from pg_stat_activity is not yet that far.
-bool exited_pid(const std::string& pid) {
-    std::ifstream status("/proc/" + pid + "/status");
-    std::string line;
-    while (std::getline(status, line))
-        if (line.rfind("State:", 0) == 0) return line.find('Z') != std::string::npos;
-    return true;
-}
-
 // Takes the advisory lock `key` in a transaction of `holder` (opened on
 // `db` if empty): statements that take it shared then wait on it as
 // `active` backends (wait_event_type Lock) until the holder's COMMIT.
@@ -76,18 +66,6 @@ void hold_advisory_lock(pg_test_db& db, std::optional<db::pg_session>& holder, i
     }
     REQUIRE(holder->execute("BEGIN").has_value());
     REQUIRE(holder->execute("SELECT pg_advisory_xact_lock(" + std::to_string(key) + ")").has_value());
-}
-
-// pg_terminate_backend(pid), then waits (10 s at most) until the backend has
-// exited: its end of the connection closed. False if it did not.
-bool terminated(pg_test_db& db, const std::string& pid) {
-    if (db.sql("SELECT pg_terminate_backend(" + pid + ")") != "t") return false;
-    const auto by = steady_clock::now() + 10s;
-    while (db.sql("SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) != "0" ||
-           !exited_pid(pid)) {
-        if (steady_clock::now() >= by) return false;
-    }
-    return true;
 }
 
 }  // namespace
@@ -385,7 +363,7 @@ TEST_CASE("a statement runs again on every connection older than it that dies un
             victim.clear();
         }
         REQUIRE_FALSE(victim.empty());
-        REQUIRE(terminated(*db, victim));
+        REQUIRE(db->terminate(victim));
         killed.push_back(victim);
     }
     // Then it waits for a new connection (the pool has none), runs there
@@ -426,7 +404,7 @@ TEST_CASE("a connection the server closed while idle is never used: the query wa
     };
     db::pool p(cfg);
     const auto pid = backend_of(p);
-    REQUIRE(terminated(*db, pid));
+    REQUIRE(db->terminate(pid));
 
     const auto next = run_sync(p.query_json("pid", "u1", steady_clock::now() + 10s));
     REQUIRE(next.has_value());
@@ -441,7 +419,7 @@ TEST_CASE("a connection the server closed while idle is never used: the query wa
     // falls back), still without sending it on the dead connection.
     cfg.reconnect_wait = 0ms;
     db::pool at_once(cfg);
-    REQUIRE(terminated(*db, backend_of(at_once)));
+    REQUIRE(db->terminate(backend_of(at_once)));
     const auto t0 = steady_clock::now();
     const auto refused = run_sync(at_once.query_json("pid", "u3", t0 + 10s));
     REQUIRE_FALSE(refused.has_value());

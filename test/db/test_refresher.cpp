@@ -187,3 +187,38 @@ TEST_CASE("refresher: without migration 008 the leader counts a failure and keep
     CHECK(p->ready());
     p->stop();
 }
+
+// A restart as the pools see it: every backend of the database terminated.
+// The leader's lock went with its session. It is taken again as soon as the
+// pools reconnect (for their next fills), not at the next check an hour
+// away, and exactly one pool says it leads (the old leader no longer does).
+TEST_CASE("refresher: after its backends are terminated, a pool leads again once it reconnects, not at the next "
+          "check [pg]",
+          "[pg]") {
+    auto db = pg_test_db::create(true);
+    if (!db) return;
+    auto cfg = refresher_config(*db);
+    cfg.refresh_interval = std::chrono::hours(1);
+    auto a = started(cfg);
+    auto b = started(cfg);
+    auto& leader = leader_of({a.get(), b.get()});
+    // The first refresh (on a connection of its own) over: nothing in flight.
+    wait_until([&] { return leader.refresher().refreshes == 1; }, "the first refresh");
+    auto locks_held = [&] {
+        return db->sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1399742796 "
+                       "AND objid = 4 AND granted");
+    };
+    REQUIRE(locks_held() == "1");
+
+    REQUIRE(db->terminate_others());
+    CHECK(locks_held() == "0");
+    // Each pool finds its connections closed at its next fill, and reconnects.
+    for (auto* p : {a.get(), b.get()})
+        (void)run_sync(p->query_json("overview", "00000000-0000-4000-8000-000000000000",
+                                     steady_clock::now() + std::chrono::seconds(10)));
+    wait_until([&] { return locks_held() == "1"; }, "the leader's lock taken again", std::chrono::seconds(5));
+    leader_of({a.get(), b.get()});
+    CHECK(a->refresher().failures + b->refresher().failures == 0);
+    a->stop();
+    b->stop();
+}
