@@ -205,7 +205,9 @@ TEST_CASE("refresher: after its backends are terminated, a pool leads again once
     // The first refresh (on a connection of its own) over: nothing in flight.
     wait_until([&] { return leader.refresher().refreshes == 1; }, "the first refresh");
     auto locks_held = [&] {
-        return db->sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1399742796 "
+        // Advisory locks are per database; other tests may run beside this one.
+        return db->sql("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+                       "WHERE d.datname = current_database() AND locktype = 'advisory' AND classid = 1399742796 "
                        "AND objid = 4 AND granted");
     };
     REQUIRE(locks_held() == "1");
