@@ -153,14 +153,16 @@ struct pool::impl {
         }
     }
 
-    // A connection made again means the server closed one (a restart, a
-    // failover, an operator). If it closed the refresher's connection too,
-    // that session's lock is gone: leadership is tried again now, not at the
-    // next check (up to refresh_interval away; until then no replica would
-    // lead, and /stats would say this one does). Only while the refresher
-    // waits: otherwise it is using that connection, and finds out itself.
+    // A pool connection made means PostgreSQL answers again (after a
+    // restart, a failover, an operator's kill, or an outage at start). If
+    // the refresher has no working connection of its own (the server closed
+    // it, taking the session's lock; or its last try failed), it takes its
+    // turn now, not at the next check up to refresh_interval away: until
+    // then no replica would lead, and /stats would say the old leader does.
+    // Only while the refresher waits: otherwise it is using that connection.
     void recheck_leader() {
-        if (!refresher_idle || !leader_conn || !leader_conn->peer_closed()) return;
+        if (!refresher_idle || cfg.refresh_interval.count() == 0) return;
+        if (leader_conn && !leader_conn->peer_closed()) return;
         lose_leadership();
         lead_requested = true;
         refresh_timer->cancel();
@@ -320,6 +322,9 @@ struct pool::impl {
         const bool scheduled = cfg.refresh_interval.count() > 0;
         bool due = scheduled;  // a scheduled refresher checks at start too
         while (!stopping) {
+            // Closed while a refresh ran (a restart then): its lock is gone;
+            // the turn comes when the pool reconnects (recheck_leader).
+            if (leader_conn && leader_conn->peer_closed()) lose_leadership();
             if (!due && !refresh_requested && !lead_requested) {
                 if (scheduled) {
                     auto at = next_refresh_at(std::chrono::system_clock::now(), cfg.refresh_interval);
@@ -334,10 +339,9 @@ struct pool::impl {
                 // Expired: the schedule's turn; cancelled: a request.
                 due = scheduled && !std::get<0>(waited);
             }
-            if (lead_requested) {
+            if (lead_requested) {  // the schedule's turn, early (recheck_leader)
                 lead_requested = false;
-                // Only a scheduled refresher leads (refresh_interval 0 never decides).
-                if (scheduled) co_await hold_leadership();
+                due = scheduled;
             }
             if (refresh_requested) {
                 refresh_requested = false;

@@ -224,3 +224,33 @@ TEST_CASE("refresher: after its backends are terminated, a pool leads again once
     a->stop();
     b->stop();
 }
+
+// PostgreSQL refusing the pool at its start (here: its role may not log in),
+// then accepting it: the refresher's start check failed, and it takes its
+// turn (leads, and refreshes the never-refreshed views) once the pool
+// connects, not at the next check an hour away.
+TEST_CASE("refresher: a pool that PostgreSQL refused at start leads and refreshes once it connects [pg]", "[pg]") {
+    auto db = pg_test_db::create(true);
+    if (!db) return;
+    const auto role = "sc_refresher_" + std::to_string(::getpid());
+    db->sql("DROP ROLE IF EXISTS " + role);
+    db->sql("CREATE ROLE " + role + " SUPERUSER NOLOGIN");
+    auto cfg = refresher_config(*db);
+    const auto at = cfg.url.find("postgres@");
+    REQUIRE(at != std::string::npos);
+    cfg.url.replace(at, 8, role);
+    cfg.refresh_interval = std::chrono::hours(1);
+    cfg.reconnect_backoff_max = std::chrono::milliseconds(200);
+    db::pool p(cfg);
+    p.start();
+    wait_until([&] { return p.refresher().failures >= 1; }, "the start check to fail");
+    CHECK_FALSE(p.ready());
+
+    db->sql("ALTER ROLE " + role + " LOGIN");
+    wait_until([&] { return p.refresher().leader; }, "the pool to lead", std::chrono::seconds(5));
+    wait_until([&] { return p.refresher().refreshes == 1; }, "the first refresh", std::chrono::seconds(10));
+    CHECK(p.refresher().last_reason == "first");
+    CHECK(db->sql("SELECT count(*) FROM sidecache.refresh_log") == "1");
+    p.stop();
+    db->sql("DROP ROLE " + role);
+}
