@@ -322,8 +322,9 @@ struct pool::impl {
         const bool scheduled = cfg.refresh_interval.count() > 0;
         bool due = scheduled;  // a scheduled refresher checks at start too
         while (!stopping) {
-            // Closed while a refresh ran (a restart then): its lock is gone;
-            // the turn comes when the pool reconnects (recheck_leader).
+            // Closed while a refresh ran (a restart then): its lock is gone,
+            // so it no longer says it leads. Its turn comes at the pool's next
+            // connection made (recheck_leader), or else at the next check.
             if (leader_conn && leader_conn->peer_closed()) lose_leadership();
             if (!due && !refresh_requested && !lead_requested) {
                 if (scheduled) {
